@@ -1,0 +1,265 @@
+"""emg2qwerty session files (HDF5): reading, ground truth and writing.
+
+A session file holds group ``emg2qwerty`` with dataset ``timeseries``, a compound array of
+``time`` (float64 unix seconds), ``emg_left`` and ``emg_right`` (float32, 16 channels each), in any
+field order, and the group attributes ``session_name``, ``user``, ``condition``,
+``duration_mins``, ``keystrokes`` (JSON) and ``prompts`` (JSON). See ../shared/DATA.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from emgtf import NUM_CHANNELS
+from emgtf.charset import charset
+from emgtf.errors import SessionFileError
+
+GROUP = "emg2qwerty"
+TIMESERIES = "timeseries"
+FIELDS = ("time", "emg_left", "emg_right")
+# The order Meta's released files store the compound fields in.
+REAL_FIELD_ORDER = ("emg_right", "time", "emg_left")
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """The keys pressed in a time window: ``text``, int32 ``labels`` and float64 press ``timestamps``
+    (one per character)."""
+
+    text: str
+    labels: np.ndarray
+    timestamps: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+
+def _attr_str(value) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return _attr_str(value.item())
+    return str(value)
+
+
+def _parse_keystrokes(path, raw) -> list[dict]:
+    try:
+        keystrokes = json.loads(_attr_str(raw))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SessionFileError(path, f"attribute 'keystrokes' is not valid JSON ({e})") from None
+    if not isinstance(keystrokes, list):
+        raise SessionFileError(path, "attribute 'keystrokes' must be a JSON list")
+    for i, k in enumerate(keystrokes):
+        ok = (
+            isinstance(k, dict)
+            and isinstance(k.get("key"), str)
+            and all(isinstance(k.get(f), (int, float)) and not isinstance(k.get(f), bool)
+                    for f in ("start", "end"))
+        )
+        if not ok:
+            raise SessionFileError(
+                path,
+                f"keystroke {i} in attribute 'keystrokes' must be an object with a string 'key' "
+                f"and numeric 'start' and 'end', got {json.dumps(k)[:80]}",
+            )
+    return keystrokes
+
+
+def _parse_prompts(path, raw) -> list[dict]:
+    try:
+        prompts = json.loads(_attr_str(raw))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SessionFileError(path, f"attribute 'prompts' is not valid JSON ({e})") from None
+    if not isinstance(prompts, list) or not all(isinstance(p, dict) for p in prompts):
+        raise SessionFileError(path, "attribute 'prompts' must be a JSON list of objects")
+    return prompts
+
+
+class EMGSession:
+    """One emg2qwerty session file, opened read-only.
+
+    Use as a context manager (``with EMGSession(path) as s: ...``) or call :meth:`close`. Samples
+    are read from disk on demand (:meth:`slice`, :meth:`read`); only the timestamps are kept in
+    memory once asked for.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise SessionFileError(self.path, "no such file")
+        if self.path.is_dir():
+            raise SessionFileError(self.path, "is a directory, not a session file")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as e:
+            reason = "truncated or not an HDF5 file"
+            if not h5py.is_hdf5(self.path):
+                reason = "not an HDF5 file (or truncated)"
+            raise SessionFileError(self.path, f"{reason} ({str(e).splitlines()[0]})") from None
+        try:
+            self._open()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _open(self) -> None:
+        if GROUP not in self._file:
+            raise SessionFileError(self.path, f"no '{GROUP}' group")
+        group = self._file[GROUP]
+        if TIMESERIES not in group or not isinstance(group[TIMESERIES], h5py.Dataset):
+            raise SessionFileError(self.path, f"no '{GROUP}/{TIMESERIES}' dataset")
+        ds = group[TIMESERIES]
+        names = ds.dtype.names or ()
+        for field in FIELDS:
+            if field not in names:
+                raise SessionFileError(
+                    self.path, f"'{GROUP}/{TIMESERIES}' has no '{field}' field (fields: {list(names)})"
+                )
+        for field in ("emg_left", "emg_right"):
+            shape = ds.dtype.fields[field][0].shape
+            if shape != (NUM_CHANNELS,):
+                raise SessionFileError(
+                    self.path, f"field '{field}' has shape {shape}, expected ({NUM_CHANNELS},)"
+                )
+        if ds.ndim != 1:
+            raise SessionFileError(self.path, f"'{GROUP}/{TIMESERIES}' must be 1-D, has shape {ds.shape}")
+        self._ds = ds
+        attrs = group.attrs
+        for key in ("keystrokes", "prompts"):
+            if key not in attrs:
+                raise SessionFileError(self.path, f"group '{GROUP}' has no '{key}' attribute")
+        self.keystrokes: list[dict] = _parse_keystrokes(self.path, attrs["keystrokes"])
+        self.prompts: list[dict] = _parse_prompts(self.path, attrs["prompts"])
+        self.session_name: str = _attr_str(attrs.get("session_name", self.path.stem))
+        self.user: str = _attr_str(attrs.get("user", ""))
+        self.condition: str = _attr_str(attrs.get("condition", ""))
+        duration = attrs.get("duration_mins")
+        self.duration_mins: float = float(duration) if duration is not None else math.nan
+        self._timestamps: np.ndarray | None = None
+
+    # --- context manager -------------------------------------------------------------------
+    def __enter__(self) -> "EMGSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.close()
+
+    def __repr__(self) -> str:
+        return f"EMGSession({str(self.path)!r}, session_name={self.session_name!r}, samples={len(self)})"
+
+    # --- samples ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._ds.shape[0])
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """float64 unix seconds of every sample; checked to be monotonic on first access."""
+        if self._timestamps is None:
+            t = self._ds.fields("time")[:]
+            if t.size > 1:
+                bad = np.flatnonzero(np.diff(t) < 0)
+                if bad.size:
+                    raise SessionFileError(
+                        self.path, f"timestamps are not monotonic (sample {int(bad[0]) + 1} goes back in time)"
+                    )
+            self._timestamps = t
+        return self._timestamps
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """EMG samples ``[start, stop)`` by index as float32 of shape (n, 2, 16), left band first."""
+        rows = self._ds[start:stop]
+        return np.stack([rows["emg_left"], rows["emg_right"]], axis=1).astype(np.float32, copy=False)
+
+    def index_range(self, start_t: float = -math.inf, end_t: float = math.inf) -> tuple[int, int]:
+        """Sample indices ``[i0, i1)`` of the samples with ``start_t <= time <= end_t``."""
+        t = self.timestamps
+        return int(np.searchsorted(t, start_t, "left")), int(np.searchsorted(t, end_t, "right"))
+
+    def slice(self, start_t: float = -math.inf, end_t: float = math.inf) -> np.ndarray:
+        """The raw compound samples with ``start_t <= time <= end_t`` (a structured array with the
+        file's fields), read from disk."""
+        i0, i1 = self.index_range(start_t, end_t)
+        return self._ds[i0:i1]
+
+    # --- labels ----------------------------------------------------------------------------
+    def ground_truth(self, start_t: float = -math.inf, end_t: float = math.inf) -> GroundTruth:
+        """The keys pressed with ``start_t <= press time <= end_t``, mapped through the charset
+        (keys outside it are dropped)."""
+        cs = charset()
+        chars, times = [], []
+        for k in sorted(self.keystrokes, key=lambda k: k["start"]):
+            if start_t <= k["start"] <= end_t:
+                c = cs.key_to_char(k["key"])
+                if c is not None:
+                    chars.append(c)
+                    times.append(k["start"])
+        return GroundTruth(
+            text="".join(chars),
+            labels=cs.labels_of(chars),
+            timestamps=np.asarray(times, dtype=np.float64),
+        )
+
+
+def write_session(
+    path: str | os.PathLike,
+    *,
+    time: np.ndarray,
+    emg_left: np.ndarray,
+    emg_right: np.ndarray,
+    keystrokes: Sequence[dict],
+    prompts: Sequence[dict],
+    session_name: str,
+    user: str,
+    condition: str = "on_keyboard",
+    duration_mins: float | None = None,
+    field_order: Sequence[str] = REAL_FIELD_ORDER,
+    overwrite: bool = False,
+) -> Path:
+    """Writes a session file in the emg2qwerty format.
+
+    ``time`` is float64 (T,), ``emg_left``/``emg_right`` are float32 (T, 16). The same inputs give
+    the same bytes (no HDF5 modification times are stored). An existing file is an error unless
+    ``overwrite``.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise SessionFileError(path, "already exists (pass overwrite=True to replace it)")
+    if sorted(field_order) != sorted(FIELDS):
+        raise ValueError(f"field_order must be a permutation of {FIELDS}, got {tuple(field_order)}")
+    time = np.asarray(time, dtype=np.float64)
+    emg = {"emg_left": np.asarray(emg_left, np.float32), "emg_right": np.asarray(emg_right, np.float32)}
+    for name, x in emg.items():
+        if x.shape != (time.shape[0], NUM_CHANNELS):
+            raise ValueError(f"{name} must have shape ({time.shape[0]}, {NUM_CHANNELS}), got {x.shape}")
+    dtype = np.dtype(
+        [(f, np.float64) if f == "time" else (f, np.float32, (NUM_CHANNELS,)) for f in field_order]
+    )
+    table = np.empty(time.shape[0], dtype=dtype)
+    table["time"] = time
+    table["emg_left"] = emg["emg_left"]
+    table["emg_right"] = emg["emg_right"]
+    if duration_mins is None:
+        duration_mins = float(time[-1] - time[0]) / 60.0 if time.size else 0.0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w", track_order=False) as f:
+        group = f.create_group(GROUP)
+        group.create_dataset(TIMESERIES, data=table, track_times=False)
+        group.attrs["session_name"] = session_name
+        group.attrs["user"] = user
+        group.attrs["condition"] = condition
+        group.attrs["duration_mins"] = float(duration_mins)
+        group.attrs["keystrokes"] = json.dumps(list(keystrokes))
+        group.attrs["prompts"] = json.dumps(list(prompts))
+    return path

@@ -1,0 +1,18 @@
+"""Errors emgtf reports to users as one line, without a traceback."""
+
+
+class EmgtfError(Exception):
+    """A user-facing error: bad input, a missing file, an impossible configuration.
+
+    The message is a single line that names the file or key and says what is wrong. CLIs print it
+    and exit with status 2 (see :func:`emgtf.cli.run`).
+    """
+
+
+class SessionFileError(EmgtfError):
+    """A session file that is missing, unreadable or not in the emg2qwerty format."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
