@@ -1,0 +1,393 @@
+"""Word-internal character n-gram language models: scoring typed keys with KenLM, and building one.
+
+The emg2qwerty reference decodes with a character 6-gram KenLM model whose "sentences" are single
+words: ``<s>`` means begin of word, ``</s>`` end of word, and n-grams never cross a word boundary.
+:class:`CharLM` scores *typed key sequences* against such a model:
+
+- a character in the model's vocabulary extends the current word. Letters are looked up as typed
+  and, when the model lacks them (the usual case for capitals), lower-cased: "Hello" scores as the
+  word "hello" (the reference instead treats a capital as outside the vocabulary);
+- any other character (space, enter, punctuation or digits the model lacks) ends the word: it
+  scores ``</s>`` after the word, or the unigram ``<unk>`` where no word is open;
+- shift produces no character, so the model ignores it (no score, no change of state);
+- backspace deletes the previous character: the model's state and score return to what they were
+  before that character, so "thx⌫e" scores exactly like "the".
+
+KenLM gives log10 probabilities; everything here is converted to natural logarithms, the unit of
+the acoustic model's log-probabilities.
+
+:func:`build_word_internal_arpa` estimates such a model (interpolated modified Kneser-Ney, the
+smoothing KenLM's own estimator uses) from word counts, e.g. the English word frequencies that the
+``wordfreq`` package ships, and writes it as ARPA (see ``scripts/build_lm.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from emgtf.charset import BACKSPACE, SHIFT, charset
+from emgtf.errors import EmgtfError
+from emgtf.paths import cache_dir
+
+DEFAULT_LM_NAME = "wordfreq-en-char-6gram"
+LN10 = math.log(10.0)
+
+# Column codes of keys that are not scored as tokens (see CharLM.label_columns).
+DELETE = -1
+TRANSPARENT = -2
+
+
+def default_lm_path(name: str = DEFAULT_LM_NAME) -> Path:
+    """Where ``scripts/build_lm.py`` writes the default LM: ``cache_dir()/lm/<name>.arpa``."""
+    return cache_dir() / "lm" / f"{name}.arpa"
+
+
+def resolve_lm_path(path: str | os.PathLike | None) -> Path | None:
+    """The LM file a config names: None for none, "default" for :func:`default_lm_path`.
+
+    Raises EmgtfError naming the file when it does not exist.
+    """
+    if path is None:
+        return None
+    if str(path) == "default":
+        resolved = default_lm_path()
+        if not resolved.is_file():
+            raise EmgtfError(
+                f"{resolved}: default language model not found; build it with "
+                f"`python scripts/build_lm.py` (offline, seconds)"
+            )
+        return resolved
+    resolved = Path(path).expanduser()
+    if not resolved.is_file():
+        raise EmgtfError(f"{resolved}: language model file not found")
+    return resolved
+
+
+class CharLM:
+    """A KenLM character model (ARPA or binary) scoring typed keys word-internally.
+
+    States are interned as integer ids and every (state, token) transition is computed once and
+    kept in two tables, so a beam search pays one numpy gather per frame instead of thousands of
+    KenLM calls. ``bos`` is the id of the begin-of-word state.
+    """
+
+    # Tables of visited states are dropped between utterances once they hold this many states
+    # (about 30 bytes per state and token: a few hundred MB at most).
+    MAX_STATES = 400_000
+
+    def __init__(self, path: str | os.PathLike):
+        import kenlm  # optional dependency: only LM decoding needs it
+
+        path = Path(path)
+        if not path.is_file():
+            raise EmgtfError(f"{path}: language model file not found")
+        config = kenlm.Config()
+        config.show_progress = False
+        config.arpa_complain = kenlm.ARPALoadComplain.NONE
+        try:
+            self._model = kenlm.Model(str(path), config)
+        except (OSError, RuntimeError) as e:
+            first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise EmgtfError(f"{path}: not a KenLM ARPA or binary model ({first_line})") from e
+        self._kenlm = kenlm
+        self.path = path
+        self.order = int(self._model.order)
+
+        # Column 0 is the word boundary; the others are the model's tokens that some key types.
+        cs = charset()
+        tokens: list[str | None] = [None]
+        columns = np.zeros(cs.num_keys, dtype=np.int64)
+        for label, char in enumerate(cs.chars):
+            if char == BACKSPACE:
+                columns[label] = DELETE
+                continue
+            if char == SHIFT:
+                columns[label] = TRANSPARENT
+                continue
+            token = self._token_of(char)
+            if token is None:
+                columns[label] = 0
+                continue
+            if token not in tokens:
+                tokens.append(token)
+            columns[label] = tokens.index(token)
+        self.tokens = tuple(tokens)
+        self.label_columns = columns  # (98,) column of each key label, or DELETE / TRANSPARENT
+        self.vocabulary = frozenset(t for t in tokens if t is not None)
+        self.unk_score = self._model.score("<unk>", bos=False, eos=False) * LN10
+        self.reset()
+
+    def _token_of(self, char: str) -> str | None:
+        if char in self._model:
+            return char
+        lower = char.lower()
+        if lower != char and lower in self._model:
+            return lower
+        return None
+
+    def reset(self) -> None:
+        """Forgets the cached states and transitions (they are only a cache)."""
+        begin = self._kenlm.State()
+        self._model.BeginSentenceWrite(begin)
+        self._states: list = []
+        self._state_ids: dict = {}
+        capacity = 1024
+        self._scores = np.full((capacity, len(self.tokens)), np.nan)
+        self._next = np.zeros((capacity, len(self.tokens)), dtype=np.int64)
+        self.bos = self._intern(begin)
+
+    def maybe_reset(self) -> None:
+        """Resets the caches when they grew past MAX_STATES (call between utterances)."""
+        if len(self._states) > self.MAX_STATES:
+            self.reset()
+
+    def _intern(self, state) -> int:
+        sid = self._state_ids.get(state)
+        if sid is None:
+            sid = len(self._states)
+            self._states.append(state)
+            self._state_ids[state] = sid
+            if sid >= len(self._scores):
+                grow = len(self._scores)
+                self._scores = np.concatenate([self._scores, np.full_like(self._scores, np.nan)])
+                self._next = np.concatenate([self._next, np.zeros_like(self._next)])
+                assert len(self._scores) == 2 * grow
+        return sid
+
+    def _fill(self, sid: int, column: int) -> None:
+        token = self.tokens[column]
+        if token is None:
+            if sid == self.bos:  # a boundary with no word open: the unigram <unk>
+                score, nxt = self.unk_score, self.bos
+            else:  # end the open word
+                out = self._kenlm.State()
+                score = self._model.BaseScore(self._states[sid], "</s>", out) * LN10
+                nxt = self.bos
+        else:
+            out = self._kenlm.State()
+            score = self._model.BaseScore(self._states[sid], token, out) * LN10
+            nxt = self._intern(out)
+        self._scores[sid, column] = score
+        self._next[sid, column] = nxt
+
+    def transitions(self, sids: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Natural-log scores and next state ids of every state in ``sids`` x token ``columns``.
+
+        ``columns`` are indices into :attr:`tokens` (not DELETE / TRANSPARENT); both outputs have
+        shape (len(sids), len(columns)).
+        """
+        sids = np.asarray(sids, dtype=np.int64)
+        columns = np.asarray(columns, dtype=np.int64)
+        scores = self._scores[sids[:, None], columns[None, :]]
+        missing = np.isnan(scores)
+        if missing.any():
+            for row, col in zip(*np.nonzero(missing)):
+                sid, column = int(sids[row]), int(columns[col])
+                if np.isnan(self._scores[sid, column]):  # states repeat within a beam
+                    self._fill(sid, column)
+            scores = self._scores[sids[:, None], columns[None, :]]
+        return scores, self._next[sids[:, None], columns[None, :]]
+
+    def end_score(self, sid: int) -> float:
+        """Natural-log probability of ending the text in state ``sid`` (``</s>`` if a word is
+        open, else nothing)."""
+        if sid == self.bos:
+            return 0.0
+        return float(self.transitions(np.array([sid]), np.array([0]))[0][0, 0])
+
+    def score_keys(self, keys: str, *, finish: bool = True) -> float:
+        """Natural-log LM probability of the text a key sequence types (backspaces applied).
+
+        With ``finish`` the open word, if any, is ended with ``</s>``.
+        """
+        cs = charset()
+        stack: list[tuple[int, float]] = []  # (state after the character, its score)
+        for char in keys:
+            column = int(self.label_columns[cs.char_to_label(char)])
+            if column == DELETE:
+                if stack:
+                    stack.pop()
+            elif column != TRANSPARENT:
+                sid = stack[-1][0] if stack else self.bos
+                scores, nxt = self.transitions(np.array([sid]), np.array([column]))
+                stack.append((int(nxt[0, 0]), float(scores[0, 0])))
+        total = sum(score for _, score in stack)
+        if finish:
+            total += self.end_score(stack[-1][0] if stack else self.bos)
+        return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a word-internal model
+
+# Begin and end of word inside the estimator; the ARPA file spells them <s> and </s>.
+_BOS, _EOS = "\x02", "\x03"
+_LETTER_RUNS = re.compile(r"[a-z]+")
+
+
+def letter_runs(word: str) -> list[str]:
+    """The lower-case a-z runs of a word, accents stripped: "Don't" -> don, t; "café" -> cafe.
+
+    A word-internal model over the letters sees "don't" as the words "don" and "t", exactly as the
+    decoder does (the apostrophe ends a word), so the counts are split the same way.
+    """
+    folded = unicodedata.normalize("NFKD", word.lower())
+    return _LETTER_RUNS.findall("".join(c for c in folded if not unicodedata.combining(c)))
+
+
+def wordfreq_counts(num_words: int, lang: str = "en") -> Counter:
+    """Counts of letter runs in the ``num_words`` most frequent words of ``wordfreq``.
+
+    Frequencies become counts relative to the rarest word kept (which counts 1), as if they came
+    from a corpus just large enough to hold every kept word once.
+    """
+    import wordfreq
+
+    try:
+        frequencies = wordfreq.get_frequency_dict(lang, wordlist="best")
+    except (LookupError, ValueError) as e:
+        raise EmgtfError(f"wordfreq has no word list for language {lang!r}") from e
+    # get_frequency_dict is ordered by decreasing frequency.
+    kept = list(frequencies.items())[:num_words]
+    if not kept:
+        raise EmgtfError(f"wordfreq returned no words for language {lang!r}")
+    rarest = min(f for _, f in kept)
+    counts: Counter = Counter()
+    for word, frequency in kept:
+        count = max(1, round(frequency / rarest))
+        for run in letter_runs(word):
+            counts[run] += count
+    return counts
+
+
+def _discounts(counts: Iterable[int]) -> tuple[float, float, float, float]:
+    """Modified Kneser-Ney discounts (D0=0, D1, D2, D3+) from counts of counts (Chen & Goodman)."""
+    n = Counter(c for c in counts if c <= 4)
+    n1, n2, n3, n4 = n[1], n[2], n[3], n[4]
+    if min(n1, n2, n3, n4) == 0:
+        # Too little data for the estimate (tiny word lists): a common fixed choice.
+        return 0.0, 0.5, 1.0, 1.5
+    y = n1 / (n1 + 2 * n2)
+    d = [1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3]
+    # Each discount must stay below the count it discounts and above zero.
+    d = [min(max(x, 0.05), k + 1 - 0.05) for k, x in enumerate(d)]
+    return 0.0, d[0], d[1], d[2]
+
+
+def estimate_word_internal(word_counts: Mapping[str, int], order: int) -> list[dict]:
+    """Interpolated modified Kneser-Ney estimate of a word-internal character model.
+
+    Returns, per order n = 1..order, a dict mapping each n-gram (a string whose characters are the
+    tokens, begin/end of word as ``_BOS``/``_EOS``) to ``(log10 probability, log10 backoff)``, the
+    backoff being None where the n-gram is never a context. Unigrams include ``<unk>`` (key
+    ``"<unk>"``) and the begin-of-word token.
+
+    As in KenLM's estimator: the highest order and the n-grams starting at the begin of a word use
+    raw counts, the other lower orders continuation counts (the number of distinct tokens seen
+    before them); interpolation weights become ARPA backoff weights, so the interpolated
+    probabilities are exactly what a backoff query returns.
+    """
+    if order < 1:
+        raise EmgtfError(f"order: must be at least 1, got {order}")
+    counts: list[dict] = [{} for _ in range(order + 1)]  # counts[n]: n-gram -> (adjusted) count
+    for word, count in word_counts.items():
+        if not word or count <= 0:
+            continue
+        if _BOS in word or _EOS in word:
+            raise EmgtfError(f"word {word!r} contains a control character")
+        text = _BOS + word + _EOS
+        for end in range(1, len(text)):  # every token after <s>, with its longest history
+            gram = text[max(0, end - order + 1) : end + 1]
+            table = counts[len(gram)]
+            table[gram] = table.get(gram, 0) + count
+    if not counts[1] and not counts[order]:
+        raise EmgtfError("no words to estimate a language model from")
+
+    # Continuation counts: how many distinct tokens precede an n-gram (never <s>-initial ones,
+    # since nothing precedes <s>: those keep their raw counts).
+    for n in range(order, 1, -1):
+        lower = counts[n - 1]
+        for gram in counts[n]:
+            suffix = gram[1:]
+            lower[suffix] = lower.get(suffix, 0) + 1
+
+    vocabulary = [g for g in counts[1]] + ["<unk>"]
+    model: list[dict] = [{}]
+    lower_probs: dict = {}
+    for n in range(1, order + 1):
+        d = _discounts(counts[n].values())
+        totals: dict = {}
+        discounted: dict = {}
+        for gram, count in counts[n].items():
+            context = gram[:-1]
+            totals[context] = totals.get(context, 0) + count
+            discounted[context] = discounted.get(context, 0.0) + d[min(count, 3)]
+        gammas = {context: discounted[context] / totals[context] for context in totals}
+        probs: dict = {}
+        if n == 1:
+            uniform = gammas[""] / len(vocabulary)
+            for gram, count in counts[1].items():
+                probs[gram] = (count - d[min(count, 3)]) / totals[""] + uniform
+            probs["<unk>"] = uniform
+        else:
+            for gram, count in counts[n].items():
+                context = gram[:-1]
+                probs[gram] = (count - d[min(count, 3)]) / totals[context] + gammas[
+                    context
+                ] * lower_probs[gram[1:]]
+        # The interpolation weight of a context is its backoff weight, stored on the context.
+        previous = model[n - 1]
+        for context, gamma in gammas.items():
+            if n > 1:
+                if context not in previous:  # only <s>: never predicted, but a context
+                    previous[context] = (-99.0, None)
+                prob, _ = previous[context]
+                previous[context] = (prob, math.log10(gamma) if gamma > 0 else -99.0)
+        model.append({gram: (math.log10(p), None) for gram, p in probs.items()})
+        lower_probs = probs
+    model[1].setdefault(_BOS, (-99.0, None))
+    return model[1:]
+
+
+def _arpa_tokens(gram: str) -> str:
+    if gram == "<unk>":
+        return gram
+    return " ".join(gram).replace(_BOS, "<s>").replace(_EOS, "</s>")
+
+
+def write_arpa(model: list[dict], path: str | os.PathLike) -> None:
+    """Writes the output of :func:`estimate_word_internal` as an ARPA file."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\\data\\\n")
+        for n, grams in enumerate(model, start=1):
+            f.write(f"ngram {n}={len(grams)}\n")
+        for n, grams in enumerate(model, start=1):
+            f.write(f"\n\\{n}-grams:\n")
+            lines = []
+            for gram, (prob, backoff) in grams.items():
+                if backoff is None:
+                    lines.append(f"{prob:.6f}\t{_arpa_tokens(gram)}\n")
+                else:
+                    lines.append(f"{prob:.6f}\t{_arpa_tokens(gram)}\t{backoff:.6f}\n")
+            f.writelines(lines)
+        f.write("\n\\end\\\n")
+
+
+def build_word_internal_arpa(
+    word_counts: Mapping[str, int], path: str | os.PathLike, order: int = 6
+) -> dict:
+    """Estimates a word-internal character model from word counts and writes it as ARPA.
+
+    Returns the number of n-grams per order, e.g. ``{1: 29, 2: 700, ...}``.
+    """
+    model = estimate_word_internal(word_counts, order)
+    write_arpa(model, path)
+    return {n: len(grams) for n, grams in enumerate(model, start=1)}

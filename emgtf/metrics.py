@@ -1,0 +1,103 @@
+"""Character error rates of decoded key sequences, as the emg2qwerty benchmark reports them.
+
+Each prediction is aligned to its target with a minimal Levenshtein alignment (rapidfuzz), and the
+edit operations are summed over a whole split before dividing, so long sessions weigh more than
+short ones:
+
+    CER = (insertions + deletions + substitutions) / target characters x 100
+    IER, DER, SER = insertions, deletions, substitutions / target characters x 100
+
+Convention (the speech-recognition one): an *insertion* is a character of the prediction that the
+target does not have, a *deletion* a character of the target the prediction misses, a
+*substitution* a target character predicted as another one. Backspaces, shifts and the other
+special keys are characters like any other: both sides are key sequences, not edited text.
+
+With no target characters at all (every target empty) the rates divide by 1 instead of 0, so they
+stay finite: 0 when the predictions are empty too, else 100 per predicted character.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rapidfuzz.distance import Levenshtein
+
+from emgtf.errors import EmgtfError
+
+# rapidfuzz's editops(target, prediction) turns the target into the prediction, so its "insert"
+# adds a predicted character the target lacks: our insertion.
+_OPS = {"insert": "insertions", "delete": "deletions", "replace": "substitutions"}
+
+
+class ErrorCounter:
+    """Sums edit operations over many (prediction, target) pairs, e.g. the sessions of a split.
+
+    >>> counter = ErrorCounter()
+    >>> counter.update("helo", "hello")
+    >>> counter.result()["CER"]
+    20.0
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.insertions = 0
+        self.deletions = 0
+        self.substitutions = 0
+        self.target_chars = 0
+
+    def update(self, prediction: str, target: str) -> None:
+        """Adds the edit operations turning ``target`` into ``prediction``."""
+        if not isinstance(prediction, str) or not isinstance(target, str):
+            raise EmgtfError(
+                f"error rates compare strings, got prediction {type(prediction).__name__} "
+                f"and target {type(target).__name__}"
+            )
+        for op in Levenshtein.editops(target, prediction):
+            name = _OPS[op.tag]
+            setattr(self, name, getattr(self, name) + 1)
+        self.target_chars += len(target)
+
+    def extend(self, predictions: Iterable[str], targets: Iterable[str]) -> None:
+        """Adds pairs of predictions and targets; both lists must be of the same length."""
+        if isinstance(predictions, str) or isinstance(targets, str):
+            # A bare string would silently be compared character by character.
+            raise EmgtfError("error rates take lists of strings, got a single string")
+        predictions, targets = list(predictions), list(targets)
+        if len(predictions) != len(targets):
+            raise EmgtfError(
+                f"error rates need one prediction per target, got {len(predictions)} predictions "
+                f"and {len(targets)} targets"
+            )
+        for prediction, target in zip(predictions, targets):
+            self.update(prediction, target)
+
+    @property
+    def errors(self) -> int:
+        return self.insertions + self.deletions + self.substitutions
+
+    def result(self) -> dict:
+        """Rates in percent ("CER", "IER", "DER", "SER") and the raw counts they come from."""
+        denominator = max(1, self.target_chars)
+        return {
+            "CER": 100.0 * self.errors / denominator,
+            "IER": 100.0 * self.insertions / denominator,
+            "DER": 100.0 * self.deletions / denominator,
+            "SER": 100.0 * self.substitutions / denominator,
+            "insertions": self.insertions,
+            "deletions": self.deletions,
+            "substitutions": self.substitutions,
+            "target_chars": self.target_chars,
+        }
+
+
+def error_rates(predictions: Iterable[str], targets: Iterable[str]) -> dict:
+    """Error rates of predicted key sequences against their targets, summed over the lists.
+
+    Returns "CER", "IER", "DER", "SER" in percent and the counts "insertions", "deletions",
+    "substitutions", "target_chars" (see the module docstring for the convention).
+    """
+    counter = ErrorCounter()
+    counter.extend(predictions, targets)
+    return counter.result()
