@@ -1,0 +1,83 @@
+"""The model zoo: Keras functional models from raw EMG to per-frame log-probabilities.
+
+Every model takes ``emg`` float32 ``(batch, samples, 2, 16)`` (any number of samples) and returns
+log-probabilities ``(batch, frames, 99)`` (98 keys + CTC blank 98). The spectrogram front end
+(LogSpectrogram, SpecAugment, optional TemporalCropResize, SpectrogramNorm) is inside the model,
+so a saved ``.keras`` file transcribes raw signal. ``model.name`` is the family name.
+
+    model = build("tds_conv_ctc")                       # Meta's baseline, 5,293,315 parameters
+    model = build("rnn", cell="gru", hidden_size=128)   # any hyperparameter of the family
+    frames = emission_lengths(model, emg_lengths)       # frames of output per input length
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import keras
+import numpy as np
+
+from emgtf.errors import EmgtfError
+from emgtf.models import conv_resnet, hybrid, rnn, tcn, tds, transformer
+from emgtf.models.hyperparameters import COMMON_DEFAULTS, resolve
+from emgtf.models.layers import nonnegative
+
+__all__ = [
+    "available",
+    "build",
+    "default_hyperparameters",
+    "emission_lengths",
+    "emission_rule",
+]
+
+_FAMILIES: dict[str, ModuleType] = {
+    m.NAME: m for m in (tds, rnn, tcn, hybrid, conv_resnet, transformer)
+}
+
+
+def available() -> list[str]:
+    """Names of the model families, the baseline first."""
+    return list(_FAMILIES)
+
+
+def _family(name: str) -> ModuleType:
+    if name not in _FAMILIES:
+        raise EmgtfError(f"unknown model {name!r} (available: {', '.join(_FAMILIES)})")
+    return _FAMILIES[name]
+
+
+def default_hyperparameters(name: str) -> dict:
+    """All hyperparameters of family ``name`` with their defaults (a fresh dict)."""
+    family = _family(name)
+    return resolve(name, {**COMMON_DEFAULTS, **family.DEFAULTS}, {})
+
+
+def build(name: str, **hyperparameters) -> keras.Model:
+    """A new model of family ``name``; unknown or invalid hyperparameters raise EmgtfError."""
+    family = _family(name)
+    hp = resolve(name, {**COMMON_DEFAULTS, **family.DEFAULTS}, hyperparameters)
+    return family.build(hp)
+
+
+def emission_rule(name: str, **hyperparameters) -> str:
+    """Human-readable output length, e.g. ``frames - 124``, frames = 1 + (samples - 64) // 16."""
+    family = _family(name)
+    hp = resolve(name, {**COMMON_DEFAULTS, **family.DEFAULTS}, hyperparameters)
+    return family.emission_rule(hp)
+
+
+def emission_lengths(model: keras.Model, input_lengths):
+    """Output frames of ``model`` for inputs of ``input_lengths`` samples.
+
+    Composes ``compute_output_length`` of every layer that has one, in ``model.layers`` order.
+    Takes and returns the same kind: a python int, a numpy array (a list becomes one) or a
+    tensor. Never negative: 0 means the input is too short to give any output.
+    """
+    lengths = input_lengths
+    if isinstance(lengths, (list, tuple)):
+        lengths = np.asarray(lengths)
+    for layer in model.layers:
+        compute = getattr(layer, "compute_output_length", None)
+        if compute is not None:
+            lengths = compute(lengths)
+    return nonnegative(lengths)

@@ -1,0 +1,118 @@
+"""Hyperparameter checking shared by the model families.
+
+Every family's hyperparameters are the common ones (front end, front, regularisers) plus its own.
+Mistakes surface as one-line :class:`EmgtfError` messages that name the model and the key, since
+they usually come from a config file or a command line.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+
+from emgtf.errors import EmgtfError
+
+# Hyperparameters every family accepts. The spectrogram and SpecAugment values are Meta's recipe.
+COMMON_DEFAULTS: dict = {
+    "n_fft": 64,
+    "hop_length": 16,
+    "spec_augment": True,
+    "n_time_masks": 3,
+    "time_mask_param": 25,
+    "n_freq_masks": 2,
+    "freq_mask_param": 4,
+    "temporal_crop": 0,  # frames removed at most by TemporalCropResize; 0 = no crop layer
+    "seed": None,  # seeds SpecAugment and TemporalCropResize
+    "front": "rotation_mlp",  # or "dense"
+    "mlp_features": [384],
+    "dropout": 0.0,
+    "batch_norm": False,
+    "l2": 0.0,
+    "l1": 0.0,
+}
+
+FRONTS = ("rotation_mlp", "dense")
+
+
+def fail(family: str, key: str, problem: str) -> EmgtfError:
+    return EmgtfError(f"model {family!r}: hyperparameter {key!r}: {problem}")
+
+
+def resolve(family: str, defaults: Mapping, overrides: Mapping) -> dict:
+    """Defaults updated with ``overrides``; an unknown key is an error naming key and model."""
+    unknown = [k for k in overrides if k not in defaults]
+    if unknown:
+        raise EmgtfError(
+            f"model {family!r}: unknown hyperparameter {unknown[0]!r} "
+            f"(known: {', '.join(sorted(defaults))})"
+        )
+    hp = copy.deepcopy(dict(defaults))
+    for key, value in overrides.items():
+        # Config systems (OmegaConf) hand over their own list type; the layers want plain lists.
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            value = list(value)
+        hp[key] = value
+    _check_common(family, hp)
+    return hp
+
+
+def positive_int(family: str, hp: Mapping, key: str, *, minimum: int = 1) -> int:
+    value = hp[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise fail(family, key, f"expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def int_list(family: str, hp: Mapping, key: str) -> list[int]:
+    value = hp[key]
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if (
+        not isinstance(value, list)
+        or not value
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
+    ):
+        raise fail(family, key, f"expected a non-empty list of positive integers, got {value!r}")
+    return value
+
+
+def choice(family: str, hp: Mapping, key: str, options: Sequence[str]) -> str:
+    value = hp[key]
+    if value not in options:
+        raise fail(family, key, f"expected one of {', '.join(options)}, got {value!r}")
+    return value
+
+
+def boolean(family: str, hp: Mapping, key: str) -> bool:
+    value = hp[key]
+    if not isinstance(value, bool):
+        raise fail(family, key, f"expected true or false, got {value!r}")
+    return value
+
+
+def _nonnegative_float(family: str, hp: Mapping, key: str, *, below_one: bool = False) -> None:
+    value = hp[key]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    if ok and below_one:
+        ok = value < 1
+    if not ok:
+        bound = "in [0, 1)" if below_one else ">= 0"
+        raise fail(family, key, f"expected a number {bound}, got {value!r}")
+
+
+def _check_common(family: str, hp: Mapping) -> None:
+    positive_int(family, hp, "n_fft", minimum=2)
+    positive_int(family, hp, "hop_length")
+    boolean(family, hp, "spec_augment")
+    for key in (
+        "n_time_masks", "time_mask_param", "n_freq_masks", "freq_mask_param", "temporal_crop"
+    ):
+        positive_int(family, hp, key, minimum=0)
+    if hp["seed"] is not None:
+        positive_int(family, hp, "seed", minimum=0)
+    choice(family, hp, "front", FRONTS)
+    int_list(family, hp, "mlp_features")
+    _nonnegative_float(family, hp, "dropout", below_one=True)
+    boolean(family, hp, "batch_norm")
+    _nonnegative_float(family, hp, "l2")
+    _nonnegative_float(family, hp, "l1")

@@ -1,0 +1,73 @@
+"""``rnn``: stacked LSTM or GRU (uni- or bidirectional) over the per-frame features.
+
+The seed report's best single-user model was a BiLSTM 2 x 256 with dropout 0.2 (plus down-up
+resampling and temporal crop augmentations), 11.80 % test CER.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from emgtf.models import frontend
+from emgtf.models import hyperparameters as H
+from emgtf.models.regularizers import Regularization
+
+NAME = "rnn"
+DESCRIPTION = "stacked (Bi)LSTM / (Bi)GRU"
+CELLS = ("lstm", "gru")
+DEFAULTS = {
+    "cell": "lstm",
+    "bidirectional": True,
+    "hidden_size": 256,
+    "num_layers": 2,
+    "dropout": 0.2,
+}
+
+
+def recurrent_stack(
+    x,
+    *,
+    cell: str,
+    hidden_size: int,
+    num_layers: int,
+    bidirectional: bool,
+    reg: Regularization,
+    prefix: str,
+):
+    """``num_layers`` recurrent layers returning sequences, each followed by dropout."""
+    layer_class = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
+    for i in range(num_layers):
+        name = f"{prefix}_{i + 1}"
+        layer = layer_class(
+            hidden_size,
+            return_sequences=True,
+            kernel_regularizer=reg.kernel_regularizer(),
+            recurrent_regularizer=reg.kernel_regularizer(),
+            name=f"{name}_{cell}",
+        )
+        if bidirectional:
+            layer = keras.layers.Bidirectional(layer, name=name)
+        x = layer(x)
+        x = reg.apply_dropout(x, name=f"{name}_dropout")
+    return x
+
+
+def build(hp: dict) -> keras.Model:
+    reg = Regularization.from_hyperparameters(hp)
+    inputs = frontend.emg_input()
+    x = frontend.spectrogram(inputs, hp)
+    x = frontend.features(x, hp, reg, NAME)
+    x = recurrent_stack(
+        x,
+        cell=H.choice(NAME, hp, "cell", CELLS),
+        hidden_size=H.positive_int(NAME, hp, "hidden_size"),
+        num_layers=H.positive_int(NAME, hp, "num_layers"),
+        bidirectional=H.boolean(NAME, hp, "bidirectional"),
+        reg=reg,
+        prefix="rnn",
+    )
+    return keras.Model(inputs, frontend.head(x, reg), name=NAME)
+
+
+def emission_rule(hp: dict) -> str:
+    return "frames"

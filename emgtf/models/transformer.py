@@ -1,0 +1,101 @@
+"""``transformer``: pre-LayerNorm self-attention encoder over frames.
+
+Optional strided-convolution subsampling (2x or 4x fewer frames: attention cost falls with the
+square), sinusoidal positions (no length limit, so 4 s training windows and longer test inputs
+use the same code), a padding mask derived from the zero padding of a batch, and optionally a
+Conformer convolution module in every block (``conv_kernel`` > 0).
+
+Attention memory grows with the square of the number of frames: transcribe long sessions in
+windows rather than at once.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from emgtf.models import frontend
+from emgtf.models import hyperparameters as H
+from emgtf.models.layers import (
+    ConvSubsampling,
+    FramePaddingMask,
+    SinusoidalPositionEncoding,
+    TransformerBlock,
+)
+from emgtf.models.regularizers import Regularization
+
+NAME = "transformer"
+DESCRIPTION = "pre-LN transformer (+ conv subsampling)"
+SUBSAMPLING = (1, 2, 4)
+DEFAULTS = {
+    "d_model": 256,
+    "num_heads": 4,
+    "num_layers": 6,
+    "ff_size": 1024,
+    "subsampling": 2,  # 1, 2 or 4
+    "conv_kernel": 0,  # > 0: Conformer convolution module of this many frames in each block
+    "padding_mask": True,
+    "dropout": 0.1,
+}
+
+
+def build(hp: dict) -> keras.Model:
+    reg = Regularization.from_hyperparameters(hp)
+    d_model = H.positive_int(NAME, hp, "d_model")
+    num_heads = H.positive_int(NAME, hp, "num_heads")
+    if d_model % num_heads:
+        raise H.fail(NAME, "num_heads", f"{num_heads} does not divide d_model {d_model}")
+    subsampling = hp["subsampling"]
+    if subsampling not in SUBSAMPLING:
+        raise H.fail(NAME, "subsampling", f"expected 1, 2 or 4, got {subsampling!r}")
+    ff_size = H.positive_int(NAME, hp, "ff_size")
+    conv_kernel = H.positive_int(NAME, hp, "conv_kernel", minimum=0)
+    use_mask = H.boolean(NAME, hp, "padding_mask")
+
+    inputs = frontend.emg_input()
+    x = frontend.spectrogram(inputs, hp)
+    x = frontend.features(x, hp, reg, NAME)
+    frame_mask = mask = None
+    if use_mask:
+        frame_mask = FramePaddingMask(
+            n_fft=hp["n_fft"], hop_length=hp["hop_length"], name="frame_mask"
+        )(inputs)
+        mask = frame_mask
+    if subsampling > 1:
+        subsample = ConvSubsampling(
+            subsampling,
+            d_model,
+            batch_norm=reg.batch_norm,
+            kernel_regularizer=reg.kernel_regularizer(),
+            name="subsampling",
+        )
+        x = subsample(x) if frame_mask is None else subsample(x, padding_mask=frame_mask)
+        if use_mask:
+            mask = FramePaddingMask(
+                n_fft=hp["n_fft"],
+                hop_length=hp["hop_length"],
+                subsampling=subsampling,
+                name="padding_mask",
+            )(inputs)
+    else:
+        x = reg.dense(d_model, name="transformer_input")(x)
+    x = SinusoidalPositionEncoding(name="position_encoding")(x)
+    x = reg.apply_dropout(x, name="input_dropout")
+    for i in range(H.positive_int(NAME, hp, "num_layers")):
+        block = TransformerBlock(
+            num_heads=num_heads,
+            ff_size=ff_size,
+            dropout=reg.dropout,
+            conv_kernel=conv_kernel,
+            batch_norm=reg.batch_norm,
+            kernel_regularizer=reg.kernel_regularizer(),
+            name=f"transformer_block_{i + 1}",
+        )
+        x = block(x) if mask is None else block(x, padding_mask=mask)
+    x = keras.layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
+    return keras.Model(inputs, frontend.head(x, reg), name=NAME)
+
+
+def emission_rule(hp: dict) -> str:
+    if hp["subsampling"] == 1:
+        return "frames"
+    return f"ceil(frames / {hp['subsampling']})"
