@@ -44,7 +44,9 @@ def _static_channels(owner: str, shape, first: int, last: int | None = None) -> 
     """The static dims shape[first:last]; the layers reshape with them, so they must be known."""
     dims = tuple(shape[first:last])
     if any(d is None for d in dims):
-        raise EmgtfError(f"{owner}: channel dimensions must be known, got input shape {tuple(shape)}")
+        raise EmgtfError(
+            f"{owner}: channel dimensions must be known, got input shape {tuple(shape)}"
+        )
     return dims
 
 
@@ -105,7 +107,8 @@ class LogSpectrogram(keras.layers.Layer):
     def build(self, input_shape):
         if len(input_shape) < 3:
             raise EmgtfError(
-                f"LogSpectrogram: input must be (batch, time, channels...), got {tuple(input_shape)}"
+                "LogSpectrogram: input must be (batch, time, channels...), "
+                f"got {tuple(input_shape)}"
             )
         _static_channels("LogSpectrogram", input_shape, 2)
         self.built = True
@@ -132,7 +135,9 @@ class LogSpectrogram(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         time = input_shape[1]
-        frames = None if time is None else frames_for_samples(int(time), self.n_fft, self.hop_length)
+        frames = None
+        if time is not None:
+            frames = frames_for_samples(int(time), self.n_fft, self.hop_length)
         return (input_shape[0], frames, *input_shape[2:], self.num_bins)
 
     def compute_output_length(self, lengths):
@@ -364,6 +369,8 @@ class SpectrogramNorm(keras.layers.Layer):
     """
 
     def __init__(self, momentum: float = 0.9, epsilon: float = 1e-5, **kwargs):
+        # Statistics and their variables stay float32 under a mixed policy (no autocasting).
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
