@@ -45,6 +45,7 @@ class RunState:
     best_epoch: int | None = None  # 1-based
     diverged: tuple[int, int] | None = None  # (epoch, step), both 1-based
     epoch_started: float = 0.0
+    samples: list = field(default_factory=list)  # (prediction, target) of the first val windows
 
     @property
     def best_checkpoint(self) -> Path:
@@ -66,11 +67,12 @@ def forward(model: keras.Model, emg) -> np.ndarray:
     return np.asarray(model.predict_on_batch(emg), dtype=np.float32)
 
 
-def validate(model, dataset, loss, decoder=None) -> dict:
+def validate(model, dataset, loss, decoder=None, *, samples: int = 0) -> dict:
     """Loss and error rates of ``model`` on every window of ``dataset`` (dict batches).
 
     The loss is averaged over windows like the training loss; the rates are summed over the split
     (:class:`emgtf.metrics.ErrorCounter`). Greedy decoding unless a ``decoder`` is given.
+    ``samples`` > 0 adds ``"samples"``: (prediction, target) of the first that many windows.
     """
     from emgtf.decode import ctc_greedy
     from emgtf.losses import pack_targets
@@ -80,6 +82,7 @@ def validate(model, dataset, loss, decoder=None) -> dict:
     cs = charset()
     counter = ErrorCounter()
     total_loss, windows = 0.0, 0
+    kept = []
     for batch in dataset:
         log_probs = forward(model, batch["emg"])
         emitted = np.minimum(
@@ -93,10 +96,19 @@ def validate(model, dataset, loss, decoder=None) -> dict:
         windows += len(per_window)
         texts = decoder.decode_batch(log_probs, emitted) if decoder else ctc_greedy(log_probs, emitted)
         for text, row, n in zip(texts, labels, label_lengths):
-            counter.update(text, cs.labels_to_str(row[:n]))
+            target = cs.labels_to_str(row[:n])
+            counter.update(text, target)
+            if len(kept) < samples:
+                kept.append((text, target))
     if windows == 0:
         raise EmgtfError("the validation split gave no windows")
-    return {"loss": total_loss / windows, **counter.result()}
+    result = {"loss": total_loss / windows, **counter.result()}
+    if samples:
+        result["samples"] = kept
+    return result
+
+
+SAMPLE_DECODINGS = 8  # validation windows whose decodings a run keeps (W&B shows them)
 
 
 class Validation(keras.callbacks.Callback):
@@ -110,7 +122,8 @@ class Validation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.state.diverged or logs is None:
             return
-        result = validate(self.model, self.dataset, self.loss)
+        result = validate(self.model, self.dataset, self.loss, samples=SAMPLE_DECODINGS)
+        self.state.samples = result["samples"]  # for the W&B table of sample decodings
         logs["val_loss"] = result["loss"]
         for rate in RATES:
             logs[f"val_{rate}"] = result[rate]
@@ -262,18 +275,3 @@ class Checkpoints(keras.callbacks.Callback):
 def seed_generator_states(model) -> list:
     """The state variables of the model's random generators, in a stable (build) order."""
     return [v for v in model.variables if v.path.endswith("seed_generator_state")]
-
-
-class WandbLogger(keras.callbacks.Callback):
-    """Logs each epoch's row (history.csv names, e.g. ``val/CER``) to a Weights & Biases run."""
-
-    def __init__(self, run, state: RunState):
-        super().__init__()
-        self.run, self.state = run, state
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.state.diverged or not self.state.history:
-            return
-        row = dict(self.state.history[-1])
-        step = row.pop("epoch")
-        self.run.log(row, step=step)

@@ -411,7 +411,7 @@ def train(
     _setup_runtime(cfg)
     import keras
 
-    from emgtf import models
+    from emgtf import models, wandb_logging
     from emgtf.callbacks import (
         Checkpoints,
         DivergenceGuard,
@@ -419,7 +419,6 @@ def train(
         LearningRateLog,
         RunState,
         Validation,
-        WandbLogger,
         read_history,
     )
     from emgtf.data import data_errors
@@ -448,7 +447,9 @@ def train(
     if steps <= 0:
         raise EmgtfError("the training split gave no batches (sessions shorter than trainer.window_length?)")
     epochs = int(cfg.trainer.epochs)
-    schedule = make_schedule(cfg.schedule, peak=float(cfg.optimizer.learning_rate), epochs=epochs, steps_per_epoch=steps)
+    schedule = make_schedule(
+        cfg.schedule, peak=float(cfg.optimizer.learning_rate), epochs=epochs, steps_per_epoch=steps
+    )
     loss = CTCLoss()
     model.compile(
         optimizer=make_optimizer(cfg.optimizer, schedule),
@@ -480,9 +481,11 @@ def train(
         callbacks.append(
             keras.callbacks.TensorBoard(log_dir=str(path / "tensorboard"), write_graph=False, profile_batch=0)
         )
-    wandb_run = _start_wandb(cfg, path, resume)
-    if wandb_run is not None:
-        callbacks.append(WandbLogger(wandb_run, state))
+    # W&B (logger=wandb) must never stop a run: wandb_logging warns and goes on without it.
+    wandb_run = wandb_logging.start_run(cfg, path, resume=resume)
+    wandb_logger = wandb_logging.WandbLogger(wandb_run, state) if wandb_run is not None else None
+    if wandb_logger is not None:
+        callbacks.append(wandb_logger)
     callbacks.extend(extra_callbacks)
 
     print(f"emgtf.fit: {family} ({model.count_params():,} parameters), {steps} steps per epoch, "
@@ -508,8 +511,8 @@ def train(
                   file=sys.stderr)
         raise
     finally:
-        if wandb_run is not None:
-            wandb_run.finish()
+        if wandb_logger is not None:
+            wandb_logger.close(exit_code=0 if sys.exc_info()[0] is None else 1)
 
     if packer.skipped:
         print(f"emgtf.fit: {packer.skipped} training windows were left out of the loss "
@@ -612,29 +615,6 @@ def _tensorboard_available() -> bool:
     return True
 
 
-def _start_wandb(cfg, path: Path, resume: bool):
-    wandb_cfg = cfg.logger.get("wandb") or {}
-    if not wandb_cfg.get("enabled", False):
-        return None
-    try:
-        import wandb
-    except ImportError:
-        raise EmgtfError("logger.wandb.enabled=true needs the wandb package (pip install wandb)") from None
-    run_id = _read_json(path / "wandb.json").get("id") if resume else None
-    run = wandb.init(
-        project=wandb_cfg.get("project", "emgtf"),
-        entity=wandb_cfg.get("entity"),
-        name=wandb_cfg.get("name") or path.name,
-        mode=wandb_cfg.get("mode", "offline"),
-        dir=str(path),
-        config=config_lib.to_container(cfg),
-        id=run_id,
-        resume="allow" if run_id else None,
-    )
-    (path / "wandb.json").write_text(json.dumps({"id": run.id}) + "\n")
-    return run
-
-
 # --- reporting ---------------------------------------------------------------------------------
 
 
@@ -652,7 +632,10 @@ def summary_table(result: TrainResult, max_rows: int = 24) -> str:
         if result.best_epoch:
             keep.add(result.best_epoch)
         rows = [r for r in rows if r["epoch"] in keep]
-    header = f"{'epoch':>5}  {'lr':>9}  {'loss':>8}  {'val loss':>8}  {'val CER':>7}  {'IER':>6}  {'DER':>6}  {'SER':>6}  {'s':>6}"
+    header = (
+        f"{'epoch':>5}  {'lr':>9}  {'loss':>8}  {'val loss':>8}  {'val CER':>7}  "
+        f"{'IER':>6}  {'DER':>6}  {'SER':>6}  {'s':>6}"
+    )
     lines = ["", header, "-" * len(header)]
     previous = 0
     for r in rows:
@@ -666,7 +649,11 @@ def summary_table(result: TrainResult, max_rows: int = 24) -> str:
             f"{_fmt(r.get('val/DER')):>6}  {_fmt(r.get('val/SER')):>6}  {_fmt(r.get('seconds'), '.1f'):>6}{mark}"
         )
     if result.best_epoch:
-        lines.append(f"best: epoch {result.best_epoch}, val CER {result.best_val_cer:.2f} % -> {result.best_checkpoint}")
+        lines.append(
+            f"best: epoch {result.best_epoch}, val CER {result.best_val_cer:.2f} % -> {result.best_checkpoint}"
+        )
     if result.skipped_windows:
-        lines.append(f"{result.skipped_windows} training windows left out of the loss (labels longer than the emission)")
+        lines.append(
+            f"{result.skipped_windows} training windows left out of the loss (labels longer than the emission)"
+        )
     return "\n".join(lines)
