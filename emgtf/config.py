@@ -251,8 +251,9 @@ def top_level_keys(config_name: str) -> list[tuple[str, str]]:
     for line in path.read_text().splitlines():
         if line and not line[0].isspace() and not line.startswith(("#", "defaults", "-")) and ":" in line:
             key, _, rest = line.partition(":")
-            comment = rest.partition("#")[2].strip()
-            out.append((key.strip(), comment))
+            value, _, comment = rest.partition("#")
+            if value.strip() or comment.strip():  # a bare "key:" opens a section, not a value
+                out.append((key.strip(), comment.strip()))
     return out
 
 

@@ -126,7 +126,9 @@ def test_cli_bad_override_exits_2_with_one_line():
     ]
     result = run_cli("emgtf.evaluate")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == "emgtf.evaluate: error: config key 'checkpoint' must be set (python -m emgtf.evaluate checkpoint=...)"
+    assert result.stderr.strip() == (
+        "emgtf.evaluate: error: config key 'checkpoint' must be set (python -m emgtf.evaluate checkpoint=...)"
+    )
 
 
 def test_cli_help_lists_groups_and_options():
