@@ -77,7 +77,18 @@ def test_saved_model_needs_tensorflow_only_and_reproduces_keras(runs, saved_mode
         np.save(tmp_path / f"{family}.lengths.npy", np.asarray(expected, np.int32))
     script = textwrap.dedent(
         """
-        import json, sys
+        import importlib.abc, json, sys
+
+        class NoEmgtf(importlib.abc.MetaPathFinder):
+            # emgtf is installed here; a consumer without it must not need it.
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "emgtf":
+                    raise ModuleNotFoundError("No module named 'emgtf'")
+                return None
+
+        sys.meta_path.insert(0, NoEmgtf())
+        if sys.argv[1] == "probe":
+            import emgtf
         import numpy as np
         import tensorflow as tf
         emg = np.load("emg.npy"); lengths = np.load("lengths.npy")
@@ -104,9 +115,8 @@ def test_saved_model_needs_tensorflow_only_and_reproduces_keras(runs, saved_mode
         print(json.dumps(report))
         """
     )
-    # A cwd and PYTHONPATH where emgtf cannot be imported, as for a consumer without it.
-    env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    probe = subprocess.run([sys.executable, "-c", "import emgtf"], cwd=tmp_path, env=env,
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    probe = subprocess.run([sys.executable, "-c", script, "probe"], cwd=tmp_path, env=env,
                            capture_output=True, text=True)
     assert probe.returncode != 0 and "No module named 'emgtf'" in probe.stderr
     paths = json.dumps({family: str(path) for family, path in saved_models.items()})

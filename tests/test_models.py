@@ -250,6 +250,22 @@ def test_transformer_subsampling_lengths():
             assert model(emg(1, samples), training=False).shape[1] == -(-frames // factor)
 
 
+def test_rnn_subsampling_lengths_and_round_trip(tmp_path):
+    model = tiny("rnn", subsampling=4)
+    for samples in LENGTHS:
+        frames = 1 + (samples - 64) // 16
+        assert models.emission_lengths(model, samples) == -(-frames // 4)
+        assert model(emg(1, samples), training=False).shape[1] == -(-frames // 4)
+    path = tmp_path / "rnn_sub4.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    x = emg(2, 1500)
+    np.testing.assert_allclose(reloaded(x, training=False), model(x, training=False), atol=1e-6)
+    assert models.emission_lengths(reloaded, 1500) == models.emission_lengths(model, 1500)
+    with pytest.raises(EmgtfError, match="subsampling"):
+        tiny("rnn", subsampling=3)
+
+
 def test_unknown_and_invalid_hyperparameters_are_one_line_errors():
     with pytest.raises(EmgtfError, match=r"model 'rnn': unknown hyperparameter 'hidden'"):
         models.build("rnn", hidden=3)

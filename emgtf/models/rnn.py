@@ -1,5 +1,9 @@
 """``rnn``: stacked LSTM or GRU (uni- or bidirectional) over the per-frame features.
 
+Optional strided-convolution subsampling (2x or 4x fewer frames) before the recurrent stack: a
+recurrent layer's cost is sequential in the number of frames, and 31 frames/s still leave several
+frames per key at typing speed (CTC needs at least one per label).
+
 The seed report's best single-user model was a BiLSTM 2 x 256 with dropout 0.2 (plus down-up
 resampling and temporal crop augmentations), 11.80 % test CER.
 """
@@ -10,6 +14,7 @@ import keras
 
 from emgtf.models import frontend
 from emgtf.models import hyperparameters as H
+from emgtf.models.layers import ConvSubsampling
 from emgtf.models.regularizers import Regularization
 
 NAME = "rnn"
@@ -21,7 +26,9 @@ DEFAULTS = {
     "hidden_size": 256,
     "num_layers": 2,
     "dropout": 0.2,
+    "subsampling": 1,  # 1, 2 or 4
 }
+SUBSAMPLING = (1, 2, 4)
 
 
 def recurrent_stack(
@@ -57,6 +64,17 @@ def build(hp: dict) -> keras.Model:
     inputs = frontend.emg_input()
     x = frontend.spectrogram(inputs, hp)
     x = frontend.features(x, hp, reg, NAME)
+    subsampling = hp["subsampling"]
+    if subsampling not in SUBSAMPLING:
+        raise H.fail(NAME, "subsampling", f"expected 1, 2 or 4, got {subsampling!r}")
+    if subsampling > 1:
+        x = ConvSubsampling(
+            subsampling,
+            x.shape[-1],
+            batch_norm=reg.batch_norm,
+            kernel_regularizer=reg.kernel_regularizer(),
+            name="subsampling",
+        )(x)
     x = recurrent_stack(
         x,
         cell=H.choice(NAME, hp, "cell", CELLS),
@@ -70,4 +88,4 @@ def build(hp: dict) -> keras.Model:
 
 
 def emission_rule(hp: dict) -> str:
-    return "frames"
+    return "frames" if hp["subsampling"] == 1 else f"ceil(frames / {hp['subsampling']})"
