@@ -115,6 +115,8 @@ class BeamSearchDecoder:
         insertion_bonus: added (natural log) per character the LM scores.
         blank_skip_threshold: frames with p(blank) above it are carried through blank only (see
             the module docstring); None for the exact search.
+        lm_fold_case: False (the reference): capitals and shift end the LM's word; True:
+            capitals score as lower-case letters and shift is skipped (see :class:`CharLM`).
         lm: an already loaded :class:`CharLM` instead of ``lm_path``.
     """
 
@@ -126,6 +128,7 @@ class BeamSearchDecoder:
         lm_weight: float = 2.0,
         insertion_bonus: float = 2.0,
         blank_skip_threshold: float | None = 0.999,
+        lm_fold_case: bool = False,
         lm: CharLM | None = None,
     ):
         if int(beam_size) < 1:
@@ -143,11 +146,11 @@ class BeamSearchDecoder:
         self.insertion_bonus = float(insertion_bonus)
         self.blank_skip_threshold = blank_skip_threshold
         if lm is None and lm_path is not None:
-            lm = CharLM(resolve_lm_path(lm_path))
+            lm = CharLM(resolve_lm_path(lm_path), fold_case=lm_fold_case)
         self.lm = lm
 
     def __repr__(self) -> str:
-        lm = f", lm={str(self.lm.path)!r}" if self.lm is not None else ""
+        lm = f", lm={str(self.lm.path)!r}, lm_fold_case={self.lm.fold_case}" if self.lm is not None else ""
         return (
             f"BeamSearchDecoder(beam_size={self.beam_size}, "
             f"max_labels_per_step={self.max_labels_per_step}, lm_weight={self.lm_weight}, "
@@ -325,6 +328,7 @@ def make_decoder(kind: str = "greedy", **kwargs):
             "lm_weight",
             "insertion_bonus",
             "blank_skip_threshold",
+            "lm_fold_case",
             "lm",
         }
         unknown = sorted(set(kwargs) - allowed)

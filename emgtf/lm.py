@@ -4,14 +4,15 @@ The emg2qwerty reference decodes with a character 6-gram KenLM model whose "sent
 words: ``<s>`` means begin of word, ``</s>`` end of word, and n-grams never cross a word boundary.
 :class:`CharLM` scores *typed key sequences* against such a model:
 
-- a character in the model's vocabulary extends the current word. Letters are looked up as typed
-  and, when the model lacks them (the usual case for capitals), lower-cased: "Hello" scores as the
-  word "hello" (the reference instead treats a capital as outside the vocabulary);
-- any other character (space, enter, punctuation or digits the model lacks) ends the word: it
-  scores ``</s>`` after the word, or the unigram ``<unk>`` where no word is open;
-- shift produces no character, so the model ignores it (no score, no change of state);
+- a character in the model's vocabulary extends the current word;
+- any other key (space, enter, shift, capitals, punctuation or digits the model lacks) ends the
+  word: it scores ``</s>`` after the word, or the unigram ``<unk>`` where no word is open;
 - backspace deletes the previous character: the model's state and score return to what they were
   before that character, so "thx⌫e" scores exactly like "the".
+
+That is the reference's behaviour. With ``fold_case=True`` capitals the model lacks are scored as
+their lower-case letters and shift is skipped (no score, no change of state), so "⇧Hello" scores
+as the word "hello".
 
 KenLM gives log10 probabilities; everything here is converted to natural logarithms, the unit of
 the acoustic model's log-probabilities.
@@ -74,6 +75,11 @@ def resolve_lm_path(path: str | os.PathLike | None) -> Path | None:
 class CharLM:
     """A KenLM character model (ARPA or binary) scoring typed keys word-internally.
 
+    By default keys score as in the reference decoder: a key outside the model's vocabulary
+    (capitals and shift included) ends the open word with ``</s>``, or scores the unigram
+    ``<unk>`` when no word is open. With ``fold_case`` capitals score as their lower-case
+    letters and shift is skipped, so "The" and "the" are the same word to the LM.
+
     States are interned as integer ids and every (state, token) transition is computed once and
     kept in two tables, so a beam search pays one numpy gather per frame instead of thousands of
     KenLM calls. ``bos`` is the id of the begin-of-word state.
@@ -83,7 +89,7 @@ class CharLM:
     # (about 30 bytes per state and token: a few hundred MB at most).
     MAX_STATES = 400_000
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, fold_case: bool = False):
         import kenlm  # optional dependency: only LM decoding needs it
 
         path = Path(path)
@@ -100,6 +106,7 @@ class CharLM:
         self._kenlm = kenlm
         self.path = path
         self.order = int(self._model.order)
+        self.fold_case = bool(fold_case)
 
         # Column 0 is the word boundary; the others are the model's tokens that some key types.
         cs = charset()
@@ -109,7 +116,7 @@ class CharLM:
             if char == BACKSPACE:
                 columns[label] = DELETE
                 continue
-            if char == SHIFT:
+            if char == SHIFT and self.fold_case:
                 columns[label] = TRANSPARENT
                 continue
             token = self._token_of(char)
@@ -129,7 +136,7 @@ class CharLM:
         if char in self._model:
             return char
         lower = char.lower()
-        if lower != char and lower in self._model:
+        if self.fold_case and lower != char and lower in self._model:
             return lower
         return None
 

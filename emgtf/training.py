@@ -328,9 +328,21 @@ def _setup_runtime(cfg):
     import tensorflow as tf
 
     keras.utils.set_random_seed(int(cfg.seed))
+    if (cfg.trainer.get("jit_compile", False) and cfg.trainer.get("deterministic", True)
+            and keras.backend.backend() == "tensorflow"):
+        # Keras silently drops XLA when TensorFlow's op determinism is on; say so instead.
+        raise EmgtfError(
+            "trainer.jit_compile: XLA does not run with trainer.deterministic=true under TensorFlow; "
+            "set trainer.deterministic=false"
+        )
     if cfg.trainer.get("deterministic", True):
         # Same seed, same machine -> the same history (CPU); costs speed on a GPU.
         tf.config.experimental.enable_op_determinism()
+    else:
+        # The switch is process-wide: a run (or trial) without it must not inherit an earlier one's.
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
     keras.config.set_dtype_policy(_precision_policy(cfg.trainer.get("mixed_precision", False)))
 
 

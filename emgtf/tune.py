@@ -26,6 +26,7 @@ writes the tables and the best checkpoint.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -139,6 +140,16 @@ def _tuner_settings(cfg) -> dict:
         "name": t.get("name"),
     }
     return settings
+
+
+def _check_algorithm_installed(algorithm: str) -> None:
+    # KerasTuner imports scikit-learn only when the Bayesian oracle is built; fail before any
+    # file of the search is written, so the same command works once it is installed.
+    if algorithm == "bayesian" and importlib.util.find_spec("sklearn") is None:
+        raise EmgtfError(
+            "tuner.algorithm=bayesian: needs scikit-learn, which is not installed "
+            "(pip install 'keras-tuner[bayesian]')"
+        )
 
 
 def _make_oracle(settings: dict, seed: int, epochs: int):
@@ -377,6 +388,7 @@ class Search:
 
     def run(self) -> SearchResult:
         """Runs this machine's part of the search; returns the result (tables on single/chief)."""
+        _check_algorithm_installed(self.settings["algorithm"])
         if self.role != "worker":
             self._write_start_files()
         else:

@@ -175,15 +175,29 @@ def test_lm_vocabulary_and_natural_log_scores(reuters_lm):
 
 
 @needs_fixture_lm
-def test_lm_scores_words_separately_and_lowercases(reuters_lm):
+def test_lm_scores_words_separately_as_the_reference(reuters_lm):
     score = reuters_lm.score_keys
     # A space ends the word (</s>); the next word starts afresh from <s>.
     assert score("the cat") == pytest.approx(score("the") + score("cat"))
-    # Shift types nothing; capitals are scored as their lower-case letters.
-    assert score(f"{SHIFT}The") == pytest.approx(score("the"))
     # A boundary with no word open scores the unigram <unk>.
     assert score(" ") == pytest.approx(reuters_lm.unk_score)
     assert score("the") > score("thx") + 2.0
+    # Shift and capitals are outside the lower-case vocabulary: they end the word, as a space does.
+    unk = reuters_lm.unk_score
+    assert score(f"{SHIFT}The") == pytest.approx(2 * unk + score("he"))
+    assert score("tHe") == pytest.approx(score("t e"))
+
+
+@needs_fixture_lm
+def test_lm_fold_case_scores_capitals_as_lower_case_and_skips_shift():
+    folded = CharLM(FIXTURE_LM, fold_case=True)
+    score = folded.score_keys
+    assert score(f"{SHIFT}The") == pytest.approx(score("the"))
+    assert score(f"t{SHIFT}He") == pytest.approx(score("the"))
+    assert score("the cat") == pytest.approx(score("the") + score("cat"))
+    decoder = make_decoder("beam", lm_path=str(FIXTURE_LM), lm_fold_case=True)
+    assert decoder.lm.fold_case and "lm_fold_case=True" in repr(decoder)
+    assert not make_decoder("beam", lm_path=str(FIXTURE_LM)).lm.fold_case
 
 
 @needs_fixture_lm

@@ -107,6 +107,52 @@ def test_same_seed_same_history_and_resume_continues_exactly(fitted, data, tmp_p
     assert without_timing(resumed.history) == without_timing(reference)
 
 
+class InterruptMidSecondEpoch(keras.callbacks.Callback):
+    """Ctrl-C at the second batch of epoch 2: weights and optimizer have moved past last.keras."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.epoch == 1 and batch == 1:
+            raise KeyboardInterrupt
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+
+def test_resume_after_an_interruption_mid_epoch_repeats_that_epoch_exactly(fitted, data, tmp_path):
+    root, split = data
+    run_c = tmp_path / "c"
+    cfg = config.compose("fit", tiny_overrides(root, split, run_c, "logger=none"))
+    with pytest.raises(KeyboardInterrupt):
+        training.train(cfg, extra_callbacks=[InterruptMidSecondEpoch()])
+    assert json.loads((run_c / "last.json").read_text())["epoch"] == 1
+    assert [r["epoch"] for r in read_history(run_c / "history.csv")] == [1]
+    resumed = training.train(fit.load_config(["resume=true", f"run_dir={run_c}"]))
+    assert without_timing(resumed.history) == without_timing(read_history(fitted / "history.csv"))
+
+
+def test_mixed_precision_with_xla_trains_and_checkpoints(data, tmp_path):
+    root, split = data
+    run_dir = tmp_path / "mixed"
+    overrides = tiny_overrides(root, split, run_dir, "logger=none", "trainer.epochs=1",
+                               "trainer.mixed_precision=true", "trainer.jit_compile=true")
+    # Keras would quietly train without XLA under TensorFlow's op determinism.
+    with pytest.raises(EmgtfError, match="XLA does not run with trainer.deterministic=true"):
+        training.train(config.compose("fit", overrides))
+    cfg = config.compose("fit", [*overrides, "trainer.deterministic=false"])
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*jit_compile.*")
+            result = training.train(cfg)
+        model = training.load_checkpoint(run_dir / "best.keras", "rnn")
+        assert model.dtype_policy.name == "mixed_float16"
+    finally:
+        keras.config.set_dtype_policy("float32")  # the policy is global: leave it as found
+    row = result.history[0]
+    assert math.isfinite(row["train/loss"]) and math.isfinite(row["val/CER"])
+    # The log-probabilities leave the model in float32 whatever the compute dtype (CTC needs it).
+    assert model.outputs[0].dtype == "float32"
+
+
 def test_resume_needs_a_run_to_continue(tmp_path, data):
     root, split = data
     (tmp_path / "config.yaml").write_text("{}\n")

@@ -175,6 +175,20 @@ def test_non_monotonic_timestamps(tmp_path):
     _assert_one_line_naming(e, p, "not monotonic (sample 60")
 
 
+def test_non_finite_timestamps(tmp_path):
+    # NaN compares false both ways, so a monotonic check alone would let it through.
+    p = tmp_path / "nan_time.hdf5"
+    write_session(p, time=T0 + np.arange(100) / 2000.0, emg_left=np.zeros((100, 16)),
+                  emg_right=np.zeros((100, 16)), keystrokes=[], prompts=[], session_name="n", user="u")
+    with h5py.File(p, "a") as f:
+        rows = f["emg2qwerty"]["timeseries"][:]
+        rows["time"][42] = np.nan
+        f["emg2qwerty"]["timeseries"][:] = rows
+    with EMGSession(p) as s, pytest.raises(SessionFileError) as e:
+        s.timestamps
+    _assert_one_line_naming(e, p, "timestamp nan at sample 42 is not finite")
+
+
 def test_keystrokes_attribute_is_plain_json_text(session_file):
     path, _ = session_file
     with h5py.File(path) as f:

@@ -21,6 +21,7 @@ from emgtf.data import EMGSession
 from emgtf.data.splits import write_split_file
 from emgtf.evaluate import evaluate_checkpoint, evaluate_model
 from emgtf.export import EmissionRule, export_checkpoint
+from emgtf.lm import build_word_internal_arpa
 from emgtf.synth import generate_session
 from emgtf.transcribe import (
     apply_keys,
@@ -32,7 +33,16 @@ from emgtf.transcribe import (
     transcribe,
 )
 
-FIXTURE_LM = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reuters-3-gram-char-lm.arpa"
+
+@pytest.fixture(scope="module")
+def small_lm(tmp_path_factory):
+    """A word-internal character LM written by emgtf's own estimator, so no shared file is needed."""
+    path = tmp_path_factory.mktemp("lm") / "words-4gram.arpa"
+    words = {"the": 50, "and": 30, "that": 20, "with": 15, "have": 10, "this": 10, "from": 8}
+    build_word_internal_arpa(words, path, order=4)
+    return path
+
+
 TINY_TDS = dict(mlp_features=[16], block_channels=[4, 8], kernel_width=4)
 TINY_RNN = dict(mlp_features=[16], hidden_size=8, num_layers=2)
 
@@ -88,8 +98,8 @@ def test_text_and_cer_equal_evaluate(setup, capsys):
         assert "1 chunk(s)" in err
 
 
-def test_beam_search_with_lm_matches_evaluate(setup, capsys):
-    decoder = make_decoder("beam", str(FIXTURE_LM))
+def test_beam_search_with_lm_matches_evaluate(setup, small_lm):
+    decoder = make_decoder("beam", str(small_lm))
     model = load_transcriber(setup["tds"])
     transcript = transcribe(model, setup["session"], decoder=decoder)
     from emgtf.training import load_checkpoint
@@ -149,7 +159,7 @@ def test_typed_keys_become_text():
     assert apply_keys("⌫a⇧⌫b⇧1") == "b1"
 
 
-def test_bad_models_and_sessions_are_one_line_errors(setup, tmp_path, capsys):
+def test_bad_models_and_sessions_are_one_line_errors(setup, small_lm, tmp_path, capsys):
     session = setup["session"]
     no_json = tmp_path / "no_json"
     shutil.copytree(setup["export"], no_json)
@@ -179,7 +189,7 @@ def test_bad_models_and_sessions_are_one_line_errors(setup, tmp_path, capsys):
         (["--model", tmp_path / "nowhere", session], "no such file or folder"),
         (["--model", setup["export"], narrow], "field 'emg_left' has shape (8,), expected (16,)"),
         (["--model", setup["tds"], short], "100 samples is too short for tds_conv_ctc"),
-        (["--model", setup["tds"], session, "--decoder", "greedy", "--lm", FIXTURE_LM], "--lm needs"),
+        (["--model", setup["tds"], session, "--decoder", "greedy", "--lm", small_lm], "--lm needs"),
         (["--model", setup["tds"], session, "--chunk-seconds", "0"], "--chunk-seconds must be > 0"),
     ]
     for argv, message in cases:

@@ -131,6 +131,46 @@ def test_resume_continues_the_interrupted_trial_and_redoes_no_finished_one(searc
     assert searched["result"].trials_run_here == ["1"]
 
 
+def test_bayesian_search_fits_its_gaussian_process_after_the_initial_points(data, tmp_path):
+    run_dir = tmp_path / "bayes"
+    argv = tiny(data, run_dir, "space=regularization", "tuner.algorithm=bayesian",
+                "tuner.max_trials=3", "tuner.num_initial_points=2")
+    result = tune.run_search(argv, log=lambda *a: None)
+    assert sorted(t.trial_id for t in result.trials) == ["0", "1", "2"]
+    assert all(t.status == "COMPLETED" and t.val_cer >= 0 for t in result.trials)
+    # The third trial came from the Gaussian process (scikit-learn), not from random sampling.
+    oracle = json.loads((run_dir / tune.PROJECT / "oracle.json").read_text())
+    assert oracle["end_order"] == ["0", "1", "2"]
+    assert (run_dir / "best.keras").is_file()
+
+
+def test_bayesian_without_scikit_learn_is_one_error_before_anything_is_written(monkeypatch, data, tmp_path, capsys):
+    real = tune.importlib.util.find_spec
+    monkeypatch.setattr(tune.importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a))
+    run_dir = tmp_path / "bayes"
+    assert run(tune.main, "emgtf.tune", tiny(data, run_dir, "tuner.algorithm=bayesian")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emgtf.tune: error: tuner.algorithm=bayesian: needs scikit-learn") and err.count("\n") == 1
+    assert not run_dir.exists() or not any(run_dir.iterdir())
+
+
+def test_hyperband_continues_a_trial_from_an_earlier_round(data, tmp_path):
+    run_dir = tmp_path / "hyperband"
+    argv = tiny(data, run_dir, "space=regularization", "tuner.algorithm=hyperband",
+                "tuner.max_epochs=2", "tuner.factor=2")
+    result = tune.run_search(argv, log=lambda *a: None)
+    assert result.trials and all(t.status == "COMPLETED" for t in result.trials)
+    continued = [t for t in result.trials if t.hyperparameters.get("tuner/trial_id")]
+    assert continued, [t.hyperparameters for t in result.trials]
+    for trial in continued:
+        # Round two trains one more epoch on top of round one's run: two rows of history.
+        assert trial.epochs == 2
+        rows = (trial.run_dir / "history.csv").read_text().splitlines()[1:]
+        assert [r.split(",")[0] for r in rows] == ["1", "2"]
+        earlier = run_dir / "trials" / f"trial_{trial.hyperparameters['tuner/trial_id']}"
+        assert (earlier / "history.csv").read_text().splitlines()[1] == rows[0]
+
+
 def test_a_used_run_dir_is_refused_unless_resuming(searched, data):
     with pytest.raises(EmgtfError, match="is not empty; resume=true"):
         tune.Search(tiny(data, searched["run_dir"], "tuner.max_trials=2"))

@@ -168,6 +168,9 @@ class EMGSession:
         """float64 unix seconds of every sample; checked to be monotonic on first access."""
         if self._timestamps is None:
             t = self._ds.fields("time")[:]
+            bad = np.flatnonzero(~np.isfinite(t))
+            if bad.size:
+                raise SessionFileError(self.path, f"timestamp {t[bad[0]]} at sample {int(bad[0])} is not finite")
             if t.size > 1:
                 bad = np.flatnonzero(np.diff(t) < 0)
                 if bad.size:
