@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from emgtf.callbacks import RunState
 from emgtf.data.splits import write_split_file
 
 wandb = pytest.importorskip("wandb")
+from google.protobuf.message import DecodeError  # noqa: E402
 from wandb.proto import wandb_internal_pb2  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,6 +59,23 @@ def read_records(path: Path) -> list:
     return records
 
 
+def finished_records(path: Path, timeout: float = 60.0) -> list:
+    """The records of a run file once its ``exit`` record is written.
+
+    wandb-core writes the file from its own process and can still be flushing it when
+    ``run.finish()`` has returned, so a read right away may see only part of the run.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            records = read_records(path)
+        except (AssertionError, DecodeError, struct.error):  # caught mid-write
+            records = []
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.2)
+
+
 class OfflineRun:
     """What one offline run logged: run settings, config, history rows, summary, artifacts."""
 
@@ -65,7 +84,7 @@ class OfflineRun:
         assert len(files) == 1, f"expected one offline run in {run_dir}, found {files}"
         self.folder = files[0].parent
         self.history, self.summary, self.artifacts, self.config = [], {}, [], {}
-        for record in read_records(files[0]):
+        for record in finished_records(files[0]):
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 self.run = record.run
