@@ -98,6 +98,19 @@ def test_text_and_cer_equal_evaluate(setup, capsys):
         assert "1 chunk(s)" in err
 
 
+def test_a_session_without_keystrokes_prints_the_text_but_no_cer(setup, tmp_path, capsys):
+    # Sessions of conditions without a keylogger: there is nothing to score against.
+    bare = tmp_path / "no_keys.hdf5"
+    shutil.copyfile(setup["session"], bare)
+    with h5py.File(bare, "a") as f:
+        f["emg2qwerty"].attrs["keystrokes"] = "[]"
+    code, out, err = cli(["--model", setup["tds"], bare], capsys)
+    assert code == 0, err
+    with_keys = cli(["--model", setup["tds"], setup["session"]], capsys)[1]
+    assert out.splitlines()[0] == with_keys.splitlines()[0]  # the same decoded keys
+    assert "truth:" not in out and "CER" not in out
+
+
 def test_beam_search_with_lm_matches_evaluate(setup, small_lm):
     decoder = make_decoder("beam", str(small_lm))
     model = load_transcriber(setup["tds"])

@@ -131,6 +131,7 @@ def test_resume_continues_the_interrupted_trial_and_redoes_no_finished_one(searc
     assert searched["result"].trials_run_here == ["1"]
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3 trials: a rough fit
 def test_bayesian_search_fits_its_gaussian_process_after_the_initial_points(data, tmp_path):
     run_dir = tmp_path / "bayes"
     argv = tiny(data, run_dir, "space=regularization", "tuner.algorithm=bayesian",
