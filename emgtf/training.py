@@ -293,8 +293,9 @@ def _datasets(cfg, split, model, packer):
 # --- the run folder ----------------------------------------------------------------------------
 
 
-def default_run_dir(family: str) -> Path:
-    base = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{family}"
+def default_run_dir(label: str) -> Path:
+    """``runs/<date>-<time>-<label>``, with a -2, -3 ... suffix if that folder exists."""
+    base = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{label}"
     path, n = base, 1
     while path.exists():
         n += 1

@@ -611,13 +611,10 @@ def trials_table(rows: Sequence[TrialRow], top: int = 10) -> str:
 
 
 def _default_run_dir(space: str) -> Path:
+    from emgtf.training import default_run_dir
+
     label = Path(space).stem if ("/" in space or space.endswith((".yaml", ".yml"))) else space
-    base = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-tune-{label}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    return default_run_dir(f"tune-{label}")
 
 
 # --- KerasTuner glue ---------------------------------------------------------------------------

@@ -57,6 +57,17 @@ def make_session_file(
     return path, time
 
 
+def make_tiny_split(root):
+    """Three 4-second sessions (train, val, test) of white noise with keystrokes, and their split
+    file; returns (root, split path)."""
+    from emgtf.data.splits import write_split_file
+
+    for i, name in enumerate(["train", "val", "test"]):
+        make_session_file(root / f"{name}.hdf5", num_samples=8000, seed=i)
+    split = write_split_file(root / "split.yaml", name="tiny", train=["train"], val=["val"], test=["test"])
+    return root, split
+
+
 @pytest.fixture
 def session_file(tmp_path):
     """A small session file (8000 samples, keys 'hello') and its timestamps."""

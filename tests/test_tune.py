@@ -13,11 +13,10 @@ from pathlib import Path
 import keras
 import keras_tuner
 import pytest
-from conftest import make_session_file
+from conftest import make_tiny_split
 
 from emgtf import config, evaluate, search_space, tune
 from emgtf.cli import run
-from emgtf.data.splits import write_split_file
 from emgtf.errors import EmgtfError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,11 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """Three short sessions (train, val, test) of white noise with keystrokes."""
-    root = tmp_path_factory.mktemp("tune_data")
-    for i, name in enumerate(["train", "val", "test"]):
-        make_session_file(root / f"{name}.hdf5", num_samples=8000, seed=i)
-    split = write_split_file(root / "split.yaml", name="tiny", train=["train"], val=["val"], test=["test"])
-    return root, split
+    return make_tiny_split(tmp_path_factory.mktemp("tune_data"))
 
 
 def tiny(data, run_dir, *extra):

@@ -16,11 +16,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import make_session_file
+from conftest import make_tiny_split
 
 from emgtf import config, training, tune, wandb_logging
 from emgtf.callbacks import RunState
-from emgtf.data.splits import write_split_file
 
 wandb = pytest.importorskip("wandb")
 from google.protobuf.message import DecodeError  # noqa: E402
@@ -125,11 +124,7 @@ def offline(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("wandb_data")
-    for i, name in enumerate(["train", "val", "test"]):
-        make_session_file(root / f"{name}.hdf5", num_samples=8000, seed=i)
-    split = write_split_file(root / "split.yaml", name="tiny", train=["train"], val=["val"], test=["test"])
-    return root, split
+    return make_tiny_split(tmp_path_factory.mktemp("wandb_data"))
 
 
 def tiny(data, run_dir, *extra):
