@@ -165,7 +165,7 @@ class EMGSession:
 
     @property
     def timestamps(self) -> np.ndarray:
-        """float64 unix seconds of every sample; checked to be monotonic on first access."""
+        """float64 unix seconds of every sample; checked to be finite and monotonic on first access."""
         if self._timestamps is None:
             t = self._ds.fields("time")[:]
             bad = np.flatnonzero(~np.isfinite(t))
