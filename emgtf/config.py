@@ -267,3 +267,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise EmgtfError(f"{message} (see --help)")
+
+
+class CommandParser(ArgumentParser):
+    """The parser of a config-driven entry point (fit, evaluate, export, tune): ``key=value``
+    overrides and ``--dry-run``."""
+
+    def __init__(self, *, overrides_help="config overrides", dry_run_help="print the resolved config and exit",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.add_argument("overrides", nargs="*", metavar="key=value", help=overrides_help)
+        self.add_argument("--dry-run", action="store_true", help=dry_run_help)

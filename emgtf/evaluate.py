@@ -157,7 +157,7 @@ def _parser():
     from emgtf import config as config_lib
 
     keys = "\n".join(f"  {k:<12} {c}" for k, c in config_lib.top_level_keys("evaluate"))
-    return config_lib.ArgumentParser(
+    return config_lib.CommandParser(
         prog=PROG,
         description="Evaluate a checkpoint on whole sessions (batch 1): CER, IER, DER, SER per "
         "session and overall; writes <checkpoint stem>.<split>.<decoder>.eval.json beside it.",
@@ -172,10 +172,7 @@ def _parser():
 
 
 def main(argv: list[str]) -> int:
-    parser = _parser()
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
 
     from emgtf import config as config_lib
 

@@ -40,7 +40,7 @@ def _parser():
 
     keys = [*config_lib.top_level_keys("fit"), *COMMON_KEYS]
     width = max(len(k) for k, _ in keys)
-    return config_lib.ArgumentParser(
+    return config_lib.CommandParser(
         prog=PROG,
         description="Train a model on EMG session files, validating greedy CER every epoch; then "
         "evaluate the best checkpoint on the test split.",
@@ -85,10 +85,7 @@ def load_config(overrides: list[str]):
 
 
 def main(argv: list[str]) -> int:
-    parser = _parser()
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
 
     from emgtf import config as config_lib
 

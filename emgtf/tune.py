@@ -726,7 +726,9 @@ def _parser():
             spaces.append(f"  {name:<16} {search_space.load(name).description}")
         except EmgtfError as e:
             spaces.append(f"  {name:<16} (unreadable: {e})")
-    return config_lib.ArgumentParser(
+    return config_lib.CommandParser(
+        overrides_help="search settings and fit overrides",
+        dry_run_help="print the config and the search space, then exit",
         prog=PROG,
         description="KerasTuner hyperparameter search: each trial trains a fit config with the trial's "
         "hyperparameters (emgtf.training.train), objective val_CER (minimised).",
@@ -751,10 +753,7 @@ def _parser():
 
 
 def main(argv: list[str]) -> int:
-    parser = _parser()
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="search settings and fit overrides")
-    parser.add_argument("--dry-run", action="store_true", help="print the config and the search space, then exit")
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     if args.dry_run:
         from emgtf import config as config_lib
 

@@ -68,6 +68,18 @@ def make_tiny_split(root):
     return root, split
 
 
+def tiny_tcn_overrides(data, run_dir, *extra, logger: str = "none", epochs: int = 1) -> list[str]:
+    """fit overrides for a tiny TCN on :func:`make_tiny_split` data: one batch per epoch."""
+    root, split = data
+    return [
+        f"data.root={root}", f"data.split={split}", f"run_dir={run_dir}", f"logger={logger}",
+        "model=tcn", "model.mlp_features=[16]", "model.hidden_size=8", "model.num_layers=1",
+        "model.spec_augment=false", "augment=none",
+        f"trainer.epochs={epochs}", "trainer.batch_size=4", "trainer.window_length=2000",
+        "trainer.padding=[200,100]", "trainer.val_batch_size=8", "trainer.verbose=0", *extra,
+    ]
+
+
 @pytest.fixture
 def session_file(tmp_path):
     """A small session file (8000 samples, keys 'hello') and its timestamps."""

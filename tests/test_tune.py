@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import keras_tuner
 import pytest
-from conftest import make_tiny_split
+from conftest import make_tiny_split, tiny_tcn_overrides
 
 from emgtf import config, evaluate, search_space, tune
 from emgtf.cli import run
@@ -30,14 +30,7 @@ def data(tmp_path_factory):
 
 def tiny(data, run_dir, *extra):
     """Overrides of a search whose trials take one epoch of one batch of a tiny TCN."""
-    root, split = data
-    return [
-        f"data.root={root}", f"data.split={split}", f"run_dir={run_dir}", "logger=none",
-        "model=tcn", "model.mlp_features=[16]", "model.hidden_size=8", "model.num_layers=1",
-        "model.spec_augment=false", "augment=none",
-        "trainer.epochs=1", "trainer.batch_size=4", "trainer.window_length=2000",
-        "trainer.padding=[200,100]", "trainer.val_batch_size=8", "trainer.verbose=0", *extra,
-    ]
+    return tiny_tcn_overrides(data, run_dir, *extra)
 
 
 class InterruptSecondTrial(keras.callbacks.Callback):

@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import make_tiny_split
+from conftest import make_tiny_split, tiny_tcn_overrides
 
 from emgtf import config, training, tune, wandb_logging
 from emgtf.callbacks import RunState
@@ -128,14 +128,7 @@ def data(tmp_path_factory):
 
 
 def tiny(data, run_dir, *extra):
-    root, split = data
-    return [
-        f"data.root={root}", f"data.split={split}", f"run_dir={run_dir}", "logger=wandb",
-        "model=tcn", "model.mlp_features=[16]", "model.hidden_size=8", "model.num_layers=1",
-        "model.spec_augment=false", "augment=none",
-        "trainer.epochs=2", "trainer.batch_size=4", "trainer.window_length=2000",
-        "trainer.padding=[200,100]", "trainer.val_batch_size=8", "trainer.verbose=0", *extra,
-    ]
+    return tiny_tcn_overrides(data, run_dir, *extra, logger="wandb", epochs=2)
 
 
 def check_epochs(run: OfflineRun, epochs: int) -> None:
