@@ -9,7 +9,6 @@ the training loop can be called from Python (KerasTuner) with the same configs.
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import os
 from collections.abc import Mapping, Sequence
@@ -25,6 +24,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from emgtf import paths
 from emgtf.errors import EmgtfError
+from emgtf.files import first_comment
 
 # The config groups, in the order a reader meets them in fit.yaml. configs/splits is not a group:
 # it holds split files (lists of sessions), chosen by data.split.
@@ -39,7 +39,7 @@ def _one_line(text: str) -> str:
 
 
 def config_dir() -> Path:
-    return Path(paths.CONFIG_DIR)
+    return paths.config_dir()
 
 
 def _initialize():
@@ -69,7 +69,8 @@ def _parse(overrides: Sequence[str]):
 def group_options(group: str) -> list[str]:
     """The options of a config group (the YAML files in configs/<group>/), sorted."""
     directory = config_dir() / group
-    return sorted(p.stem for p in directory.glob("*.yaml"))
+    # Files starting with "_" are shared parts that the options include, not options themselves.
+    return sorted(p.stem for p in directory.glob("*.yaml") if not p.name.startswith("_"))
 
 
 def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
@@ -201,18 +202,6 @@ def load_saved(path: str | os.PathLike) -> DictConfig:
     return cfg
 
 
-def _first_comment(path: Path) -> str:
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line.startswith("# @package"):
-            continue
-        if line.startswith("#"):
-            return line.lstrip("#").strip()
-        if line:
-            break
-    return ""
-
-
 def describe_groups(config_name: str, groups: Sequence[str] = GROUPS) -> str:
     """Help text: each group, its options with their one-line descriptions, and the default."""
     defaults = _defaults(config_name)
@@ -225,7 +214,7 @@ def describe_groups(config_name: str, groups: Sequence[str] = GROUPS) -> str:
         out.append(f"  {group}=" + "|".join(options) + (f"   (default: {default})" if default else ""))
         width = max(len(o) for o in options)
         for option in options:
-            out.append(f"      {option:<{width}}  {_first_comment(config_dir() / group / f'{option}.yaml')}")
+            out.append(f"      {option:<{width}}  {first_comment((config_dir() / group / f'{option}.yaml').read_text())}")
     return "\n".join(out)
 
 
@@ -257,24 +246,39 @@ def top_level_keys(config_name: str) -> list[tuple[str, str]]:
     return out
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse for the entry points: a usage mistake is a one-line EmgtfError (exit 2), like a
-    config mistake, instead of argparse's usage dump."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
-        super().__init__(**kwargs)
-
-    def error(self, message):
-        raise EmgtfError(f"{message} (see --help)")
+def model_spec(cfg) -> tuple[str, dict]:
+    """(family, hyperparameters) of the ``model`` config."""
+    model_cfg = to_container(cfg.model)
+    family = model_cfg.pop("family", None)
+    if not family:
+        raise EmgtfError("model.family is not set (choose model=<family>, e.g. model=tds_conv_ctc)")
+    return str(family), model_cfg
 
 
-class CommandParser(ArgumentParser):
-    """The parser of a config-driven entry point (fit, evaluate, export, tune): ``key=value``
-    overrides and ``--dry-run``."""
+def resolve_data(data_cfg) -> tuple[Path, str]:
+    """(data root, split spec) of a ``data`` config; root null = the embedded synthetic dataset."""
+    root, split = data_cfg.get("root"), data_cfg.get("split")
+    if root is None:
+        from emgtf.synth import default_dataset
 
-    def __init__(self, *, overrides_help="config overrides", dry_run_help="print the resolved config and exit",
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.add_argument("overrides", nargs="*", metavar="key=value", help=overrides_help)
-        self.add_argument("--dry-run", action="store_true", help=dry_run_help)
+        root, split_file = default_dataset()
+        return Path(root), str(split if split is not None else split_file)
+    if split is None:
+        raise EmgtfError(
+            "data.split must be set when data.root is: a split name (configs/splits) or a split file"
+        )
+    return Path(str(root)).expanduser(), str(split)
+
+
+def apply_hp_overrides(cfg: DictConfig, hp_overrides: Mapping | None) -> DictConfig:
+    """``cfg`` with tuner values set: keys with a dot are config keys (``optimizer.learning_rate``),
+    plain keys are model hyperparameters (``dropout`` = ``model.dropout``)."""
+    if not hp_overrides:
+        return cfg
+    cfg = cfg.copy()
+    OmegaConf.set_struct(cfg, False)  # a tuner may try a hyperparameter the family YAML leaves out
+    for key, value in hp_overrides.items():
+        OmegaConf.update(cfg, key if "." in key else f"model.{key}", value, merge=False)
+    OmegaConf.set_struct(cfg, True)
+    return cfg
+

@@ -16,3 +16,10 @@ class SessionFileError(EmgtfError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its class name if it has none): what a one-line
+    error quotes of a library's multi-line one."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -25,8 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from emgtf.charset import SHIFT, charset  # noqa: E402
-from emgtf.decode import BeamSearchDecoder, GreedyDecoder  # noqa: E402
-from emgtf.lm import CharLM, default_lm_path  # noqa: E402
+from emgtf.decoding import BeamSearchDecoder, GreedyDecoder  # noqa: E402
+from emgtf.decoding.lm import CharLM, default_lm_path  # noqa: E402
 from emgtf.metrics import error_rates  # noqa: E402
 
 # shared/ lies beside the repository (as in CI).

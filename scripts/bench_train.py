@@ -76,7 +76,7 @@ def main(argv: list[str]) -> int:
     import numpy as np
 
     from emgtf import models
-    from emgtf.losses import CTCLoss, pack_targets
+    from emgtf.training.losses import CTCLoss, pack_targets
 
     keras.utils.set_random_seed(opts["seed"])
     model = models.build(opts["model"], **opts["hp"])

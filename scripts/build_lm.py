@@ -9,7 +9,7 @@ The model matches the emg2qwerty reference LM's design (a character 6-gram in wh
 a sentence, over the letters a-z) but is estimated from the word frequencies the ``wordfreq``
 package ships instead of WikiText-103, with interpolated modified Kneser-Ney smoothing written as
 an ARPA backoff model that KenLM loads. The default output is emgtf's cache
-(``emgtf.lm.default_lm_path()``), where ``lm_path="default"`` finds it; an existing file is kept
+(``emgtf.decoding.lm.default_lm_path()``), where ``lm_path="default"`` finds it; an existing file is kept
 unless --overwrite is given.
 
 ``--word-counts`` reads one word per line, optionally followed by a tab and its count (default 1).
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from emgtf.cli import run  # noqa: E402
 from emgtf.errors import EmgtfError  # noqa: E402
-from emgtf.lm import (  # noqa: E402
+from emgtf.decoding.lm import (  # noqa: E402
     CharLM,
     build_word_internal_arpa,
     default_lm_path,

@@ -47,7 +47,7 @@ def test_reference_trainer_is_the_full_reference_recipe():
 
 
 def test_reference_schedule_matches_the_recipe_epoch_by_epoch():
-    from emgtf.schedules import WarmupCosine, make_schedule
+    from emgtf.training.schedules import WarmupCosine, make_schedule
 
     cfg = config.compose("fit", ["trainer=reference"])
     steps = 7
@@ -68,7 +68,7 @@ def test_reference_schedule_matches_the_recipe_epoch_by_epoch():
 
 
 def test_default_schedule_steps_every_batch_and_scales_to_the_run():
-    from emgtf.schedules import make_schedule
+    from emgtf.training.schedules import make_schedule
 
     cfg = config.compose("fit", ["trainer.epochs=15"])
     lr = make_schedule(cfg.schedule, peak=1e-3, epochs=15, steps_per_epoch=10)

@@ -7,7 +7,7 @@ part of emgtf) driven by stateless random ops, so a batch seed fixes every draw:
 the same augmented batch whatever the tf.data parallelism.
 
 Scales: the EMG is used in the files' own units (white noise of std ~2.5 is the reference scale,
-see DATA.md); ``gaussian_noise`` is relative to each channel's RMS in the window, so it does not
+as in Meta's emg2qwerty recipe); ``gaussian_noise`` is relative to each channel's RMS in the window, so it does not
 depend on that scale.
 """
 
@@ -40,13 +40,13 @@ class Augmentations:
       made-up samples enter it.
     - ``gaussian_noise``: add white noise whose std is this fraction of each channel's RMS over the
       window's valid samples (0 = off). On per-channel normalised data this is the same as an
-      absolute std of that value (the seed report's 0.01); on the raw reference scale (RMS ~2.5)
+      absolute std of that value (0.01 in the course projects); on the raw reference scale (RMS ~2.5)
       0.01 is an absolute std of ~0.025.
     - ``down_up``: resampling factors, e.g. ``(2, 4)``. With probability ``down_up_prob`` a window
       is decimated by one of them (drawn uniformly) after an anti-aliasing low-pass FIR (Kaiser
       window, 32 x factor + 1 taps, cutoff at the new Nyquist), then interpolated back to its
       length with the same filter; this removes what lies above the new Nyquist frequency
-      (1000/factor Hz). The seed report trained on original plus resampled windows, hence the
+      (1000/factor Hz). The course projects trained on original plus resampled windows, hence the
       probability (default 0.5).
     - ``time_stretch``: maximum relative duration change r (0 = off): the window is resampled
       (linear interpolation) to k times its duration, k uniform in [1 - r, 1 + r]. A stretched
@@ -226,15 +226,18 @@ def lowpass_filter(factor: int) -> np.ndarray:
 def _down_up_all(emg, factor: int):
     """Decimates every window by ``factor`` and interpolates back (B, T, 2, 16) -> same."""
     shape = tf.shape(emg)
-    x = tf.reshape(emg, (shape[0], shape[1], 1, _ELECTRODES))
-    taps = lowpass_filter(factor)
-    kernel = tf.constant(np.tile(taps[:, None, None, None], (1, 1, _ELECTRODES, 1)))
-    strides = [1, factor, 1, 1]
-    low = tf.nn.depthwise_conv2d(x, kernel, strides, "SAME")
+    # Every electrode gets the same filter, so one 1-D convolution over (B * 32, T, 1) does them
+    # all. (A depthwise convolution with a time stride only runs on oneDNN: TensorFlow's Eigen
+    # kernels, its default on CPUs without AVX-512, reject unequal strides.)
+    x = tf.transpose(tf.reshape(emg, (shape[0], shape[1], _ELECTRODES)), (0, 2, 1))
+    x = tf.reshape(x, (-1, shape[1], 1))
+    kernel = tf.constant(lowpass_filter(factor)[:, None, None])
+    low = tf.nn.conv1d(x, kernel, factor, "SAME")
     # The transposed strided convolution zero-stuffs and filters with the same taps; composing a
     # convolution with its transpose has zero phase, so the result is not delayed. Zero-stuffing
     # divides the level by the factor, hence the gain.
-    back = tf.nn.depthwise_conv2d_backprop_input(tf.shape(x), kernel * float(factor), low, strides, "SAME")
+    back = tf.nn.conv1d_transpose(low, kernel * float(factor), tf.shape(x), factor, "SAME")
+    back = tf.transpose(tf.reshape(back, (shape[0], _ELECTRODES, shape[1])), (0, 2, 1))
     return tf.reshape(back, shape)
 
 

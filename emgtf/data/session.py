@@ -3,7 +3,7 @@
 A session file holds group ``emg2qwerty`` with dataset ``timeseries``, a compound array of
 ``time`` (float64 unix seconds), ``emg_left`` and ``emg_right`` (float32, 16 channels each), in any
 field order, and the group attributes ``session_name``, ``user``, ``condition``,
-``duration_mins``, ``keystrokes`` (JSON) and ``prompts`` (JSON). See ../shared/DATA.md.
+``duration_mins``, ``keystrokes`` (JSON) and ``prompts`` (JSON). The format is that of Meta's emg2qwerty release (Sivakumar et al., 2024).
 """
 
 from __future__ import annotations
@@ -266,3 +266,25 @@ def write_session(
         group.attrs["keystrokes"] = json.dumps(list(keystrokes))
         group.attrs["prompts"] = json.dumps(list(prompts))
     return path
+
+
+SUMMARY_KEYS = (
+    "session_name", "user", "condition", "duration_mins", "num_samples", "num_keystrokes",
+    "num_prompts", "text",
+)
+
+
+def summarize(path) -> dict:
+    """The summary of one session file, with exactly the keys of ``SUMMARY_KEYS`` (what ``python -m emgtf.inspect`` shows)."""
+    with EMGSession(path) as s:
+        s.timestamps  # validates monotonic time, so a corrupt file is reported here
+        return {
+            "session_name": s.session_name,
+            "user": s.user,
+            "condition": s.condition,
+            "duration_mins": round(s.duration_mins, 3),
+            "num_samples": len(s),
+            "num_keystrokes": len(s.keystrokes),
+            "num_prompts": len(s.prompts),
+            "text": s.ground_truth().text,
+        }

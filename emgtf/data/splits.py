@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from emgtf.errors import EmgtfError
-from emgtf.paths import SPLITS_DIR
+from emgtf.paths import splits_dir
 
 PARTS = ("train", "val", "test")
 
@@ -37,7 +37,7 @@ class Split:
 
 def available_splits() -> list[str]:
     """Names of the split files shipped in configs/splits."""
-    return sorted(p.stem for p in SPLITS_DIR.glob("*.yaml"))
+    return sorted(p.stem for p in splits_dir().glob("*.yaml"))
 
 
 def split_path(spec: str | os.PathLike) -> Path:
@@ -47,7 +47,7 @@ def split_path(spec: str | os.PathLike) -> Path:
         if not p.is_file():
             raise EmgtfError(f"split file {p} does not exist")
         return p
-    shipped = SPLITS_DIR / f"{spec}.yaml"
+    shipped = splits_dir() / f"{spec}.yaml"
     if not shipped.is_file():
         raise EmgtfError(
             f"unknown split '{spec}': not a file, and not one of the shipped splits "

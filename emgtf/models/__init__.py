@@ -15,19 +15,21 @@ from __future__ import annotations
 from types import ModuleType
 
 import keras
-import numpy as np
 
 from emgtf.errors import EmgtfError
 from emgtf.models import conv_resnet, hybrid, rnn, tcn, tds, transformer
 from emgtf.models.hyperparameters import COMMON_DEFAULTS, resolve
-from emgtf.models.layers import nonnegative
+from emgtf.models.emission import EmissionRule, emission_lengths, emitted_frames
 
 __all__ = [
+    "EmissionRule",
     "available",
     "build",
     "default_hyperparameters",
+    "description",
     "emission_lengths",
     "emission_rule",
+    "emitted_frames",
 ]
 
 _FAMILIES: dict[str, ModuleType] = {
@@ -44,6 +46,11 @@ def _family(name: str) -> ModuleType:
     if name not in _FAMILIES:
         raise EmgtfError(f"unknown model {name!r} (available: {', '.join(_FAMILIES)})")
     return _FAMILIES[name]
+
+
+def description(name: str) -> str:
+    """One line on what family ``name`` is."""
+    return _family(name).DESCRIPTION
 
 
 def default_hyperparameters(name: str) -> dict:
@@ -64,20 +71,3 @@ def emission_rule(name: str, **hyperparameters) -> str:
     family = _family(name)
     hp = resolve(name, {**COMMON_DEFAULTS, **family.DEFAULTS}, hyperparameters)
     return family.emission_rule(hp)
-
-
-def emission_lengths(model: keras.Model, input_lengths):
-    """Output frames of ``model`` for inputs of ``input_lengths`` samples.
-
-    Composes ``compute_output_length`` of every layer that has one, in ``model.layers`` order.
-    Takes and returns the same kind: a python int, a numpy array (a list becomes one) or a
-    tensor. Never negative: 0 means the input is too short to give any output.
-    """
-    lengths = input_lengths
-    if isinstance(lengths, (list, tuple)):
-        lengths = np.asarray(lengths)
-    for layer in model.layers:
-        compute = getattr(layer, "compute_output_length", None)
-        if compute is not None:
-            lengths = compute(lengths)
-    return nonnegative(lengths)

@@ -2,7 +2,7 @@
 
 Each residual block is two same-padded convolutions (BatchNorm, ReLU) with the ReLU after the
 residual sum, ResNet style. ``gru_size`` > 0 adds ``gru_layers`` bidirectional GRU layers, the
-seed report's CNN + BiGRU (19.45 % single-user test CER with Gaussian noise augmentation).
+a student project's CNN + BiGRU on emg2qwerty (19.45 % single-user test CER with Gaussian noise augmentation).
 """
 
 from __future__ import annotations

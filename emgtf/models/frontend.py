@@ -12,7 +12,7 @@ import keras
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.charset import charset
-from emgtf.features import LogSpectrogram, SpecAugment, SpectrogramNorm, TemporalCropResize
+from emgtf.models.layers import LogSpectrogram, SpecAugment, SpectrogramNorm, TemporalCropResize
 from emgtf.models import hyperparameters as H
 from emgtf.models.layers import RotationInvariantMLP
 from emgtf.models.regularizers import Regularization

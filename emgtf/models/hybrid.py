@@ -1,7 +1,7 @@
 """``tds_rnn``: Meta's TDS front (rotation-invariant MLP + TDS blocks) under a BiLSTM or BiGRU.
 
 The TDS blocks see 32-frame neighbourhoods; the bidirectional RNN on top adds context across the
-whole window, which the seed reports found to matter more than depth.
+whole window, which student projects on emg2qwerty found to matter more than depth.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Optional strided-convolution subsampling (2x or 4x fewer frames) before the recu
 recurrent layer's cost is sequential in the number of frames, and 31 frames/s still leave several
 frames per key at typing speed (CTC needs at least one per label).
 
-The seed report's best single-user model was a BiLSTM 2 x 256 with dropout 0.2 (plus down-up
+The best single-user model of the emg2qwerty student projects was a BiLSTM 2 x 256 with dropout 0.2 (plus down-up
 resampling and temporal crop augmentations), 11.80 % test CER.
 """
 

@@ -2,7 +2,7 @@
 
 Every number that makes the synthetic task easier or harder lives in :class:`SynthConfig`, so the
 difficulty can be tuned without reading the generator. Amplitudes are in the device units of the
-real release, where the log10 spectrogram of DATA.md has a mean of about 0.5 (the defaults give
+real release, where the reference log10 spectrogram has a mean of about 0.5 (the defaults give
 that).
 """
 

@@ -1,0 +1,68 @@
+"""CTC decoding: per-frame log-probabilities (batch, frames, 99) to typed key sequences.
+
+- :mod:`~emgtf.decoding.greedy`: :func:`ctc_greedy`, :class:`GreedyDecoder`;
+- :mod:`~emgtf.decoding.beam`: :class:`BeamSearchDecoder`, CTC prefix beam search with LM fusion;
+- :mod:`~emgtf.decoding.lm`: the word-internal character n-gram LM (KenLM files, and its builder).
+
+Every decoder has ``decode_batch(log_probs, lengths) -> list[str]``; :func:`make_decoder` builds
+one from a ``decoder`` config or from keyword options.
+"""
+
+from __future__ import annotations
+
+from emgtf.decoding.beam import BeamSearchDecoder
+from emgtf.decoding.greedy import GreedyDecoder, ctc_greedy
+from emgtf.decoding.lm import default_lm_path
+from emgtf.errors import EmgtfError
+
+__all__ = [
+    "BeamSearchDecoder",
+    "GreedyDecoder",
+    "ctc_greedy",
+    "decoder_name",
+    "default_lm_path",
+    "make_decoder",
+]
+
+
+def make_decoder(kind_or_config=None, /, **options):
+    """A decoder from a kind and keyword options (``make_decoder("beam", lm_path="default")``)
+    or from a ``decoder`` config (a mapping with ``kind`` and options, as in ``configs/decoder/``).
+
+    ``kind`` is "greedy" (no options) or "beam" (the options of :class:`BeamSearchDecoder`).
+    """
+    if isinstance(kind_or_config, str):
+        options = {"kind": kind_or_config, **options}
+    elif kind_or_config is not None:
+        from emgtf.config import to_container
+
+        options = {**to_container(kind_or_config), **options}
+    kind = options.pop("kind", "greedy")
+    if kind == "greedy":
+        if options:
+            raise EmgtfError(f"decoder: greedy decoding takes no options, got {sorted(options)}")
+        return GreedyDecoder()
+    if kind == "beam":
+        allowed = {
+            "beam_size",
+            "max_labels_per_step",
+            "lm_path",
+            "lm_weight",
+            "insertion_bonus",
+            "blank_skip_threshold",
+            "lm_fold_case",
+            "lm",
+        }
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise EmgtfError(
+                f"decoder: unknown beam-search option(s) {unknown}; known: {sorted(allowed)}"
+            )
+        return BeamSearchDecoder(**options)
+    raise EmgtfError(f"decoder: unknown kind {kind!r}; expected 'greedy' or 'beam'")
+
+
+def decoder_name(config) -> str:
+    """``greedy``, ``beam`` or ``beam_lm``: how reports and file names call a decoder config."""
+    kind = str(config.get("kind", "greedy"))
+    return f"{kind}_lm" if kind == "beam" and config.get("lm_path") else kind

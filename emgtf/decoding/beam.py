@@ -1,0 +1,248 @@
+"""CTC prefix beam search, optionally fused with a word-internal character LM.
+
+The probability of each prefix is kept separately for paths ending in blank and in a key, so "aa"
+and "a" stay distinct. Fused with :class:`emgtf.decoding.lm.CharLM`, it reproduces the emg2qwerty
+reference decoder: beam 50, at most 10 labels expanded per frame (the most probable at that frame,
+blank included), LM weight 2.0, insertion bonus 2.0, backspace undoing the LM score of the
+character it deletes, ``</s>`` scored for a word still open at the end.
+
+
+    ln P_ctc(prefix) + (lm_weight / ln 10) * ln P_lm(text) + insertion_bonus * (characters kept)
+
+``lm_weight`` keeps the reference's convention (a weight on KenLM's log10 probabilities), so
+``lm_weight=2.0`` means what it means there. As in the reference, the insertion bonus is paid only
+with an LM (it offsets the LM's cost per character), a backspace takes back the bonus and LM score
+of the character it deletes, and shift, which the LM ignores, gets neither.
+
+Speed. Every frame is handled with numpy over the whole beam (no per-frame sort: top labels come
+from one ``argpartition`` over all frames, the new beam from ``argpartition``), LM transitions are
+cached per (LM state, token), and frames where the blank is almost certain are skipped in bulk:
+when p(blank) > ``blank_skip_threshold`` (default 0.999) at a frame, every prefix is carried
+through the blank only (its total probability times p(blank)), dropping the paths that emit or
+repeat a key there. Each of those paths carries less than 1 - threshold of its prefix's
+probability at that frame, and a run of such frames costs one vector operation. The result
+differs from the exact search only when such a path would have won; ``blank_skip_threshold=None``
+gives the exact search.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from emgtf.charset import charset
+from emgtf.decoding.greedy import check_batch
+from emgtf.decoding.lm import DELETE, LN10, TRANSPARENT, CharLM, resolve_lm_path
+from emgtf.errors import EmgtfError
+
+_NEG = -np.inf
+_ROOT = 99  # "last label" of the empty prefix: an index whose log-probability is always -inf
+
+
+class BeamSearchDecoder:
+    """CTC prefix beam search with optional word-internal character LM fusion.
+
+    Args:
+        beam_size: prefixes kept after each frame.
+        max_labels_per_step: only this many most probable labels (blank included) are expanded
+            at each frame (<= 0: all 99).
+        lm_path: a KenLM ARPA or binary file, "default" for :func:`emgtf.decoding.lm.default_lm_path`,
+            or None for no LM.
+        lm_weight: weight on the LM's log10 probabilities (the reference's convention).
+        insertion_bonus: added (natural log) per character the LM scores.
+        blank_skip_threshold: frames with p(blank) above it are carried through blank only (see
+            the module docstring); None for the exact search.
+        lm_fold_case: False (the reference): capitals and shift end the LM's word; True:
+            capitals score as lower-case letters and shift is skipped (see :class:`CharLM`).
+        lm: an already loaded :class:`CharLM` instead of ``lm_path``.
+    """
+
+    def __init__(
+        self,
+        beam_size: int = 50,
+        max_labels_per_step: int = 10,
+        lm_path=None,
+        lm_weight: float = 2.0,
+        insertion_bonus: float = 2.0,
+        blank_skip_threshold: float | None = 0.999,
+        lm_fold_case: bool = False,
+        lm: CharLM | None = None,
+    ):
+        if int(beam_size) < 1:
+            raise EmgtfError(f"beam_size: must be at least 1, got {beam_size}")
+        if blank_skip_threshold is not None and not 0.0 < blank_skip_threshold < 1.0:
+            raise EmgtfError(
+                f"blank_skip_threshold: must lie strictly between 0 and 1 (or be None), got "
+                f"{blank_skip_threshold}"
+            )
+        self.beam_size = int(beam_size)
+        num_classes = charset().num_classes
+        k = int(max_labels_per_step)
+        self.max_labels_per_step = num_classes if k <= 0 else min(k, num_classes)
+        self.lm_weight = float(lm_weight)
+        self.insertion_bonus = float(insertion_bonus)
+        self.blank_skip_threshold = blank_skip_threshold
+        if lm is None and lm_path is not None:
+            lm = CharLM(resolve_lm_path(lm_path), fold_case=lm_fold_case)
+        self.lm = lm
+
+    def __repr__(self) -> str:
+        lm = f", lm={str(self.lm.path)!r}, lm_fold_case={self.lm.fold_case}" if self.lm is not None else ""
+        return (
+            f"BeamSearchDecoder(beam_size={self.beam_size}, "
+            f"max_labels_per_step={self.max_labels_per_step}, lm_weight={self.lm_weight}, "
+            f"insertion_bonus={self.insertion_bonus}, "
+            f"blank_skip_threshold={self.blank_skip_threshold}{lm})"
+        )
+
+    def decode_batch(self, log_probs, lengths) -> list[str]:
+        """Decodes (batch, frames, 99) log-probabilities with (batch,) valid lengths."""
+        log_probs, lengths = check_batch(log_probs, lengths)
+        return [self.decode(lp[:length])[0] for lp, length in zip(log_probs, lengths)]
+
+    def decode(self, log_probs) -> tuple[str, float]:
+        """Best key sequence of one utterance's (frames, 99) log-probabilities, and its score."""
+        labels, score = self._search(np.asarray(log_probs, dtype=np.float64))
+        return charset().labels_to_str(labels), score
+
+    def _search(self, lp: np.ndarray) -> tuple[list[int], float]:
+        cs = charset()
+        blank, num_frames = cs.blank, lp.shape[0]
+        lm = self.lm
+        if lm is not None:
+            lm.maybe_reset()
+        lm_scale = self.lm_weight / LN10  # the weight per natural-log unit
+        bonus = self.insertion_bonus
+
+        k = self.max_labels_per_step
+        if k < lp.shape[1]:
+            tops = np.argpartition(-lp, k - 1, axis=1)[:, :k]
+        else:
+            tops = np.broadcast_to(np.arange(lp.shape[1]), lp.shape)
+        top_lp = np.take_along_axis(lp, tops, axis=1)
+        is_blank = tops == blank
+        if lm is not None:
+            # Per frame and candidate: LM column (blank: any, its extension is masked anyway).
+            columns = lm.label_columns[np.minimum(tops, blank - 1)]
+            columns[is_blank] = TRANSPARENT
+            scored = columns >= 0
+            deleting = columns == DELETE
+            safe_columns = np.maximum(columns, 0)
+        blank_lp = lp[:, blank]
+        if self.blank_skip_threshold is None:
+            active = np.arange(num_frames)
+        else:
+            active = np.flatnonzero(blank_lp <= math.log(self.blank_skip_threshold))
+        blank_cumsum = np.concatenate([[0.0], np.cumsum(blank_lp)])
+
+        # The beam, one entry per distinct prefix. A prefix is a linked list (parent, label);
+        # ``parent`` holds the index of each entry's parent prefix in the beam (-1 if absent),
+        # which is how extensions that reach a prefix already in the beam are found and merged.
+        p_blank = np.zeros(1)
+        p_key = np.full(1, _NEG)
+        last = np.full(1, _ROOT, dtype=np.int64)
+        parent = np.full(1, -1, dtype=np.int64)
+        nodes: list = [None]
+        # LM bookkeeping: each prefix's stack of (state id, contribution, rest) for the characters
+        # the LM scored, its current state id and the contribution on top (undone by backspace).
+        stacks: list = [None]
+        sids = np.full(1, lm.bos if lm is not None else 0, dtype=np.int64)
+        top_contrib = np.zeros(1)
+
+        frame = np.full(_ROOT + 1, _NEG)  # log-probability of the candidates, -inf elsewhere
+        label_pos = np.full(_ROOT + 1, -1, dtype=np.int64)  # candidate index of each label
+        candidates = np.arange(k)
+        done = 0  # frames consumed
+        for t in active.tolist():
+            if t > done:  # frames done..t-1 are blank for sure: collapse every prefix into blank
+                p_blank = np.logaddexp(p_blank, p_key) + (blank_cumsum[t] - blank_cumsum[done])
+                p_key = np.full_like(p_key, _NEG)
+            done = t + 1
+
+            labels = tops[t]
+            frame[labels] = top_lp[t]
+            p_total = np.logaddexp(p_blank, p_key)
+            stay_blank = p_total + frame[blank]
+            stay_key = p_key + frame[last]  # the last key held on (collapsed repeat)
+            frame[labels] = _NEG
+
+            n = len(p_total)
+            # A repeated key only extends the paths that ended in blank; blank extends nothing.
+            repeat = labels[None, :] == last[:, None]
+            ext = np.where(repeat, p_blank[:, None], p_total[:, None]) + top_lp[t]
+            ext[:, is_blank[t]] = _NEG
+            if lm is not None:
+                scores, next_sids = lm.transitions(sids, safe_columns[t])
+                fused = np.where(scored[t], lm_scale * scores + bonus, 0.0)
+                fused = np.where(deleting[t], -top_contrib[:, None], fused)
+                ext += fused
+
+            # Extensions that reach a prefix already in the beam add to that entry.
+            label_pos[labels] = candidates
+            pos = label_pos[last]
+            label_pos[labels] = -1
+            merge = np.flatnonzero((parent >= 0) & (pos >= 0))
+            if merge.size:
+                src = (parent[merge], pos[merge])
+                stay_key[merge] = np.logaddexp(stay_key[merge], ext[src])
+                ext[src] = _NEG
+
+            scores = np.concatenate([np.logaddexp(stay_blank, stay_key), ext.ravel()])
+            if len(scores) > self.beam_size:
+                chosen = np.argpartition(-scores, self.beam_size - 1)[: self.beam_size]
+            else:
+                chosen = np.arange(len(scores))
+            alive = chosen[scores[chosen] > _NEG]
+            chosen = alive if alive.size else chosen[:1]
+            stays = chosen[chosen < n]
+            rows, cols = np.divmod(chosen[chosen >= n] - n, k)
+
+            new_index = np.full(n, -1, dtype=np.int64)  # old entry -> its index if it stays
+            new_index[stays] = np.arange(len(stays))
+            old_parent = parent[stays]
+            parent = np.concatenate(
+                [np.where(old_parent >= 0, new_index[old_parent], -1), new_index[rows]]
+            )
+            p_blank = np.concatenate([stay_blank[stays], np.full(len(rows), _NEG)])
+            p_key = np.concatenate([stay_key[stays], ext[rows, cols]])
+            new_keys = labels[cols]
+            last = np.concatenate([last[stays], new_keys])
+            nodes = [nodes[i] for i in stays.tolist()] + [
+                (nodes[r], key) for r, key in zip(rows.tolist(), new_keys.tolist())
+            ]
+            if lm is not None:
+                new_stacks = [stacks[i] for i in stays.tolist()]
+                new_sids = sids[stays].tolist()
+                new_top = top_contrib[stays].tolist()
+                kinds = columns[t, cols].tolist()
+                contribs = fused[rows, cols].tolist()
+                successors = next_sids[rows, cols].tolist()
+                for r, kind, contrib, sid in zip(rows.tolist(), kinds, contribs, successors):
+                    stack = stacks[r]
+                    if kind >= 0:
+                        stack = (sid, contrib, stack)
+                    elif kind == DELETE:
+                        stack = stack[2] if stack is not None else None
+                        sid, contrib = (stack[0], stack[1]) if stack is not None else (lm.bos, 0.0)
+                    else:  # TRANSPARENT
+                        sid, contrib = int(sids[r]), float(top_contrib[r])
+                    new_stacks.append(stack)
+                    new_sids.append(sid)
+                    new_top.append(contrib)
+                stacks = new_stacks
+                sids = np.asarray(new_sids, dtype=np.int64)
+                top_contrib = np.asarray(new_top)
+
+        p_total = np.logaddexp(p_blank, p_key)
+        if num_frames > done:
+            p_total = p_total + (blank_cumsum[num_frames] - blank_cumsum[done])
+        if lm is not None:  # end the word each prefix leaves open
+            p_total = p_total + lm_scale * np.array([lm.end_score(int(s)) for s in sids])
+        best = int(np.argmax(p_total))
+        labels = []
+        node = nodes[best]
+        while node is not None:
+            node, label = node
+            labels.append(label)
+        return labels[::-1], float(p_total[best])

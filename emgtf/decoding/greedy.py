@@ -1,0 +1,60 @@
+"""Greedy CTC decoding: the most likely class per frame, repeats collapsed, blanks dropped."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emgtf.charset import charset
+from emgtf.errors import EmgtfError
+
+
+def check_batch(log_probs, lengths) -> tuple[np.ndarray, np.ndarray]:
+    log_probs = np.asarray(log_probs)
+    lengths = np.asarray(lengths)
+    num_classes = charset().num_classes
+    if log_probs.ndim != 3 or log_probs.shape[-1] != num_classes:
+        raise EmgtfError(
+            f"log_probs: expected shape (batch, frames, {num_classes}), got {log_probs.shape}"
+        )
+    if lengths.shape != (log_probs.shape[0],):
+        raise EmgtfError(
+            f"lengths: expected shape ({log_probs.shape[0]},) for a batch of "
+            f"{log_probs.shape[0]}, got {lengths.shape}"
+        )
+    if lengths.size and (lengths.min() < 0 or lengths.max() > log_probs.shape[1]):
+        raise EmgtfError(
+            f"lengths: must lie in 0..{log_probs.shape[1]} (the frames given), got "
+            f"{lengths.min()}..{lengths.max()}"
+        )
+    return log_probs, lengths.astype(np.int64)
+
+
+def ctc_greedy(log_probs, lengths) -> list[str]:
+    """Greedy CTC decoding of a batch.
+
+    Args:
+        log_probs: (batch, frames, 99) per-frame (log-)probabilities; only the argmax matters.
+        lengths: (batch,) number of valid frames of each element.
+    Returns:
+        The key sequence of each element: argmax per frame, repeats collapsed, blanks dropped.
+    """
+    log_probs, lengths = check_batch(log_probs, lengths)
+    cs = charset()
+    best = log_probs.argmax(axis=-1)
+    texts = []
+    for labels, length in zip(best, lengths):
+        labels = labels[:length]
+        keep = labels != cs.blank
+        keep[1:] &= labels[1:] != labels[:-1]
+        texts.append(cs.labels_to_str(labels[keep]))
+    return texts
+
+
+class GreedyDecoder:
+    """:func:`ctc_greedy` behind the common decoder interface."""
+
+    def decode_batch(self, log_probs, lengths) -> list[str]:
+        return ctc_greedy(log_probs, lengths)
+
+    def __repr__(self) -> str:
+        return "GreedyDecoder()"

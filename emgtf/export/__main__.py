@@ -1,0 +1,9 @@
+"""``python -m emgtf.export``: see :mod:`emgtf.cli.export`."""
+
+import sys
+
+from emgtf.cli import run
+from emgtf.cli.export import main
+
+if __name__ == "__main__":
+    sys.exit(run(main, "emgtf.export"))

@@ -1,0 +1,93 @@
+"""Exporting a Keras model or a ``.keras`` checkpoint to a folder, whole or not at all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from emgtf import NUM_BANDS, NUM_CHANNELS
+from emgtf.errors import EmgtfError
+from emgtf.export import formats
+from emgtf.export.metadata import FORMATS, METADATA_FILE, metadata, training_config_of
+from emgtf.export.verify import probe_signal, verify_export
+from emgtf.files import write_json
+from emgtf.models.emission import EmissionRule
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise EmgtfError(f"out {out} exists and is not an empty folder; choose a new out=")
+
+
+def export_model(
+    model,
+    out,
+    fmt: str = "saved_model",
+    *,
+    checkpoint=None,
+    training_config=None,
+    onnx_opset: int = 17,
+    verify: bool = True,
+) -> dict:
+    """Exports a Keras model to folder ``out`` in format ``fmt``; returns what export.json holds.
+
+    ``out`` is written whole or not at all: the files are made in a hidden folder beside it, checked
+    (``verify``), then moved into place.
+    """
+    if fmt not in FORMATS:
+        raise EmgtfError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    out = Path(out).expanduser()
+    _check_out(out)
+    shape = tuple(model.input.shape[1:]) if not isinstance(model.input, (list, tuple)) else None
+    if shape is None or shape[1:] != (NUM_BANDS, NUM_CHANNELS):
+        raise EmgtfError(
+            f"model '{model.name}' takes input {shape}, expected (samples, {NUM_BANDS}, {NUM_CHANNELS})"
+        )
+    rule = EmissionRule.from_model(model)
+    doc = metadata(model, rule, fmt, checkpoint=checkpoint, training_config=training_config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:
+        if fmt == "saved_model":
+            formats.write_saved_model(model, staging)
+        elif fmt == "keras":
+            formats.write_keras(model, staging)
+        else:
+            formats.write_onnx(model, staging, onnx_opset)
+            import tf2onnx
+
+            doc["versions"]["tf2onnx"] = tf2onnx.__version__
+            doc["onnx_opset"] = int(onnx_opset)
+        write_json(staging / METADATA_FILE, doc)
+        if verify:
+            doc["verification"] = {
+                "max_abs_log_prob_difference": verify_export(model, staging, rule),
+                "probe": "white noise std 2.5, batch of 2 (one zero-padded), "
+                f"{probe_signal(rule)[0].shape[1]} samples",
+            }
+            write_json(staging / METADATA_FILE, doc)
+        _check_out(out)  # nobody wrote there meanwhile
+        if out.exists():
+            out.rmdir()
+        os.replace(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return doc
+
+
+def export_checkpoint(checkpoint, out, fmt: str = "saved_model", **kwargs) -> dict:
+    """Loads a ``.keras`` checkpoint (and the run's config.yaml beside it) and exports it."""
+    from emgtf.inference.checkpoints import checkpoint_family, load_checkpoint
+
+    if fmt not in FORMATS:
+        raise EmgtfError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    _check_out(Path(out).expanduser())
+    checkpoint = Path(checkpoint).expanduser()
+    family = checkpoint_family(checkpoint)
+    model = load_checkpoint(checkpoint, family)
+    return export_model(
+        model, out, fmt, checkpoint=checkpoint, training_config=training_config_of(checkpoint), **kwargs
+    )

@@ -1,0 +1,76 @@
+"""Writing files so that a reader never sees half of one: write beside, then rename into place."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from emgtf.errors import EmgtfError
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Writes ``text`` to ``path`` whole or not at all (a hidden temporary file, then a rename)."""
+    path = Path(path)
+    tmp = _temporary(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_copy(source, target) -> None:
+    """Copies ``source`` to ``target`` whole or not at all."""
+    target = Path(target)
+    tmp = _temporary(target)
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path, doc) -> None:
+    """``doc`` as indented UTF-8 JSON, written atomically."""
+    atomic_write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path, *, missing_ok: bool = True, strict: bool = False) -> dict:
+    """The JSON object in ``path``; ``{}`` if it is missing (``missing_ok``) or, unless ``strict``,
+    unreadable. With ``strict``, an unreadable file is a one-line :class:`EmgtfError`."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if missing_ok:
+            return {}
+        raise EmgtfError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        if strict:
+            raise EmgtfError(f"{path}: unreadable ({e})") from None
+        return {}
+    if not isinstance(doc, dict):
+        if strict:
+            raise EmgtfError(f"{path}: must hold a JSON object")
+        return {}
+    return doc
+
+
+def first_comment(text: str) -> str:
+    """The first ``#`` comment of a YAML text before any content (Hydra's ``# @package`` skipped):
+    how a config or search-space file describes itself in ``--help``."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("# @package"):
+            continue
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+        if line:
+            break
+    return ""

@@ -1,0 +1,7 @@
+"""Inference: loading checkpoints, running any model on raw EMG, and scoring what it decodes.
+
+- :mod:`~emgtf.inference.checkpoints`: ``.keras`` checkpoints;
+- :mod:`~emgtf.inference.runners`: one way to run a Keras model or an export folder;
+- :mod:`~emgtf.inference.evaluation`: validation windows and whole-session evaluation;
+- :mod:`~emgtf.inference.transcription`: one session, in chunks, to typed text.
+"""

@@ -1,0 +1,176 @@
+"""Evaluation: one forward + decode + count path for validation windows and whole sessions.
+
+:func:`validate` scores windows of a validation split (the training loop's per-epoch check);
+:func:`evaluate_model` decodes every session of a split whole (batch 1, no windowing: the
+reference's test protocol), and :func:`evaluate_checkpoint` writes that report as JSON beside the
+checkpoint, ``<checkpoint stem>.<split>.<decoder>.eval.json``. Error rates are edit operations
+summed over all sessions (:class:`emgtf.metrics.ErrorCounter`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from emgtf.errors import EmgtfError
+from emgtf.files import write_json
+from emgtf.inference.runners import forward
+
+
+def validate(model, dataset, loss, decoder=None, *, samples: int = 0) -> dict:
+    """Loss and error rates of ``model`` on every window of ``dataset`` (dict batches).
+
+    The loss is averaged over windows like the training loss; the rates are summed over the split
+    (:class:`emgtf.metrics.ErrorCounter`). Greedy decoding unless a ``decoder`` is given.
+    ``samples`` > 0 adds ``"samples"``: (prediction, target) of the first that many windows.
+    """
+    import keras
+
+    from emgtf.charset import charset
+    from emgtf.decoding import ctc_greedy
+    from emgtf.metrics import ErrorCounter
+    from emgtf.models import emitted_frames
+    from emgtf.training.losses import pack_targets
+
+    cs = charset()
+    counter = ErrorCounter()
+    total_loss, windows = 0.0, 0
+    kept = []
+    for batch in dataset:
+        log_probs = forward(model, batch["emg"])
+        emitted = emitted_frames(model, batch["emg_lengths"].numpy(), log_probs.shape[1])
+        labels, label_lengths = batch["labels"].numpy(), batch["label_lengths"].numpy()
+        # CTCLoss scores an infeasible window 0, as in training.
+        y = pack_targets(emitted, labels, label_lengths)
+        per_window = keras.ops.convert_to_numpy(loss.call(y, log_probs))
+        total_loss += float(np.sum(per_window))
+        windows += len(per_window)
+        texts = decoder.decode_batch(log_probs, emitted) if decoder else ctc_greedy(log_probs, emitted)
+        for text, row, n in zip(texts, labels, label_lengths):
+            target = cs.labels_to_str(row[:n])
+            counter.update(text, target)
+            if len(kept) < samples:
+                kept.append((text, target))
+    if windows == 0:
+        raise EmgtfError("the validation split gave no windows")
+    result = {"loss": total_loss / windows, **counter.result()}
+    if samples:
+        result["samples"] = kept
+    return result
+
+
+def evaluate_model(model, files, decoder, *, log=print) -> dict:
+    """Decodes each session file whole with ``model``; returns the per-session and overall rates.
+
+    Returns ``{"sessions": [{"session", "CER", "IER", "DER", "SER", counts..., "prediction",
+    "target"}], "overall": {"CER", ..., counts}}``.
+    """
+    from emgtf.charset import charset
+    from emgtf.data import data_errors, make_dataset
+    from emgtf.metrics import ErrorCounter, error_rates
+    from emgtf.models import emitted_frames
+
+    cs = charset()
+    overall = ErrorCounter()
+    sessions = []
+    dataset = make_dataset([str(f) for f in files], window_length=None, batch_size=1)
+    with data_errors():
+        for batch in dataset:
+            log_probs = forward(model, batch["emg"])
+            emitted = emitted_frames(model, batch["emg_lengths"].numpy(), log_probs.shape[1])
+            prediction = decoder.decode_batch(log_probs, emitted)[0]
+            n = int(batch["label_lengths"][0])
+            target = cs.labels_to_str(batch["labels"][0, :n].numpy())
+            overall.update(prediction, target)
+            name = batch["session"][0].numpy().decode()
+            rates = error_rates([prediction], [target])
+            sessions.append({"session": name, **rates, "prediction": prediction, "target": target})
+            if log is not None:
+                log(f"  {name}: CER {rates['CER']:.2f} % ({rates['target_chars']} characters)")
+    return {"sessions": sessions, "overall": overall.result()}
+
+
+def rates_table(report: dict) -> str:
+    """Per-session and overall CER / IER / DER / SER as a fixed-width table."""
+    rows = [(s["session"], s) for s in report["sessions"]] + [("overall", report["overall"])]
+    width = max(12, *(len(name) for name, _ in rows))
+    header = f"{'session':<{width}}  {'CER':>7}  {'IER':>7}  {'DER':>7}  {'SER':>7}  {'chars':>7}"
+    lines = [header, "-" * len(header)]
+    for i, (name, r) in enumerate(rows):
+        if i == len(rows) - 1:
+            lines.append("-" * len(header))
+        lines.append(
+            f"{name:<{width}}  {r['CER']:7.2f}  {r['IER']:7.2f}  {r['DER']:7.2f}  {r['SER']:7.2f}  "
+            f"{r['target_chars']:7d}"
+        )
+    return "\n".join(lines)
+
+
+def default_output(checkpoint: Path, part: str, decoder_cfg) -> Path:
+    from emgtf.decoding import decoder_name
+
+    return checkpoint.with_name(f"{checkpoint.stem}.{part}.{decoder_name(decoder_cfg)}.eval.json")
+
+
+def evaluate_checkpoint(
+    checkpoint,
+    *,
+    part: str = "test",
+    decoder_cfg=None,
+    root=None,
+    split=None,
+    output=None,
+    overwrite: bool = False,
+    model=None,
+) -> tuple[dict, Path]:
+    """Evaluates ``checkpoint`` on split part ``part``; writes and returns the JSON report.
+
+    ``root``/``split`` default to the run's config.yaml beside the checkpoint, else the synthetic
+    default. ``model``: the already loaded checkpoint, to skip loading it again.
+    """
+    from omegaconf import OmegaConf
+
+    from emgtf import config as config_lib
+    from emgtf.data.splits import load_split
+    from emgtf.decoding import decoder_name, make_decoder
+    from emgtf.inference.checkpoints import checkpoint_family, load_checkpoint
+
+    checkpoint = Path(checkpoint)
+    family = checkpoint_family(checkpoint)  # a missing or foreign file fails before any data work
+    decoder_cfg = decoder_cfg if decoder_cfg is not None else OmegaConf.create({"kind": "greedy"})
+    if root is None or split is None:
+        run_config = checkpoint.parent / "config.yaml"
+        if run_config.is_file():
+            run_data = config_lib.load_saved(run_config).get("data") or {}
+            root = root if root is not None else run_data.get("root")
+            split = split if split is not None else run_data.get("split")
+    data_root, split_spec = config_lib.resolve_data(OmegaConf.create({"root": root, "split": split}))
+    files = load_split(split_spec, data_root).part(part)
+    if not files:
+        raise EmgtfError(f"split '{split_spec}' has no {part} sessions")
+    output = Path(output) if output is not None else default_output(checkpoint, part, decoder_cfg)
+    if output.exists() and not overwrite:
+        raise EmgtfError(f"{output} exists; pass overwrite=true to replace it (or output=<another path>)")
+
+    decoder = make_decoder(decoder_cfg)
+    if model is None:
+        model = load_checkpoint(checkpoint, family)
+    print(f"emgtf.evaluate: {checkpoint} ({model.name}) on {len(files)} {part} session(s), "
+          f"{decoder_name(decoder_cfg)} decoding", flush=True)
+    report = evaluate_model(model, files, decoder)
+    report = {
+        "checkpoint": str(checkpoint),
+        "model": model.name,
+        "split": part,
+        "split_file": str(split_spec),
+        "data_root": str(data_root),
+        "decoder": config_lib.to_container(decoder_cfg),
+        "overall": report["overall"],
+        "sessions": report["sessions"],
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_json(output, report)
+    print(rates_table(report))
+    print(f"report: {output}", flush=True)
+    return report, output

@@ -1,0 +1,151 @@
+"""Running a model on raw EMG, whatever form it comes in: a Keras model or ``.keras`` checkpoint,
+or an export folder (SavedModel, ``.keras``, ONNX) as ``python -m emgtf.export`` writes it.
+
+A :class:`Runner` maps ``emg`` float32 (batch, samples, 2, 16) and optional true lengths (batch,)
+to log-probabilities (batch, frames, 99) float32 and the emitted frames of each element (batch,)
+int64. Validation, evaluate, transcribe and the export check all go through it, so they give the
+same numbers for the same model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emgtf import NUM_BANDS, NUM_CHANNELS
+from emgtf.errors import EmgtfError, first_line
+from emgtf.models.emission import EmissionRule, emitted_frames
+
+
+def forward(model, emg) -> np.ndarray:
+    """Log-probabilities (batch, frames, 99) float32 of a batch, through the compiled predict step
+    (an eager call would step recurrent layers frame by frame in Python)."""
+    return np.asarray(model.predict_on_batch(emg), dtype=np.float32)
+
+
+def _full_lengths(emg: np.ndarray) -> np.ndarray:
+    return np.full(len(emg), emg.shape[1], dtype=np.int64)
+
+
+@dataclass
+class Runner:
+    """A loaded model. ``run(emg, lengths)`` -> (log_probs, emitted); ``lengths`` None means every
+    element is ``samples`` long."""
+
+    run: Callable[[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray]]
+    rule: EmissionRule
+    family: str
+    source: str  # for messages: "SavedModel exports/x", "checkpoint runs/x/best.keras"
+
+    def __call__(self, emg, lengths=None) -> tuple[np.ndarray, np.ndarray]:
+        return self.run(np.ascontiguousarray(emg, dtype=np.float32), lengths)
+
+    def log_probs(self, emg: np.ndarray) -> np.ndarray:
+        """(emissions, 99) of one recording (samples, 2, 16), checked against the emission rule."""
+        emg = np.ascontiguousarray(emg, dtype=np.float32)
+        if emg.ndim != 3 or emg.shape[1:] != (NUM_BANDS, NUM_CHANNELS):
+            raise EmgtfError(
+                f"EMG must have shape (samples, {NUM_BANDS}, {NUM_CHANNELS}), got {emg.shape}"
+            )
+        log_probs, emitted = self.run(emg[None], None)
+        log_probs, emitted = log_probs[0], int(emitted[0])
+        expected = self.rule.emissions(len(emg))
+        if emitted != expected or log_probs.shape[0] < emitted or log_probs.shape[-1] != 99:
+            raise EmgtfError(
+                f"{self.source}: the model emitted {emitted} frames of shape {log_probs.shape} for "
+                f"{len(emg)} samples, but its emission rule ({self.rule.describe()}) says {expected}"
+            )
+        return log_probs[:emitted]
+
+
+def keras_runner(model, source: str | None = None) -> Runner:
+    """A runner of a Keras model, through :func:`forward`."""
+
+    def run(emg, lengths):
+        log_probs = forward(model, emg)
+        lengths = _full_lengths(emg) if lengths is None else lengths
+        return log_probs, emitted_frames(model, lengths, log_probs.shape[1])
+
+    return Runner(run, EmissionRule.from_model(model), model.name, source or f"model {model.name}")
+
+
+def _saved_model_runner(directory: Path, rule: EmissionRule, family: str) -> Runner:
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(str(directory))
+    except Exception as e:  # TensorFlow raises OSError, ValueError, protobuf DecodeError, ...
+        raise EmgtfError(f"{directory}: cannot load the SavedModel ({first_line(e)})") from None
+    signatures = getattr(loaded, "signatures", {})
+    serve = signatures.get("serving_default")
+    if serve is None:
+        raise EmgtfError(f"{directory}: the SavedModel has no serving_default signature")
+    spec = serve.structured_input_signature[1].get("emg")
+    if spec is None or spec.shape.rank != 4 or tuple(spec.shape[2:]) != (NUM_BANDS, NUM_CHANNELS):
+        raise EmgtfError(
+            f"{directory}: serving_default must take emg [batch, samples, {NUM_BANDS}, "
+            f"{NUM_CHANNELS}], takes {spec}"
+        )
+
+    def run(emg, lengths):
+        if lengths is None:
+            out = serve(emg=tf.constant(emg))
+        else:
+            out = signatures["with_lengths"](
+                emg=tf.constant(emg), emg_lengths=tf.constant(np.asarray(lengths, np.int32))
+            )
+        return out["log_probs"].numpy(), out["emission_lengths"].numpy().astype(np.int64)
+
+    return Runner(run, rule, family, f"SavedModel {directory}")
+
+
+def _onnx_runner(path: Path, rule: EmissionRule, family: str) -> Runner:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise EmgtfError("running an ONNX export needs onnxruntime (pip install 'emgtf[onnx]')") from None
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's own exception types (InvalidGraph, Fail, ...)
+        raise EmgtfError(f"{path}: onnxruntime cannot load the ONNX model ({first_line(e)})") from None
+
+    def run(emg, lengths):
+        if lengths is not None and not np.all(np.asarray(lengths) == emg.shape[1]):
+            raise EmgtfError("the ONNX export takes full-length inputs only (no emg_lengths)")
+        log_probs, emitted = session.run(["log_probs", "emission_lengths"], {"emg": emg})
+        return log_probs, np.asarray(emitted, np.int64)
+
+    return Runner(run, rule, family, f"ONNX export {path.parent}")
+
+
+def load_runner(path) -> Runner:
+    """A runner of an export folder (``python -m emgtf.export``) or a ``.keras`` checkpoint."""
+    from emgtf.charset import charset
+    from emgtf.export.metadata import METADATA_FILE, read_metadata
+    from emgtf.inference.checkpoints import load_checkpoint
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise EmgtfError(f"{path}: no such file or folder")
+    if path.is_file():
+        return keras_runner(load_checkpoint(path), f"checkpoint {path}")
+    doc = read_metadata(path)
+    cs = charset()
+    if doc["charset"]["keys"] != list(cs.chars) or doc["charset"].get("blank") != cs.blank:
+        raise EmgtfError(
+            f"{path / METADATA_FILE}: its charset is not emgtf's (98 keys in label order, blank 98)"
+        )
+    rule = EmissionRule.from_json(doc["emission"], path / METADATA_FILE)
+    family = str(doc.get("family", "?"))
+    fmt = doc["format"]
+    if fmt == "saved_model":
+        return _saved_model_runner(path, rule, family)
+    model_file = path / str(doc.get("model_file", ""))
+    if not model_file.is_file():
+        raise EmgtfError(f"{path}: export.json names {doc.get('model_file')!r}, which is missing")
+    if fmt == "onnx":
+        return _onnx_runner(model_file, rule, family)
+    return keras_runner(load_checkpoint(model_file), f"Keras export {path}")

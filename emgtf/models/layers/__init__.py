@@ -1,0 +1,50 @@
+"""Keras layers of emgtf's models, each serialisable (``get_config``) and ``keras.ops``-only.
+
+The raw EMG window goes into the model; the feature layers are its first layers:
+
+    LogSpectrogram -> [SpecAugment] -> [TemporalCropResize] -> SpectrogramNorm -> family layers
+
+- :mod:`~emgtf.models.layers.spectrogram`: ``LogSpectrogram``, ``frames_for_samples``;
+- :mod:`~emgtf.models.layers.augmentation`: ``SpecAugment``, ``TemporalCropResize``;
+- :mod:`~emgtf.models.layers.normalization`: ``SpectrogramNorm``;
+- :mod:`~emgtf.models.layers.rotation_mlp`: ``RotationInvariantMLP``;
+- :mod:`~emgtf.models.layers.tds`: ``TDSConvBlock``, ``TDSFullyConnectedBlock``;
+- :mod:`~emgtf.models.layers.conv`: ``ConvBlock1D``, ``ConvSubsampling``;
+- :mod:`~emgtf.models.layers.transformer`: ``SinusoidalPositionEncoding``, ``FramePaddingMask``,
+  ``TransformerBlock``.
+"""
+
+from emgtf.models.layers.augmentation import SpecAugment, TemporalCropResize
+from emgtf.models.layers.base import nonnegative
+from emgtf.models.layers.conv import ConvBlock1D, ConvSubsampling
+from emgtf.models.layers.normalization import SpectrogramNorm
+from emgtf.models.layers.rotation_mlp import RotationInvariantMLP
+from emgtf.models.layers.spectrogram import (
+    POWER_FLOOR,
+    LogSpectrogram,
+    frames_for_samples,
+)
+from emgtf.models.layers.tds import TDSConvBlock, TDSFullyConnectedBlock
+from emgtf.models.layers.transformer import (
+    FramePaddingMask,
+    SinusoidalPositionEncoding,
+    TransformerBlock,
+)
+
+__all__ = [
+    "POWER_FLOOR",
+    "ConvBlock1D",
+    "ConvSubsampling",
+    "FramePaddingMask",
+    "LogSpectrogram",
+    "RotationInvariantMLP",
+    "SinusoidalPositionEncoding",
+    "SpecAugment",
+    "SpectrogramNorm",
+    "TDSConvBlock",
+    "TDSFullyConnectedBlock",
+    "TemporalCropResize",
+    "TransformerBlock",
+    "frames_for_samples",
+    "nonnegative",
+]

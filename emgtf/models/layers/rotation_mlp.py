@@ -1,0 +1,85 @@
+"""The rotation-invariant MLP: Meta's per-band front end over the spectrogram features."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from emgtf.models.layers.base import register, serialize_regularizer
+
+
+@register
+class RotationInvariantMLP(keras.layers.Layer):
+    """Per-band MLP pooled over small rotations of the electrode ring (Meta's front end).
+
+    Input ``(batch, frames, bands, channels, bins)``; output ``(batch, frames, bands * f)`` with
+    ``f = features[-1]``. For each band, the ``channels x bins`` features are rolled along the
+    channel axis by each of ``offsets``; every roll goes through the same MLP (Linear + ReLU for
+    each entry of ``features``) and the results are averaged (or max-pooled) over the rolls. The
+    bands do not share weights: they are mirror images, not copies.
+    """
+
+    def __init__(
+        self,
+        features=(384,),
+        offsets=(-1, 0, 1),
+        pooling="mean",
+        kernel_regularizer=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if pooling not in ("mean", "max"):
+            raise ValueError(f"pooling must be 'mean' or 'max', got {pooling!r}")
+        self.features = [int(f) for f in features]
+        self.offsets = [int(o) for o in offsets]
+        self.pooling = pooling
+        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+
+    def build(self, input_shape):
+        _, _, bands, channels, bins = input_shape
+        self._bands, self._channels, self._bins = bands, channels, bins
+        self.kernels, self.biases = [], []
+        fan_in = channels * bins
+        for i, fan_out in enumerate(self.features):
+            # Glorot for each band's (fan_in, fan_out) matrix; Keras would otherwise count the
+            # band axis as a receptive field and shrink the scale by the number of bands.
+            init = keras.initializers.VarianceScaling(
+                scale=float(bands), mode="fan_avg", distribution="uniform"
+            )
+            self.kernels.append(
+                self.add_weight(
+                    name=f"kernel_{i}",
+                    shape=(bands, fan_in, fan_out),
+                    initializer=init,
+                    regularizer=self.kernel_regularizer,
+                )
+            )
+            self.biases.append(
+                self.add_weight(name=f"bias_{i}", shape=(bands, fan_out), initializer="zeros")
+            )
+            fan_in = fan_out
+
+    def call(self, inputs):
+        batch = ops.shape(inputs)[0]
+        rolled = ops.stack([ops.roll(inputs, o, axis=3) for o in self.offsets], axis=3)
+        # (batch, frames, band, roll, channel * bin), channel-major like Meta's flattening.
+        x = ops.reshape(
+            rolled, (batch, -1, self._bands, len(self.offsets), self._channels * self._bins)
+        )
+        for kernel, bias in zip(self.kernels, self.biases):
+            x = ops.einsum("btnri,nio->btnro", x, kernel) + bias[:, None, :]
+            x = ops.relu(x)
+        x = ops.mean(x, axis=3) if self.pooling == "mean" else ops.max(x, axis=3)
+        return ops.reshape(x, (batch, -1, self._bands * self.features[-1]))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[1], input_shape[2] * self.features[-1])
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "features": list(self.features),
+            "offsets": list(self.offsets),
+            "pooling": self.pooling,
+            "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
+        }

@@ -1,0 +1,16 @@
+"""Training: one Keras ``fit`` of a config, used by ``python -m emgtf.fit`` and by the tuner.
+
+- :mod:`~emgtf.training.loop`: :func:`train`, the loop itself (resume, checkpoints, validation);
+- :mod:`~emgtf.training.targets`: each window's emission length and labels as CTCLoss's ``y_true``;
+- :mod:`~emgtf.training.losses`: :class:`CTCLoss`;
+- :mod:`~emgtf.training.callbacks`: validation, divergence guard, history, checkpoints;
+- :mod:`~emgtf.training.optimizers`, :mod:`~emgtf.training.schedules`: Adam(W) and warm-up + cosine;
+- :mod:`~emgtf.training.history`: ``history.csv`` and the end-of-run table;
+- :mod:`~emgtf.training.run_dir`: run folders; :mod:`~emgtf.training.runtime`: seed, determinism,
+  precision;
+- :mod:`~emgtf.training.wandb_logging`: Weights & Biases.
+"""
+
+from emgtf.training.loop import TrainingDiverged, TrainResult, train
+
+__all__ = ["TrainResult", "TrainingDiverged", "train"]

@@ -1,0 +1,375 @@
+"""The training loop: one Keras ``fit`` of a config, used by ``python -m emgtf.fit`` and by the tuner.
+
+What one run does (``train(cfg)``):
+
+- windows of the train split (``trainer.window_length`` samples plus ``trainer.padding`` of
+  context, random jitter inside the stride, raw-EMG ``augment``) go through ``make_dataset``;
+  a numpy step in the pipeline adds each window's emission length (``emgtf.models.emission_lengths``
+  of the model being trained, so any family works) in front of its labels, the ``y_true`` of
+  :class:`emgtf.training.losses.CTCLoss`. A window whose labels cannot be aligned to its frames gets emission
+  length 0 (left out of the loss) and one warning naming it;
+- Adam (``optimizer``) with the warm-up + cosine ``schedule`` of the reference, scaled to
+  ``trainer.epochs``; the schedule is a function of the optimizer's step, which is checkpointed;
+- after every epoch the whole validation split is decoded greedily, in windows like the
+  training ones but without jitter or augmentation: ``val_loss``, ``val_CER``, ``val_IER``,
+  ``val_DER``, ``val_SER`` go into the Keras logs (KerasTuner objectives) and ``history.csv``
+  (as ``val/CER`` ...); ``best.keras`` keeps the best val CER, ``last.keras`` + ``last.json`` the
+  latest epoch with the optimizer state;
+- ``resume=true`` reloads ``last.keras`` and continues at the next epoch with the same learning
+  rate curve and the same data order: the pipeline redraws its shuffle, jitter and augmentation
+  seeds from the run's seed at every pass over the data (one per epoch), so the seeds of epoch e
+  depend only on the seed and e; resuming replays the passes of the finished epochs (one batch
+  each, see :func:`_replay_epochs`). Same seed, same machine: the same history, resumed or not.
+
+Files in the run folder: ``config.yaml`` (resolved), ``history.csv``, ``best.keras``,
+``last.keras``, ``last.json``, ``tensorboard/``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from emgtf import config as config_lib
+from emgtf.errors import EmgtfError
+from emgtf.files import read_json
+from emgtf.inference.checkpoints import check_family, load_checkpoint
+from emgtf.training.history import read_history, summary_table
+from emgtf.training.run_dir import prepare_run_dir, remove_if_empty
+from emgtf.training.optimizers import make_optimizer
+from emgtf.training.targets import TargetPacker, training_pairs
+
+
+class TrainingDiverged(EmgtfError):
+    """The training loss became NaN or infinite; ``epoch`` and ``step`` are 1-based."""
+
+    def __init__(self, epoch: int, step: int, last_checkpoint: Path | None, last_epoch: int):
+        self.epoch, self.step = epoch, step
+        kept = (
+            f"the last good checkpoint is {last_checkpoint} (epoch {last_epoch})"
+            if last_checkpoint is not None and last_epoch > 0
+            else "no epoch finished, so there is no checkpoint"
+        )
+        super().__init__(
+            f"training loss became NaN or infinite at epoch {epoch}, step {step}; stopped: {kept}. "
+            "Try a lower optimizer.learning_rate or optimizer.clipnorm=1.0"
+        )
+
+
+@dataclass
+class TrainResult:
+    """What a run produced. ``best_val_cer`` is in percent (inf if no epoch was validated)."""
+
+    run_dir: Path
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    best_epoch: int | None
+    best_val_cer: float
+    history: list[dict] = field(default_factory=list)
+    epochs_completed: int = 0
+    skipped_windows: int = 0
+
+
+def _int(cfg, key: str, minimum: int = 1) -> int:
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise EmgtfError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _validate(cfg) -> None:
+    for key in ("trainer.epochs", "trainer.batch_size", "trainer.window_length", "trainer.val_batch_size"):
+        _int(cfg, key)
+    _int(cfg, "seed", 0)
+    stride = cfg.trainer.get("stride")
+    if stride is not None:
+        _int(cfg, "trainer.stride")
+    padding = cfg.trainer.padding
+    if len(padding) != 2 or any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in padding):
+        raise EmgtfError(f"trainer.padding must be two integers >= 0 (left, right), got {list(padding)}")
+    fraction = cfg.trainer.get("fraction", 1.0)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise EmgtfError(f"trainer.fraction must be a number in (0, 1], got {fraction!r}")
+    if cfg.trainer.get("verbose", "auto") not in ("auto", 0, 1, 2):
+        raise EmgtfError(f"trainer.verbose must be auto, 0, 1 or 2, got {cfg.trainer.verbose!r}")
+
+
+def _datasets(cfg, split, model, packer):
+    from emgtf.data import make_dataset
+
+    t = cfg.trainer
+    common = dict(window_length=int(t.window_length), padding=tuple(int(p) for p in t.padding))
+    augment = config_lib.to_container(cfg.augment) if cfg.get("augment") is not None else None
+    train = make_dataset(
+        [str(p) for p in split.train],
+        stride=t.get("stride"),
+        jitter=bool(t.jitter),
+        batch_size=int(t.batch_size),
+        shuffle=True,
+        seed=int(cfg.seed),
+        augment=augment,
+        fraction=float(t.get("fraction", 1.0)),
+        # XLA compiles one program per batch shape: no odd-sized last batch when it is on.
+        drop_remainder=bool(t.get("jit_compile", False)),
+        **common,
+    )
+    # Validation windows are the training windows without jitter, shuffling or augmentation.
+    val = make_dataset([str(p) for p in split.val], batch_size=int(t.val_batch_size), **common)
+    return training_pairs(train, packer), val
+
+
+def _verbose(cfg) -> int:
+    value = cfg.trainer.get("verbose", "auto")
+    if value == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return int(value)
+
+
+def saved_config(cfg, *, root: Path, split: str, run_dir: Path) -> DictConfig:
+    """The config as run: data location resolved, run folder filled in, resume off."""
+    out = cfg.copy()
+    OmegaConf.set_struct(out, False)
+    out.data.root = str(root)
+    out.data.split = str(split)
+    out.run_dir = str(run_dir)
+    out.resume = False
+    OmegaConf.set_struct(out, True)
+    return out
+
+
+def train(
+    cfg: DictConfig,
+    *,
+    run_dir=None,
+    extra_callbacks: Sequence = (),
+    hp_overrides: Mapping | None = None,
+    wandb_session=None,
+) -> TrainResult:
+    """Trains the model ``cfg`` describes (see the module docstring) and returns the result.
+
+    ``run_dir`` overrides ``cfg.run_dir``; ``extra_callbacks`` run after emgtf's own (so they see
+    ``val_CER`` in the logs); ``hp_overrides`` sets config values for this run (see
+    :func:`emgtf.config.apply_hp_overrides`); ``wandb_session`` is the process's
+    :class:`~emgtf.training.wandb_logging.WandbSession` (a search shares one across its trials). Raises :class:`TrainingDiverged` on a NaN loss.
+    """
+    cfg = config_lib.apply_hp_overrides(cfg, hp_overrides)
+    if run_dir is not None:
+        cfg = cfg.copy()
+        cfg.run_dir = str(run_dir)
+    config_lib.check_complete(cfg)
+    _validate(cfg)
+    resume = bool(cfg.resume)
+    family, hp = config_lib.model_spec(cfg)
+    if cfg.get("checkpoint") is not None and not resume:
+        check_family(cfg.checkpoint, family)
+    root, split_spec = config_lib.resolve_data(cfg.data)
+    from emgtf.data.splits import load_split
+
+    split = load_split(split_spec, root)
+    if not split.train or not split.val:
+        raise EmgtfError(f"split '{split.name}' needs train and val sessions to train")
+    path = prepare_run_dir(cfg.run_dir, resume=resume, family=family)
+    if resume:
+        check_family(path / "last.keras", family)
+
+    # Config and file mistakes are reported above, before TensorFlow loads (seconds).
+    from emgtf.training.runtime import setup_runtime
+
+    setup_runtime(cfg)
+    import keras
+
+    from emgtf import models
+    from emgtf.training import wandb_logging
+    from emgtf.training.callbacks import (
+        Checkpoints,
+        DivergenceGuard,
+        History,
+        LearningRateLog,
+        RunState,
+        Validation,
+    )
+    from emgtf.data import data_errors
+    from emgtf.training.losses import CTCLoss
+    from emgtf.training.schedules import make_schedule
+
+    try:
+        model = models.build(family, **hp)
+    except EmgtfError:
+        remove_if_empty(path)  # a fresh folder for a run that never started
+        raise
+    if cfg.get("checkpoint") is not None and not resume:
+        source = load_checkpoint(cfg.checkpoint, family)
+        try:
+            model.set_weights(source.get_weights())
+        except ValueError as e:
+            raise EmgtfError(
+                f"checkpoint {cfg.checkpoint} does not fit the model.* hyperparameters "
+                f"({str(e).splitlines()[0]})"
+            ) from None
+        del source
+
+    packer = TargetPacker(model)
+    train_ds, val_ds = _datasets(cfg, split, model, packer)
+    steps = int(train_ds.cardinality())
+    if steps <= 0:
+        raise EmgtfError("the training split gave no batches (sessions shorter than trainer.window_length?)")
+    epochs = int(cfg.trainer.epochs)
+    schedule = make_schedule(
+        cfg.schedule, peak=float(cfg.optimizer.learning_rate), epochs=epochs, steps_per_epoch=steps
+    )
+    loss = CTCLoss()
+    model.compile(
+        optimizer=make_optimizer(cfg.optimizer, schedule),
+        loss=loss,
+        jit_compile=bool(cfg.trainer.get("jit_compile", False)),
+    )
+
+    state = RunState(run_dir=path)
+    initial_epoch = 0
+    if resume:
+        initial_epoch = _restore(model, path, steps)
+        state.history = [r for r in read_history(path / "history.csv") if r["epoch"] <= initial_epoch]
+        validated = [r for r in state.history if "val/CER" in r]
+        if validated:
+            best = min(validated, key=lambda r: (r["val/CER"], r.get("val/loss", math.inf)))
+            state.best_val_cer, state.best_epoch = best["val/CER"], int(best["epoch"])
+            state.best_val_loss = best.get("val/loss", math.inf)
+        _replay_epochs(train_ds, initial_epoch, packer)
+    OmegaConf.save(saved_config(cfg, root=root, split=split_spec, run_dir=path), path / "config.yaml")
+
+    callbacks = [
+        DivergenceGuard(state),
+        LearningRateLog(state),
+        Validation(val_ds, loss, state),
+        History(state),
+        Checkpoints(state, {"steps_per_epoch": steps, "family": family}),
+    ]
+    if cfg.logger.get("tensorboard", False) and _tensorboard_available():
+        callbacks.append(
+            keras.callbacks.TensorBoard(log_dir=str(path / "tensorboard"), write_graph=False, profile_batch=0)
+        )
+    # W&B (logger=wandb) must never stop a run: wandb_logging warns and goes on without it.
+    wandb_run = wandb_logging.start_run(cfg, path, resume=resume, session=wandb_session)
+    wandb_logger = wandb_logging.WandbLogger(wandb_run, state) if wandb_run is not None else None
+    if wandb_logger is not None:
+        callbacks.append(wandb_logger)
+    callbacks.extend(extra_callbacks)
+
+    print(f"emgtf.fit: {family} ({model.count_params():,} parameters), {steps} steps per epoch, "
+          f"epochs {initial_epoch + 1}..{epochs}, run folder {path}", flush=True)
+    try:
+        if initial_epoch < epochs:
+            with data_errors():
+                model.fit(
+                    # One iterator for the whole run, re-initialising the pipeline every epoch.
+                    train_ds.repeat(),
+                    steps_per_epoch=steps,
+                    epochs=epochs,
+                    initial_epoch=initial_epoch,
+                    callbacks=callbacks,
+                    verbose=_verbose(cfg),
+                    shuffle=False,  # the dataset shuffles itself, reproducibly per epoch
+                )
+        else:
+            print(f"emgtf.fit: {path} already has {initial_epoch} epochs (trainer.epochs={epochs})")
+    except KeyboardInterrupt:
+        if state.last_checkpoint.is_file():
+            print(f"\nemgtf.fit: interrupted; continue with: python -m emgtf.fit resume=true run_dir={path}",
+                  file=sys.stderr)
+        raise
+    finally:
+        if wandb_logger is not None:
+            wandb_logger.close(exit_code=0 if sys.exc_info()[0] is None else 1)
+
+    if packer.skipped:
+        print(f"emgtf.fit: {packer.skipped} training windows were left out of the loss "
+              "(more labels than emitted frames)", file=sys.stderr)
+    completed = state.history[-1]["epoch"] if state.history else initial_epoch
+    if state.diverged:
+        raise TrainingDiverged(*state.diverged, state.last_checkpoint if completed else None, completed)
+    result = TrainResult(
+        run_dir=path,
+        best_checkpoint=state.best_checkpoint if state.best_checkpoint.is_file() else None,
+        last_checkpoint=state.last_checkpoint if state.last_checkpoint.is_file() else None,
+        best_epoch=state.best_epoch,
+        best_val_cer=state.best_val_cer,
+        history=state.history,
+        epochs_completed=completed,
+        skipped_windows=packer.skipped,
+    )
+    print(summary_table(result), flush=True)
+    return result
+
+
+def _restore(model, path: Path, steps_per_epoch: int) -> int:
+    """Loads weights and optimizer state from ``last.keras``; returns the epochs it completed."""
+    import keras
+
+    model.optimizer.build(model.trainable_variables)
+    try:
+        model.load_weights(path / "last.keras")
+    except ValueError as e:
+        raise EmgtfError(
+            f"{path / 'last.keras'} does not fit the configured model ({str(e).splitlines()[0]})"
+        ) from None
+    from emgtf.training.callbacks import seed_generator_states
+
+    states = read_json(path / "last.json").get("seed_generators")
+    variables = seed_generator_states(model)
+    if states is not None and len(states) == len(variables):
+        for variable, value in zip(variables, states):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+    else:
+        warnings.warn(f"{path / 'last.json'}: no random-generator states for this model; the resumed "
+                      "run's SpecAugment and dropout draws will differ from an uninterrupted run's",
+                      stacklevel=2)
+    status = read_json(path / "last.json")
+    saved_steps = status.get("steps_per_epoch")
+    if saved_steps is not None and saved_steps != steps_per_epoch:
+        raise EmgtfError(
+            f"resume: the run had {saved_steps} steps per epoch, this config gives {steps_per_epoch}; "
+            "the data or trainer settings changed"
+        )
+    # The optimizer's step counter is saved in the same file as the weights, so it is right even if
+    # the run was killed between writing last.keras and last.json. (Mixed float16 skips the count of
+    # steps whose gradients overflowed; then last.json's epoch is the fallback.)
+    iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    if iterations % steps_per_epoch == 0:
+        return iterations // steps_per_epoch
+    if "epoch" not in status:
+        raise EmgtfError(f"resume: {path / 'last.json'} is missing or unreadable")
+    return int(status["epoch"])
+
+
+def _replay_epochs(dataset, epochs: int, packer: TargetPacker) -> None:
+    """Advances the pipeline's random streams past ``epochs`` finished epochs.
+
+    tf.data draws new shuffle, jitter and augmentation seeds from the run's seed for every iterator
+    (every epoch); some streams draw when the iterator starts, some at its first element. So each
+    finished epoch is replayed as one iterator that yields one batch: cheap (a batch, not an
+    epoch, is read), and the next epoch then sees exactly the draws of an uninterrupted run.
+    """
+    packer.muted = True  # replayed batches are not trained on: no warnings, no counts
+    try:
+        for _ in range(epochs):
+            next(iter(dataset))
+    finally:
+        packer.muted = False
+
+
+def _tensorboard_available() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        # TensorFlow no longer pulls TensorBoard in; a missing logger must not stop a run.
+        print("emgtf.fit: warning: the tensorboard package is not installed, so no TensorBoard logs "
+              "(pip install tensorboard, or logger=none)", file=sys.stderr)
+        return False
+    return True

@@ -1,0 +1,40 @@
+"""Process-wide settings a run needs before its model is built: seed, determinism, precision."""
+
+from __future__ import annotations
+
+from emgtf.errors import EmgtfError
+
+
+def _precision_policy(value) -> str:
+    if value is False or value is None:
+        return "float32"
+    if value is True:
+        return "mixed_float16"
+    if value in ("mixed_float16", "mixed_bfloat16", "float32"):
+        return value
+    raise EmgtfError(
+        f"trainer.mixed_precision must be false, true, mixed_float16 or mixed_bfloat16, got {value!r}"
+    )
+
+
+def setup_runtime(cfg):
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(cfg.seed))
+    if (cfg.trainer.get("jit_compile", False) and cfg.trainer.get("deterministic", True)
+            and keras.backend.backend() == "tensorflow"):
+        # Keras silently drops XLA when TensorFlow's op determinism is on; say so instead.
+        raise EmgtfError(
+            "trainer.jit_compile: XLA does not run with trainer.deterministic=true under TensorFlow; "
+            "set trainer.deterministic=false"
+        )
+    if cfg.trainer.get("deterministic", True):
+        # Same seed, same machine -> the same history (CPU); costs speed on a GPU.
+        tf.config.experimental.enable_op_determinism()
+    else:
+        # The switch is process-wide: a run (or trial) without it must not inherit an earlier one's.
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
+    keras.config.set_dtype_policy(_precision_policy(cfg.trainer.get("mixed_precision", False)))

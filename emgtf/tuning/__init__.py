@@ -1,0 +1,10 @@
+"""Hyperparameter search with KerasTuner, over the same training loop as ``emgtf.fit``.
+
+- :mod:`~emgtf.tuning.search`: :class:`Search` and :func:`run_search`, trials as fit runs;
+- :mod:`~emgtf.tuning.space`: the YAML search spaces of ``tuner/``;
+- :mod:`~emgtf.tuning.distributed`: KerasTuner's chief/worker mode.
+"""
+
+from emgtf.tuning.search import SearchResult, run_search
+
+__all__ = ["SearchResult", "run_search"]

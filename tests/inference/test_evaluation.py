@@ -1,0 +1,109 @@
+"""``python -m emgtf.evaluate``: whole sessions, batch 1, per-session and overall rates, JSON report."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tests.helpers import make_session_file
+from omegaconf import OmegaConf
+
+from emgtf import config, models
+from emgtf.cli import evaluate
+from emgtf.charset import charset
+from emgtf.data import EMGSession
+from emgtf.data.splits import write_split_file
+from emgtf.decoding import ctc_greedy
+from emgtf.errors import EmgtfError
+from emgtf.metrics import error_rates
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A run folder as fit leaves it: a (here untrained) checkpoint and its config.yaml."""
+    root = tmp_path_factory.mktemp("data")
+    for i, name in enumerate(["train0", "val", "test0", "test1"]):
+        make_session_file(root / f"{name}.hdf5", num_samples=6000 + 1000 * i, seed=i)
+    split = write_split_file(root / "split.yaml", name="tiny", train=["train0"], val=["val"], test=["test0", "test1"])
+    run_dir = tmp_path_factory.mktemp("run")
+    model = models.build("rnn", hidden_size=8, mlp_features=[16], num_layers=1, seed=3)
+    model.save(run_dir / "best.keras")
+    cfg = config.compose("fit", [f"data.root={root}", f"data.split={split}", f"run_dir={run_dir}"])
+    OmegaConf.save(cfg, run_dir / "config.yaml")
+    return run_dir, root, split, model
+
+
+def expected_report(model, files):
+    """Rates computed here straight from the model: one forward pass per whole session."""
+    cs = charset()
+    predictions, targets = [], []
+    for f in files:
+        with EMGSession(f) as session:
+            emg = session.read(0, len(session))[None]
+            targets.append(session.ground_truth().text)
+        log_probs = np.asarray(model(emg, training=False))
+        predictions.append(ctc_greedy(log_probs, [models.emission_lengths(model, emg.shape[1])])[0])
+    assert all(cs.clean_str(t) == t for t in targets)
+    return predictions, targets
+
+
+def test_evaluate_writes_per_session_and_overall_rates(run):
+    run_dir, root, _, model = run
+    checkpoint = run_dir / "best.keras"
+    assert evaluate.main([f"checkpoint={checkpoint}"]) == 0  # data from the run's config.yaml
+    report = json.loads((run_dir / "best.test.greedy.eval.json").read_text())
+    assert report["split"] == "test" and report["model"] == "rnn" and report["decoder"] == {"kind": "greedy"}
+    assert [s["session"] for s in report["sessions"]] == ["test0", "test1"]
+    predictions, targets = expected_report(model, [root / "test0.hdf5", root / "test1.hdf5"])
+    for session, prediction, target in zip(report["sessions"], predictions, targets):
+        assert (session["prediction"], session["target"]) == (prediction, target)
+        assert session["CER"] == pytest.approx(error_rates([prediction], [target])["CER"])
+    overall = error_rates(predictions, targets)
+    for key in ("CER", "IER", "DER", "SER", "target_chars"):
+        assert report["overall"][key] == pytest.approx(overall[key])
+    assert report["overall"]["target_chars"] == sum(s["target_chars"] for s in report["sessions"])
+
+
+def test_evaluate_val_split_with_explicit_data_and_output(run, tmp_path, capsys):
+    run_dir, root, split, _ = run
+    output = tmp_path / "val.json"
+    assert evaluate.main([f"checkpoint={run_dir / 'best.keras'}", "split=val", f"data.root={root}",
+                          f"data.split={split}", f"output={output}"]) == 0
+    report = json.loads(output.read_text())
+    assert report["split"] == "val" and [s["session"] for s in report["sessions"]] == ["val"]
+    printed = capsys.readouterr().out
+    assert "overall" in printed and "val " in printed  # the table
+
+
+def test_evaluate_refuses_to_overwrite_a_report(run):
+    run_dir, _, _, _ = run
+    output = run_dir / "best.val.greedy.eval.json"
+    output.write_text("{}")
+    with pytest.raises(EmgtfError, match="exists; pass overwrite=true"):
+        evaluate.main([f"checkpoint={run_dir / 'best.keras'}", "split=val"])
+    assert output.read_text() == "{}"
+    assert evaluate.main([f"checkpoint={run_dir / 'best.keras'}", "split=val", "overwrite=true"]) == 0
+    assert json.loads(output.read_text())["split"] == "val"
+
+
+def test_evaluate_with_beam_search(run):
+    run_dir, _, _, _ = run
+    assert evaluate.main([f"checkpoint={run_dir / 'best.keras'}", "decoder=beam", "decoder.beam_size=4"]) == 0
+    report = json.loads((run_dir / "best.test.beam.eval.json").read_text())
+    assert report["decoder"]["kind"] == "beam" and report["decoder"]["beam_size"] == 4
+    assert len(report["sessions"]) == 2
+
+
+def test_evaluate_cli_errors_are_one_line(run, tmp_path):
+    run_dir, _, _, _ = run
+    for args, message in [
+        ([f"checkpoint={tmp_path / 'none.keras'}"], f"checkpoint {tmp_path / 'none.keras'} does not exist"),
+        ([f"checkpoint={run_dir / 'config.yaml'}"], f"checkpoint {run_dir / 'config.yaml'} is not a Keras .keras file"),
+        ([f"checkpoint={run_dir / 'best.keras'}", "split=dev"], "split must be test, val or train, got 'dev'"),
+    ]:
+        result = subprocess.run([sys.executable, "-m", "emgtf.evaluate", *args], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines()[-1] == f"emgtf.evaluate: error: {message}"
+        assert "Traceback" not in result.stderr
