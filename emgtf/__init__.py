@@ -3,7 +3,7 @@
 Modules: ``charset`` (labels), ``data`` (session files, splits, the tf.data pipeline), ``synth``
 (synthetic sessions), ``features`` (spectrogram layers), ``models`` (the model zoo), ``metrics``
 (CER), ``decode`` (CTC decoders), ``lm`` (the character language model), and the entry points
-``fit``, ``evaluate``, ``tune``, ``export``, ``transcribe``, ``inspect``, ``synth``.
+``fit``, ``evaluate``, ``tune``, ``export``, ``transcribe``, ``inspect``, ``synth``, ``convert``.
 """
 
 import os as _os

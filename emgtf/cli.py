@@ -13,7 +13,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Entry points that load TensorFlow (directly or through Keras' TensorFlow backend).
 TENSORFLOW_ENTRY_POINTS = frozenset(
-    f"emgtf.{name}" for name in ("fit", "evaluate", "tune", "export", "transcribe", "models")
+    f"emgtf.{name}"
+    for name in ("fit", "evaluate", "tune", "export", "transcribe", "models", "convert")
 )
 
 
