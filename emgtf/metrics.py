@@ -7,10 +7,16 @@ short ones:
     CER = (insertions + deletions + substitutions) / target characters x 100
     IER, DER, SER = insertions, deletions, substitutions / target characters x 100
 
-Convention (the speech-recognition one): an *insertion* is a character of the prediction that the
-target does not have, a *deletion* a character of the target the prediction misses, a
-*substitution* a target character predicted as another one. Backspaces, shifts and the other
-special keys are characters like any other: both sides are key sequences, not edited text.
+Convention (emg2qwerty's, which every published emg2qwerty table uses): the operations are
+``Levenshtein.editops(prediction, target)``, those that turn the prediction into the target. So an
+*insertion* is a character of the target that the prediction misses, a *deletion* a character of
+the prediction that the target does not have, a *substitution* a target character predicted as
+another one: the mirror image of the usual speech-recognition naming. Which of several minimal
+alignments is counted is rapidfuzz's, the same as the current ``Levenshtein`` package's (the
+python-Levenshtein 0.12.2 that the reference pinned breaks ties differently: same CER, but IER, DER
+and SER can move by about a point).
+Backspaces, shifts and the other special keys are characters like any other: both sides are key
+sequences, not edited text.
 
 With no target characters at all (every target empty) the rates divide by 1 instead of 0, so they
 stay finite: 0 when the predictions are empty too, else 100 per predicted character.
@@ -24,8 +30,8 @@ from rapidfuzz.distance import Levenshtein
 
 from emgtf.errors import EmgtfError
 
-# rapidfuzz's editops(target, prediction) turns the target into the prediction, so its "insert"
-# adds a predicted character the target lacks: our insertion.
+# editops(prediction, target) turns the prediction into the target, so its "insert" adds a target
+# character the prediction missed: the reference's insertion.
 _OPS = {"insert": "insertions", "delete": "deletions", "replace": "substitutions"}
 
 
@@ -48,13 +54,13 @@ class ErrorCounter:
         self.target_chars = 0
 
     def update(self, prediction: str, target: str) -> None:
-        """Adds the edit operations turning ``target`` into ``prediction``."""
+        """Adds the edit operations turning ``prediction`` into ``target``."""
         if not isinstance(prediction, str) or not isinstance(target, str):
             raise EmgtfError(
                 f"error rates compare strings, got prediction {type(prediction).__name__} "
                 f"and target {type(target).__name__}"
             )
-        for op in Levenshtein.editops(target, prediction):
+        for op in Levenshtein.editops(prediction, target):
             name = _OPS[op.tag]
             setattr(self, name, getattr(self, name) + 1)
         self.target_chars += len(target)

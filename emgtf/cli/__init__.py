@@ -25,6 +25,7 @@ COMMANDS = {
     "inspect": ("summarise session files", False),
     "synth": ("write a synthetic dataset", False),
     "models": ("list the model families", True),
+    "convert": ("one of Meta's emg2qwerty checkpoints as a .keras file", True),
 }
 
 

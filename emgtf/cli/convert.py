@@ -1,0 +1,35 @@
+"""``python -m emgtf.convert SRC OUT.keras``: one of Meta's emg2qwerty checkpoints as a .keras file.
+
+SRC is a PyTorch Lightning ``.ckpt`` as Meta releases them (reading it needs torch:
+``pip install "emgtf[torch]"``) or braindecode's ``.safetensors``. OUT is written once, never
+over an existing file, and works with ``python -m emgtf.evaluate``, ``transcribe`` and
+``export``. The work is :func:`emgtf.models.emg2qwerty.convert`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from emgtf.cli.parsing import ArgumentParser
+
+
+def main(argv: list[str]) -> int:
+    parser = ArgumentParser(
+        prog="python -m emgtf.convert",
+        description="Convert one of Meta's emg2qwerty checkpoints (.ckpt or .safetensors) into an "
+        "emgtf .keras file.",
+    )
+    parser.add_argument("src", metavar="SRC", help="Meta's .ckpt or braindecode's .safetensors")
+    parser.add_argument(
+        "out", metavar="OUT.keras", help="the .keras file to write (must not exist)"
+    )
+    args = parser.parse_args(argv)
+
+    # Imported here so --help does not wait for TensorFlow.
+    from emgtf.models.emg2qwerty import convert
+
+    model = convert(args.src, args.out)
+    parameters = sum(math.prod(w.shape) for w in model.trainable_weights)
+    print(f"emgtf.convert: {model.name}, {parameters:,} trainable parameters -> {args.out}")
+    return 0
+
