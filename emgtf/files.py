@@ -50,14 +50,18 @@ def read_json(path, *, missing_ok: bool = True, strict: bool = False) -> dict:
     except FileNotFoundError:
         if missing_ok:
             return {}
-        raise EmgtfError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EmgtfError(f"{path} does not exist") from None
+    except json.JSONDecodeError as e:
         if strict:
-            raise EmgtfError(f"{path}: unreadable ({e})") from None
+            raise EmgtfError(f"{path}: not valid JSON ({e.msg}, line {e.lineno} column {e.colno})") from None
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        if strict:
+            raise EmgtfError(f"{path}: cannot read it ({e})") from None
         return {}
     if not isinstance(doc, dict):
         if strict:
-            raise EmgtfError(f"{path}: must hold a JSON object")
+            raise EmgtfError(f"{path}: expected a JSON object, got a {type(doc).__name__}")
         return {}
     return doc
 

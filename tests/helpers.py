@@ -59,13 +59,15 @@ def make_session_file(
     return path, time
 
 
-def make_tiny_split(root):
-    """Three 4-second sessions (train, val, test) of white noise with keystrokes, and their split
-    file; returns (root, split path)."""
+def make_tiny_split(root, *, num_samples: int = 8000):
+    """Three sessions (train, val, test; 4 s by default) of white noise with keystrokes, and their
+    split file; returns (root, split path)."""
     from emgtf.data.splits import write_split_file
 
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     for i, name in enumerate(["train", "val", "test"]):
-        make_session_file(root / f"{name}.hdf5", num_samples=8000, seed=i)
+        make_session_file(root / f"{name}.hdf5", num_samples=num_samples, seed=i)
     split = write_split_file(root / "split.yaml", name="tiny", train=["train"], val=["val"], test=["test"])
     return root, split
 

@@ -26,6 +26,7 @@ COMMANDS = {
     "synth": ("write a synthetic dataset", False),
     "models": ("list the model families", True),
     "convert": ("one of Meta's emg2qwerty checkpoints as a .keras file", True),
+    "report": ("figures and an HTML page of runs, searches and evaluations", False),
 }
 
 

@@ -11,6 +11,13 @@
 - :mod:`~emgtf.training.wandb_logging`: Weights & Biases.
 """
 
-from emgtf.training.loop import TrainingDiverged, TrainResult, train
-
 __all__ = ["TrainResult", "TrainingDiverged", "train"]
+
+
+def __getattr__(name):
+    # The loop imports Hydra; reading a history (emgtf.report) must not pay for it.
+    if name in __all__:
+        from emgtf.training import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module 'emgtf.training' has no attribute {name!r}")

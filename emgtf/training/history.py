@@ -7,6 +7,8 @@ import math
 import os
 from pathlib import Path
 
+from emgtf.errors import EmgtfError
+
 # Keras logs key -> history.csv column. The slash names are the metric names of the
 # W&B dashboards; Keras needs val_* names (KerasTuner objectives, EarlyStopping monitors).
 RATES = ("CER", "IER", "DER", "SER")
@@ -30,18 +32,38 @@ def write_history(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
-def read_history(path: Path) -> list[dict]:
-    if not path.is_file():
+def read_history(path: Path, *, missing_ok: bool = False) -> list[dict]:
+    """Rows of a ``history.csv``: ``epoch`` as int, every other non-empty cell as float.
+
+    Raises EmgtfError (naming the file and line) for a missing file (``[]`` with ``missing_ok``),
+    a missing ``epoch`` column or a cell that is not a number.
+    """
+    path = Path(path)
+    if missing_ok and not path.exists():
         return []
-    with open(path, newline="") as f:
-        rows = []
-        for raw in csv.DictReader(f):
-            row = {}
-            for key, value in raw.items():
-                if value in (None, ""):
-                    continue
-                row[key] = int(value) if key == "epoch" else float(value)
-            rows.append(row)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or "epoch" not in reader.fieldnames:
+                raise EmgtfError(f"{path}: no 'epoch' column (not an emgtf history.csv)")
+            rows = []
+            for raw in reader:
+                row = {}
+                for key, value in raw.items():
+                    if key is None or value in (None, ""):
+                        continue  # a short row, or a column an earlier epoch did not log
+                    try:
+                        row[key] = int(value) if key == "epoch" else float(value)
+                    except ValueError:
+                        raise EmgtfError(
+                            f"{path}, line {reader.line_num}: {key} is {value!r}, not a number"
+                        ) from None
+                if "epoch" in row:
+                    rows.append(row)
+    except FileNotFoundError:
+        raise EmgtfError(f"{path} does not exist") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise EmgtfError(f"{path}: cannot read it ({e})") from None
     return rows
 
 

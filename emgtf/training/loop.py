@@ -235,7 +235,7 @@ def train(
     initial_epoch = 0
     if resume:
         initial_epoch = _restore(model, path, steps)
-        state.history = [r for r in read_history(path / "history.csv") if r["epoch"] <= initial_epoch]
+        state.history = [r for r in read_history(path / "history.csv", missing_ok=True) if r["epoch"] <= initial_epoch]
         validated = [r for r in state.history if "val/CER" in r]
         if validated:
             best = min(validated, key=lambda r: (r["val/CER"], r.get("val/loss", math.inf)))

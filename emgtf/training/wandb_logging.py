@@ -3,8 +3,10 @@
 A run logs its resolved config (a tune trial's includes ``trial.hyperparameters``), one row per
 epoch (``train/loss``, ``val/loss``, ``val/CER``, ``val/IER``, ``val/DER``, ``val/SER``, ``lr``; the
 step is the epoch), a table of sample decodings (prediction beside target) after each validation,
-``best/val_CER`` and ``best/epoch`` in its summary, and the best checkpoint as a ``model`` artifact
-at the end. The trials of one search share a W&B group (the search's name) and job type ``trial``.
+``best/val_CER`` and ``best/epoch`` in its summary, and at the end the best checkpoint as a
+``model`` artifact and the substitution confusion matrix of the last sample decodings as an image
+(``val/confusion``). The trials of one search share a W&B group (the search's name) and job type
+``trial``.
 
 W&B must never cost a training run: without an API key an online run is written offline instead
 (``wandb sync`` uploads it later) and the user is told once; if W&B fails to start or to log
@@ -37,6 +39,7 @@ KEYS = {
     "learning_rate": "lr",
 }
 SAMPLES_KEY = "val/samples"
+CONFUSION_KEY = "val/confusion"
 
 # W&B's own environment variables, as W&B documents them: when one is set it wins over the logger
 # config, as WANDB_MODE does.
@@ -217,6 +220,7 @@ class WandbLogger(keras.callbacks.Callback):
         self.run, self.state, self.max_samples = run, state, max_samples
         self.best = math.inf
         self.failed = False
+        self.last_epoch = None
 
     def _guard(self, what: str, fn, *args, **kwargs):
         if self.failed or self.run is None:
@@ -245,6 +249,7 @@ class WandbLogger(keras.callbacks.Callback):
                 table.add_data(epoch, prediction, target)
             row[SAMPLES_KEY] = table
         self.run.log(row, step=epoch)
+        self.last_epoch = epoch
         cer = logs.get("val_CER")
         if cer is not None and float(cer) < self.best:
             self.best = float(cer)
@@ -253,6 +258,24 @@ class WandbLogger(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self._guard("checkpoint upload", self._log_checkpoint)
+        self._guard("confusion matrix", self._log_confusion)
+
+    def _log_confusion(self) -> None:
+        """The substitution confusion matrix of the last validation's sample decodings (the
+        windows of the samples table), as an image at the last epoch's step."""
+        samples = getattr(self.state, "samples", None)
+        if not samples or self.last_epoch is None:
+            return
+        import wandb
+
+        from emgtf.reporting.error_analysis import analyze_edits
+        from emgtf.reporting.error_figures import confusion_figure
+        from emgtf.reporting.figures import to_rgb
+
+        predictions, targets = zip(*samples)
+        title = f"substitutions in {len(samples)} val windows, epoch {self.last_epoch}"
+        image = to_rgb(confusion_figure(analyze_edits(predictions, targets), title=title))
+        self.run.log({CONFUSION_KEY: wandb.Image(image, caption=title)}, step=self.last_epoch)
 
     def _log_checkpoint(self) -> None:
         import wandb

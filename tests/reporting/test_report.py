@@ -1,0 +1,193 @@
+"""``python -m emgtf.report`` on real run folders of tiny training runs: the files it writes are
+valid PNG / SVG / HTML whose numbers are those of the runs' history.csv and test reports; runs
+are labelled by their config differences; bad input is one line and exit status 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+
+import matplotlib.image
+import pytest
+from rapidfuzz.distance import Levenshtein
+
+from emgtf import config, training
+from emgtf.cli import fit
+from emgtf.training.history import read_history
+from emgtf.cli import run
+from emgtf.cli.report import main
+from tests.helpers import make_tiny_split, tiny_tcn_overrides
+from tests.reporting.tiny import Tables, subprocess_env
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two 2-epoch runs differing in model.dropout: ``a`` by ``python -m emgtf.fit`` (with its
+    test report), ``b`` by the training loop alone (no test report)."""
+    data = make_tiny_split(tmp_path_factory.mktemp("data"))
+    base = tmp_path_factory.mktemp("runs")
+    assert fit.main(tiny_tcn_overrides(data, base / "a", epochs=2)) == 0
+    training.train(config.compose("fit", tiny_tcn_overrides(data, base / "b", "model.dropout=0.2", epochs=2)))
+    return base / "a", base / "b"
+
+
+def check_png(path):
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, path
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+
+
+def check_svg(path):
+    root = ElementTree.parse(path).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg", path
+
+
+def check_figures(out, *stems):
+    for stem in stems:
+        check_png(out / f"{stem}.png")
+        check_svg(out / f"{stem}.svg")
+
+
+def history_numbers(tables: Tables, table: str, run_dir) -> None:
+    """The history table holds exactly history.csv's numbers (as emgtf's training reads them)."""
+    history = read_history(run_dir / "history.csv")
+    assert tables.column(table, "epoch") == [r["epoch"] for r in history]
+    for column in ("train/loss", "val/loss", "val/CER", "val/IER", "val/DER", "val/SER", "lr", "seconds"):
+        assert tables.column(table, column) == [r[column] for r in history], column
+    rows = tables.tables[table]["rows"]
+    cer = tables.tables[table]["columns"].index("val/CER")
+    for row, r in zip(rows, history):  # the shown text is the value rounded
+        assert float(row[cer][0]) == pytest.approx(r["val/CER"], abs=0.005)
+
+
+def test_report_of_one_finished_run(runs):
+    a, _ = runs
+    assert main([str(a)]) == 0
+    out = a / "report"  # the default for one run
+    check_figures(out, "curves", "test_confusion", "test_substitutions", "test_key_rates")
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
+    tables = Tables(page)
+    history_numbers(tables, "history-1", a)
+
+    history = read_history(a / "history.csv")
+    best = min(history, key=lambda r: (r["val/CER"], r["val/loss"]))
+    test_report = json.loads((a / "best.test.greedy.eval.json").read_text())
+    assert tables.column("summary", "best epoch") == [best["epoch"]]
+    assert tables.column("summary", "best val CER") == [best["val/CER"]]
+    assert tables.column("summary", "test CER") == [test_report["overall"]["CER"]]
+    assert tables.column("summary", "run") == ["tcn"]
+
+    # The test set's error analysis: its substitutions are rapidfuzz's replace operations.
+    pairs = [(s["prediction"], s["target"]) for s in test_report["sessions"]]
+    ops = [op.tag for p, t in pairs for op in Levenshtein.editops(p, t)]
+    assert tables.column("test_totals", "substitutions") == [ops.count("replace")]
+    assert tables.column("test_totals", "insertions (typed key missed)") == [ops.count("insert")]
+    assert tables.column("test_totals", "deletions (decoded key not typed)") == [ops.count("delete")]
+    assert sum(tables.column("test_top-substitutions", "count")) <= ops.count("replace")
+    with open(out / "summary.csv", newline="") as f:
+        (row,) = csv.DictReader(f)
+    assert float(row["best val CER"]) == best["val/CER"] and float(row["test CER"]) == test_report["overall"]["CER"]
+
+
+def test_comparison_of_two_runs_labels_them_by_what_differs(runs, tmp_path, capsys):
+    a, b = runs
+    out = tmp_path / "compare"
+    assert main([str(a), str(b), "--out", str(out)]) == 0
+    check_figures(out, "curves", "best_cer")
+    tables = Tables((out / "index.html").read_text(encoding="utf-8"))
+    assert tables.column("summary", "run") == ["tcn model.dropout=0.0", "tcn model.dropout=0.2"]
+    assert tables.column("summary", "model.dropout") == ["0.0", "0.2"]
+    assert tables.column("summary", "test CER")[1] == "-"  # b has no test report
+    history_numbers(tables, "history-1", a)
+    history_numbers(tables, "history-2", b)
+    printed = capsys.readouterr().out
+    assert "tcn model.dropout=0.2: best val CER" in printed and str(out / "index.html") in printed
+
+
+def test_tune_folder_stands_for_its_trials(runs, tmp_path, capsys):
+    a, b = runs
+    tune_dir = tmp_path / "search"
+    for name, source in (("trial_00", a), ("trial_01", b)):
+        shutil.copytree(source, tune_dir / "trials" / name, ignore=shutil.ignore_patterns("*.keras", "report"))
+    (tune_dir / "trials" / "trial_02").mkdir()  # a trial that failed before its first epoch
+    assert main([str(tune_dir)]) == 0
+    assert "trial_02: no history.csv" in capsys.readouterr().err
+    tables = Tables((tune_dir / "report" / "index.html").read_text(encoding="utf-8"))
+    assert tables.column("summary", "run") == ["tcn model.dropout=0.0", "tcn model.dropout=0.2"]
+    history_numbers(tables, "history-2", b)
+
+
+def test_report_of_an_evaluation_json(runs, tmp_path):
+    a, _ = runs
+    out = tmp_path / "eval"
+    assert main([str(a / "best.test.greedy.eval.json"), "--out", str(out)]) == 0
+    check_figures(out, "confusion", "substitutions", "key_rates")
+    assert not (out / "curves.png").exists()
+    tables = Tables((out / "index.html").read_text(encoding="utf-8"))
+    report = json.loads((a / "best.test.greedy.eval.json").read_text())
+    assert tables.column("sessions", "session") == [s["session"] for s in report["sessions"]]
+    assert tables.column("sessions", "CER") == [s["CER"] for s in report["sessions"]]
+
+
+def one_line_error(capsys, argv) -> str:
+    assert run(main, "emgtf.report", argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("emgtf.report: error: ") and "Traceback" not in err
+    return err
+
+
+def test_bad_inputs_are_one_line_errors_naming_the_file(runs, tmp_path, capsys):
+    a, _ = runs
+    assert "no such run folder" in one_line_error(capsys, [str(tmp_path / "missing")])
+    (tmp_path / "empty").mkdir()
+    assert "no history.csv" in one_line_error(capsys, [str(tmp_path / "empty")])
+    broken = tmp_path / "broken.eval.json"
+    broken.write_text('{"sessions": [')
+    assert f"{broken}: not valid JSON" in one_line_error(capsys, [str(broken)])
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text('{"overall": {}}')
+    assert "not an emgtf evaluation report" in one_line_error(capsys, [str(foreign)])
+    bad_history = tmp_path / "bad_history"
+    shutil.copytree(a, bad_history, ignore=shutil.ignore_patterns("*.keras", "report"))
+    text = (bad_history / "history.csv").read_text().splitlines()
+    (bad_history / "history.csv").write_text("\n".join([text[0], "1," + "x," * (text[0].count(","))]) + "\n")
+    assert f"{bad_history / 'history.csv'}, line 2" in one_line_error(capsys, [str(bad_history)])
+
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert "is not an empty folder" in one_line_error(capsys, [str(a), "--out", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert "(see --help)" in one_line_error(capsys, [])
+
+
+def test_cli_runs_headless_without_tensorflow(runs, tmp_path):
+    """In a fresh interpreter with no display and a GUI backend asked for: the report is drawn
+    (on the Agg canvas) and neither TensorFlow nor Keras is imported."""
+    a, b = runs
+    out = tmp_path / "headless"
+    code = ("import sys; from emgtf.cli.report import main; rc = main(sys.argv[1:]); "
+            # the error-analysis modules too (their key map comes from the synthetic generator)
+            "import emgtf.reporting.error_figures, emgtf.reporting.alignment; "
+            "emgtf.reporting.keyboard_groups.key_groups(); "
+            "loaded = sorted(m for m in ('tensorflow', 'keras', 'matplotlib.pyplot') if m in sys.modules); "
+            "print('loaded:', loaded); sys.exit(rc)")
+    env = subprocess_env(DISPLAY=None, WAYLAND_DISPLAY=None, MPLBACKEND="TkAgg")
+    done = subprocess.run([sys.executable, "-c", code, str(b), "--out", str(out)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "loaded: []" in done.stdout
+    check_figures(out, "curves")
+
+    env = subprocess_env(DISPLAY=None, MPLBACKEND=None)
+    done = subprocess.run([sys.executable, "-m", "emgtf.report", str(a), "--out", str(out)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert done.stderr.startswith(f"emgtf.report: error: {out} is not an empty folder")
