@@ -3,6 +3,13 @@ Adam update), after warm-up.
 
     python scripts/benchmark.py train [model=tds_conv_ctc] [batch=8] [window=8000] [padding=[1800,200]]
                                       [steps=10] [warmup=3] [jit=false] [hp.<hyperparameter>=value]
+                                      [vs_torch=false] [layers=false]
+
+``vs_torch=true`` (also ``--vs-torch``, or ``python scripts/benchmark.py compare``) times the
+PyTorch TDS-Conv CTC of tests/reference/tds_torch.py on the same windows and labels in the same run
+(torch threads = cores; its step has no SpecAugment, emgtf's has) and adds both rates and their
+ratio. ``layers=true`` adds a per-layer table (TensorFlow backend): forward and forward+backward
+milliseconds of each layer on its real input, summed by layer class.
 
 Inputs are random arrays in memory (white noise of the reference scale, ~4 keys per second of
 labels), so only the model is timed, not the input pipeline (see ``benchmark.py pipeline``). The
@@ -17,7 +24,6 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULTS = {
     "model": "tds_conv_ctc",
@@ -29,6 +35,8 @@ DEFAULTS = {
     "jit": False,  # TensorFlow: XLA off, as in the training presets; JAX always compiles
     "seed": 0,
     "hp": {},
+    "vs_torch": False,
+    "layers": False,
 }
 
 
@@ -41,6 +49,7 @@ def _options(argv: list[str]):
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__.strip())
         sys.exit(0)
+    argv = ["vs_torch=true" if a == "--vs-torch" else "layers=true" if a == "--layers" else a for a in argv]
     bad = [a for a in argv if "=" not in a]
     if bad:
         raise EmgtfError(f"expected key=value arguments, got '{bad[0]}'")
@@ -69,6 +78,98 @@ def _step_timer():
     return StepTimer()
 
 
+def _time(fn, repeats: int) -> float:
+    """Seconds per call of ``fn`` (its result forced), after one warm-up call."""
+    fn()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - start) / repeats
+
+
+def layer_table(model, x, repeats: int = 3) -> list[dict]:
+    """Forward and forward+backward ms of every layer on its real input, summed by class."""
+    import keras
+    import tensorflow as tf
+
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+    activations = probe(x, training=False)
+    table: dict[str, dict] = {}
+    for layer, given in zip(layers, activations):
+        given = tf.convert_to_tensor(given)
+
+        @tf.function
+        def forward(t=given, layer=layer):
+            return layer(t, training=True)
+
+        @tf.function
+        def backward(t=given, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(t)
+                loss = tf.reduce_mean(tf.square(tf.cast(layer(t, training=True), tf.float32)))
+            sources = [t] + list(layer.trainable_weights) if t.dtype.is_floating else list(layer.trainable_weights)
+            return tape.gradient(loss, sources) if sources else loss
+
+        row = table.setdefault(type(layer).__name__, {"layer": type(layer).__name__, "count": 0,
+                                                       "forward_ms": 0.0, "forward_backward_ms": 0.0})
+        row["count"] += 1
+        row["forward_ms"] += 1000 * _time(lambda: forward().numpy(), repeats)
+        row["forward_backward_ms"] += 1000 * _time(lambda: tf.nest.map_structure(lambda g: g is not None and g.numpy(), backward()), repeats)
+    return [{k: round(v, 1) if isinstance(v, float) else v for k, v in row.items()} for row in table.values()]
+
+
+def torch_windows_per_second(opts, x, labels, label_length, steps: int, warmup: int) -> dict:
+    """The PyTorch reference TDS-Conv CTC's train step on the same windows and labels."""
+    import torch
+
+    from tests.reference.tds_torch import make_tds_torch
+
+    torch.manual_seed(opts["seed"])
+    torch.set_num_threads(os.cpu_count())
+    keys = ("mlp_features", "block_channels", "kernel_width")
+    model = make_tds_torch(**{k: v for k, v in opts["hp"].items() if k in keys})
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batch = opts["batch"]
+    emg, targets = torch.from_numpy(x), torch.from_numpy(labels)
+
+    def step(i):
+        rows = slice((i * batch) % len(emg), (i * batch) % len(emg) + batch)
+        log_probs = model(emg[rows])  # (N, T, 99)
+        n, frames = log_probs.shape[0], log_probs.shape[1]
+        loss = torch.nn.functional.ctc_loss(
+            log_probs.transpose(0, 1), targets[rows], torch.full((n,), frames), torch.full((n,), label_length),
+            blank=98, zero_infinity=True,
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return float(loss)
+
+    for i in range(warmup):
+        step(i)
+    start = time.perf_counter()
+    for i in range(steps):
+        step(i)
+    elapsed = time.perf_counter() - start
+    return {"windows_per_second": round(batch * steps / elapsed, 2), "torch_version": torch.__version__,
+            "torch_threads": torch.get_num_threads()}
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def main(argv: list[str]) -> int:
     opts = _options(argv)
 
@@ -76,6 +177,7 @@ def main(argv: list[str]) -> int:
     import numpy as np
 
     from emgtf import models
+    from emgtf.errors import EmgtfError
     from emgtf.training.losses import CTCLoss, pack_targets
 
     keras.utils.set_random_seed(opts["seed"])
@@ -98,6 +200,16 @@ def main(argv: list[str]) -> int:
     model.fit(x, y, batch_size=batch, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0,
               callbacks=[timer])
     elapsed = timer.end - timer.start
+    emgtf_rate = batch * steps / elapsed
+    extra = {}
+    if opts["vs_torch"]:
+        if opts["model"] != "tds_conv_ctc":
+            raise EmgtfError("vs_torch compares the TDS-Conv CTC model only (model=tds_conv_ctc)")
+        torch_result = torch_windows_per_second(opts, x, labels, label_length, steps, warmup)
+        extra["torch"] = torch_result
+        extra["ratio_emgtf_over_torch"] = round(emgtf_rate / torch_result["windows_per_second"], 2)
+    if opts["layers"] and keras.backend.backend() == "tensorflow":
+        extra["layers"] = layer_table(model, x[:batch])
     print(json.dumps({
         "benchmark": "train",
         "model": opts["model"],
@@ -114,6 +226,9 @@ def main(argv: list[str]) -> int:
         "backend": keras.backend.backend(),
         "jit_compile": bool(getattr(model, "jit_compile", True)),
         "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+        **extra,
     }))
     return 0
 

@@ -3,6 +3,7 @@
 
     python scripts/benchmark.py pipeline [--help]   input-pipeline windows per second
     python scripts/benchmark.py train [--help]      training windows per second of one model
+    python scripts/benchmark.py compare [...]       the same for the TDS model beside PyTorch's
     python scripts/benchmark.py decode [--help]     CTC decoding characters per second
 
 Timings live here, never in test assertions.
@@ -14,19 +15,25 @@ import importlib
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # the bench_* modules, and emgtf from a plain checkout
 
-COMMANDS = {"pipeline": "bench_pipeline", "train": "bench_train", "decode": "bench_decode"}
+COMMANDS = {"pipeline": "bench_pipeline", "train": "bench_train", "compare": "bench_train",
+            "decode": "bench_decode"}
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in COMMANDS:
         print(__doc__.strip(), file=sys.stderr)
         return 2
+    # The process settings of the commands (oneDNN on, TensorFlow's start-up chatter off), so a
+    # benchmark measures what a user's run gets.
+    from emgtf.cli import configure_process
+
+    configure_process(tensorflow=argv[0] != "decode")
     module = importlib.import_module(COMMANDS[argv[0]])
-    return int(module.main(argv[1:]) or 0)
+    rest = argv[1:] + (["vs_torch=true"] if argv[0] == "compare" else [])
+    return int(module.main(rest) or 0)
 
 
 if __name__ == "__main__":
