@@ -36,6 +36,7 @@ DEFAULTS = {
     "seed": 0,
     "hp": {},
     "vs_torch": False,
+    "torch_device": "cpu",  # or cuda: the PyTorch reference on the GPU (scripts/gpu_check.sh)
     "layers": False,
 }
 
@@ -129,10 +130,11 @@ def torch_windows_per_second(opts, x, labels, label_length, steps: int, warmup: 
     torch.set_num_threads(os.cpu_count())
     keys = ("mlp_features", "block_channels", "kernel_width")
     model = make_tds_torch(**{k: v for k, v in opts["hp"].items() if k in keys})
-    model.train()
+    device = torch.device(opts["torch_device"])
+    model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     batch = opts["batch"]
-    emg, targets = torch.from_numpy(x), torch.from_numpy(labels)
+    emg, targets = torch.from_numpy(x).to(device), torch.from_numpy(labels).to(device)
 
     def step(i):
         rows = slice((i * batch) % len(emg), (i * batch) % len(emg) + batch)
@@ -145,7 +147,7 @@ def torch_windows_per_second(opts, x, labels, label_length, steps: int, warmup: 
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        return float(loss)
+        return float(loss)  # waits for the step, on a GPU too
 
     for i in range(warmup):
         step(i)
@@ -154,7 +156,7 @@ def torch_windows_per_second(opts, x, labels, label_length, steps: int, warmup: 
         step(i)
     elapsed = time.perf_counter() - start
     return {"windows_per_second": round(batch * steps / elapsed, 2), "torch_version": torch.__version__,
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(), "torch_device": str(device)}
 
 
 def cpu_model() -> str:

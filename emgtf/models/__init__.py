@@ -18,7 +18,7 @@ from types import ModuleType
 import keras
 
 from emgtf.errors import EmgtfError
-from emgtf.models import conv_resnet, hybrid, rnn, tcn, tds, transformer
+from emgtf.models import conv_resnet, hybrid, rnn, splashnet, tcn, tds, transformer
 from emgtf.models.emg2qwerty import from_emg2qwerty
 from emgtf.models.hyperparameters import COMMON_DEFAULTS, resolve
 from emgtf.models.emission import EmissionRule, emission_lengths, emitted_frames
@@ -35,8 +35,10 @@ __all__ = [
     "from_emg2qwerty",
 ]
 
+# A family: NAME, DESCRIPTION, DEFAULTS, build(hp), emission_rule(hp) (a module, or a variant).
 _FAMILIES: dict[str, ModuleType] = {
-    m.NAME: m for m in (tds, rnn, tcn, hybrid, conv_resnet, transformer)
+    m.NAME: m
+    for m in (tds, rnn, tcn, hybrid, conv_resnet, transformer, splashnet.SPLASHNET, splashnet.SPLASHNET_MINI)
 }
 
 

@@ -23,6 +23,8 @@ COMMON_DEFAULTS: dict = {
     "freq_mask_param": 4,
     "temporal_crop": 0,  # frames removed at most by TemporalCropResize; 0 = no crop layer
     "seed": None,  # seeds SpecAugment and TemporalCropResize
+    "spectrum": "full",  # or "6band": SplashNet's log bins summed into 6 bands
+    "norm": "batch",  # SpectrogramNorm; or "rolling": SplashNet's per-example RollingTimeNorm
     "front": "rotation_mlp",  # or "dense"
     "mlp_features": [384],
     "dropout": 0.0,
@@ -32,6 +34,8 @@ COMMON_DEFAULTS: dict = {
 }
 
 FRONTS = ("rotation_mlp", "dense")
+SPECTRA = ("full", "6band")
+NORMS = ("batch", "rolling")
 
 
 def fail(family: str, key: str, problem: str) -> EmgtfError:
@@ -111,6 +115,8 @@ def _check_common(family: str, hp: Mapping) -> None:
     if hp["seed"] is not None:
         positive_int(family, hp, "seed", minimum=0)
     choice(family, hp, "front", FRONTS)
+    choice(family, hp, "spectrum", SPECTRA)
+    choice(family, hp, "norm", NORMS)
     int_list(family, hp, "mlp_features")
     _nonnegative_float(family, hp, "dropout", below_one=True)
     boolean(family, hp, "batch_norm")

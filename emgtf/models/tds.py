@@ -11,7 +11,7 @@ import keras
 
 from emgtf.models import frontend
 from emgtf.models import hyperparameters as H
-from emgtf.models.layers import TDSConvBlock, TDSFullyConnectedBlock
+from emgtf.models.layers import FoldBands, TDSConvBlock, TDSFullyConnectedBlock, UnfoldBands
 from emgtf.models.regularizers import Regularization
 
 NAME = "tds_conv_ctc"
@@ -19,12 +19,14 @@ DESCRIPTION = "Meta's TDS-Conv CTC baseline"
 DEFAULTS = {
     "block_channels": [24, 24, 24, 24],
     "kernel_width": 32,
+    "share_hands": False,  # SplashNet: one front MLP and one TDS stack for both hands
 }
 
 
-def tds_blocks(x, hp: dict, reg: Regularization, family: str):
-    """The TDS encoder: a conv block then a fully connected block per entry of block_channels."""
-    width = frontend.front_width(hp)
+def tds_blocks(x, hp: dict, reg: Regularization, family: str, *, width: int | None = None):
+    """The TDS encoder: a conv block then a fully connected block per entry of block_channels.
+    ``width``: features per frame of ``x`` (default: the front's)."""
+    width = frontend.front_width(hp) if width is None else width
     kernel_width = H.positive_int(family, hp, "kernel_width")
     for i, channels in enumerate(H.int_list(family, hp, "block_channels")):
         if width % channels:
@@ -52,13 +54,22 @@ def frames_lost(hp: dict) -> int:
     return len(hp["block_channels"]) * (hp["kernel_width"] - 1)
 
 
-def build(hp: dict) -> keras.Model:
+def build(hp: dict, name: str = NAME) -> keras.Model:
+    """The model; with ``share_hands`` the hands meet only in the classifier (SplashNet's
+    split-and-share): one front MLP for both, and one TDS stack run on each hand's half of the
+    features (LayerNorm over the half)."""
     reg = Regularization.from_hyperparameters(hp)
+    share = H.boolean(name, hp, "share_hands")
     inputs = frontend.emg_input()
     x = frontend.spectrogram(inputs, hp)
-    x = frontend.features(x, hp, reg, NAME)
-    x = tds_blocks(x, hp, reg, NAME)
-    return keras.Model(inputs, frontend.head(x, reg), name=NAME)
+    x = frontend.features(x, hp, reg, name, share_bands=share)
+    if share:
+        x = FoldBands(name="fold_hands")(x)
+        x = tds_blocks(x, hp, reg, name, width=hp["mlp_features"][-1])
+        x = UnfoldBands(name="unfold_hands")(x)
+    else:
+        x = tds_blocks(x, hp, reg, name)
+    return keras.Model(inputs, frontend.head(x, reg), name=name)
 
 
 def emission_rule(hp: dict) -> str:

@@ -12,7 +12,7 @@ from emgtf.errors import EmgtfError
 from emgtf.training.losses import CTCLoss, pack_targets
 from emgtf.cli.models import main as models_main
 
-FAMILIES = ["tds_conv_ctc", "rnn", "tcn", "tds_rnn", "conv_resnet", "transformer"]
+FAMILIES = ["tds_conv_ctc", "rnn", "tcn", "tds_rnn", "conv_resnet", "transformer", "splashnet", "splashnet_mini"]
 
 # Small enough to build and run in well under a second each; every structural option that the
 # family has is switched on (GRU on the ConvResNet, conformer module on the transformer).
@@ -27,6 +27,8 @@ TINY = {
     "transformer": dict(
         mlp_features=[16], d_model=16, num_heads=2, num_layers=2, ff_size=32, conv_kernel=3
     ),
+    "splashnet": dict(mlp_features=[16], block_channels=[4, 8], kernel_width=4),
+    "splashnet_mini": dict(mlp_features=[16], block_channels=[4, 4], kernel_width=4),
 }
 
 LENGTHS = [1000, 1111, 1500]  # samples; a spread of frame counts and parities
@@ -45,7 +47,7 @@ def kernel_weights(model):
     return [w for w in model.trainable_weights if "kernel" in w.name]
 
 
-def test_available_lists_the_six_families():
+def test_available_lists_the_families():
     assert models.available() == FAMILIES
 
 
@@ -252,10 +254,13 @@ def test_default_hyperparameters_are_complete_and_fresh():
     for name in FAMILIES:
         hp = models.default_hyperparameters(name)
         for key in ("n_fft", "hop_length", "spec_augment", "temporal_crop", "dropout",
-                    "batch_norm", "l2", "l1", "front", "mlp_features"):
+                    "batch_norm", "l2", "l1", "front", "mlp_features", "norm", "spectrum"):
             assert key in hp
+        before = list(hp["mlp_features"])
         hp["mlp_features"].append(1)
-        assert models.default_hyperparameters(name)["mlp_features"] == [384]
+        assert models.default_hyperparameters(name)["mlp_features"] == before
+    assert models.default_hyperparameters("tds_conv_ctc")["mlp_features"] == [384]
+    assert models.default_hyperparameters("splashnet")["mlp_features"] == [528]
     assert models.default_hyperparameters("rnn")["dropout"] == 0.2
     assert models.default_hyperparameters("tds_conv_ctc")["block_channels"] == [24] * 4
 
@@ -275,3 +280,26 @@ def test_cli_table_lists_every_family_with_its_parameters(capsys):
     for name in FAMILIES:
         assert name in out
     assert "frames - 124" in out
+
+
+def test_splashnet_shares_one_encoder_between_the_hands_and_matches_its_parameter_counts():
+    assert abs(models.build("splashnet").count_params() / 5_293_315 - 0.5) < 0.05
+    assert abs(models.build("splashnet_mini").count_params() / 5_293_315 - 0.25) < 0.03
+    model = tiny("splashnet")
+    names = [layer.name for layer in model.layers]
+    assert {"spectrum_bands", "rolling_time_norm", "fold_hands", "unfold_hands"} <= set(names)
+    assert "spectrogram_norm" not in names
+    # Swapping the hands swaps the halves of the features the classifier sees: with one shared
+    # encoder, the right hand's features computed alone equal the left's of the mirrored input.
+    x = emg(1, 1200)
+    probe = keras.Model(model.input, model.get_layer("unfold_hands").output)
+    a = ops.convert_to_numpy(probe(x))
+    b = ops.convert_to_numpy(probe(x[:, :, ::-1]))
+    np.testing.assert_allclose(a[..., :16], b[..., 16:], atol=1e-4)
+
+
+def test_each_splashnet_change_is_one_override_of_the_baseline():
+    for overrides, layer in ((dict(norm="rolling"), "rolling_time_norm"), (dict(spectrum="6band"), "spectrum_bands"),
+                             (dict(share_hands=True), "fold_hands")):
+        names = [lay.name for lay in tiny("tds_conv_ctc", **overrides).layers]
+        assert layer in names, overrides

@@ -4,24 +4,27 @@ The raw EMG window goes into the model; the feature layers are its first layers:
 
     LogSpectrogram -> [SpecAugment] -> [TemporalCropResize] -> SpectrogramNorm -> family layers
 
-- :mod:`~emgtf.models.layers.spectrogram`: ``LogSpectrogram``, ``frames_for_samples``;
+- :mod:`~emgtf.models.layers.spectrogram`: ``LogSpectrogram``, ``frames_for_samples``, ``SpectrumBands``;
 - :mod:`~emgtf.models.layers.augmentation`: ``SpecAugment``, ``TemporalCropResize``;
-- :mod:`~emgtf.models.layers.normalization`: ``SpectrogramNorm``;
+- :mod:`~emgtf.models.layers.normalization`: ``SpectrogramNorm``, ``RollingTimeNorm``;
 - :mod:`~emgtf.models.layers.rotation_mlp`: ``RotationInvariantMLP``;
 - :mod:`~emgtf.models.layers.tds`: ``TDSConvBlock``, ``TDSFullyConnectedBlock``;
+- :mod:`~emgtf.models.layers.bands`: ``FoldBands``, ``UnfoldBands`` (one encoder per hand, shared);
 - :mod:`~emgtf.models.layers.conv`: ``ConvBlock1D``, ``ConvSubsampling``;
 - :mod:`~emgtf.models.layers.transformer`: ``SinusoidalPositionEncoding``, ``FramePaddingMask``,
   ``TransformerBlock``.
 """
 
 from emgtf.models.layers.augmentation import SpecAugment, TemporalCropResize
+from emgtf.models.layers.bands import FoldBands, UnfoldBands
 from emgtf.models.layers.base import nonnegative
 from emgtf.models.layers.conv import ConvBlock1D, ConvSubsampling
-from emgtf.models.layers.normalization import SpectrogramNorm
+from emgtf.models.layers.normalization import RollingTimeNorm, SpectrogramNorm
 from emgtf.models.layers.rotation_mlp import RotationInvariantMLP
 from emgtf.models.layers.spectrogram import (
     POWER_FLOOR,
     LogSpectrogram,
+    SpectrumBands,
     frames_for_samples,
 )
 from emgtf.models.layers.tds import TDSConvBlock, TDSFullyConnectedBlock
@@ -35,16 +38,20 @@ __all__ = [
     "POWER_FLOOR",
     "ConvBlock1D",
     "ConvSubsampling",
+    "FoldBands",
     "FramePaddingMask",
     "LogSpectrogram",
+    "RollingTimeNorm",
     "RotationInvariantMLP",
     "SinusoidalPositionEncoding",
     "SpecAugment",
     "SpectrogramNorm",
+    "SpectrumBands",
     "TDSConvBlock",
     "TDSFullyConnectedBlock",
     "TemporalCropResize",
     "TransformerBlock",
+    "UnfoldBands",
     "frames_for_samples",
     "nonnegative",
 ]

@@ -84,3 +84,58 @@ class SpectrogramNorm(keras.layers.Layer):
         config = super().get_config()
         config.update({"momentum": self.momentum, "epsilon": self.epsilon})
         return config
+
+
+@register
+class RollingTimeNorm(keras.layers.Layer):
+    """Causal normalisation per example and feature over time (SplashNet, arXiv 2506.12356).
+
+    Input ``(B, F, ...)`` (e.g. ``(B, F, 2, 16, C)``) and optional ``lengths`` ``(B,)`` (valid
+    frames of each example of a padded batch); output the same shape. Every feature of frame t is
+    ``(x_t - mean_t) / sqrt(var_t + epsilon)`` with the mean and (population) variance of frames
+    ``0..t`` of its example. The first ``warmup`` frames (125 = 1 s) use the statistics of the first
+    ``warmup`` frames instead, and an example shorter than that uses its whole valid length. The
+    statistics are causal, so zero padding after an example's end never reaches its real frames.
+    No parameters; computed in float32.
+    """
+
+    def __init__(self, warmup: int = 125, epsilon: float = 0.1, **kwargs):
+        kwargs.setdefault("autocast", False)
+        super().__init__(**kwargs)
+        self.warmup = int(warmup)
+        self.epsilon = float(epsilon)
+        if self.warmup < 1:
+            raise EmgtfError(f"RollingTimeNorm: warmup must be an integer >= 1, got {warmup!r}")
+        if self.epsilon <= 0.0:
+            raise EmgtfError(f"RollingTimeNorm: epsilon must be > 0, got {epsilon!r}")
+
+    def call(self, inputs, lengths=None):
+        x = ops.cast(inputs, "float32")
+        shape = ops.shape(x)
+        frames = shape[1]
+        if lengths is None:
+            lengths = ops.full((shape[0],), frames, dtype="int32")
+        valid = ops.cast(ops.minimum(ops.maximum(lengths, 1), frames), "int32")
+        warm = ops.minimum(valid, self.warmup)  # (B,) frames of the warm-up statistics
+        extra = (1,) * (len(x.shape) - 2)
+        t = ops.arange(frames, dtype="int32")
+        in_warmup = ops.reshape(t, (1, -1, *extra)) < ops.reshape(warm, (-1, 1, *extra))
+        weights = ops.cast(in_warmup, "float32")
+        count = ops.reshape(ops.cast(warm, "float32"), (-1, 1, *extra))
+        # Shifting by the warm-up mean before the running sums keeps E[x^2] - mean^2 accurate over
+        # an hour of frames in float32.
+        shift = ops.sum(x * weights, axis=1, keepdims=True) / count
+        centred = x - shift
+        seen = ops.reshape(ops.cast(t + 1, "float32"), (1, -1, *extra))
+        mean = ops.cumsum(centred, axis=1) / seen
+        var = ops.cumsum(centred * centred, axis=1) / seen - mean * mean
+        warm_var = ops.sum(centred * centred * weights, axis=1, keepdims=True) / count
+        mean = ops.where(in_warmup, 0.0, mean)  # the warm-up mean is the shift itself
+        var = ops.where(in_warmup, warm_var, var)
+        return (centred - mean) / ops.sqrt(ops.maximum(var, 0.0) + self.epsilon)
+
+    def compute_output_shape(self, inputs_shape, lengths_shape=None):
+        return tuple(inputs_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "warmup": self.warmup, "epsilon": self.epsilon}

@@ -17,7 +17,8 @@ class RotationInvariantMLP(keras.layers.Layer):
     ``f = features[-1]``. For each band, the ``channels x bins`` features are rolled along the
     channel axis by each of ``offsets``; every roll goes through the same MLP (Linear + ReLU for
     each entry of ``features``) and the results are averaged (or max-pooled) over the rolls. The
-    bands do not share weights: they are mirror images, not copies.
+    bands do not share weights (they are mirror images, not copies) unless ``share_bands``, when
+    one MLP serves both (SplashNet).
     """
 
     def __init__(
@@ -26,6 +27,7 @@ class RotationInvariantMLP(keras.layers.Layer):
         offsets=(-1, 0, 1),
         pooling="mean",
         kernel_regularizer=None,
+        share_bands=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -34,6 +36,7 @@ class RotationInvariantMLP(keras.layers.Layer):
         self.features = [int(f) for f in features]
         self.offsets = [int(o) for o in offsets]
         self.pooling = pooling
+        self.share_bands = bool(share_bands)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
@@ -41,22 +44,23 @@ class RotationInvariantMLP(keras.layers.Layer):
         self._bands, self._channels, self._bins = bands, channels, bins
         self.kernels, self.biases = [], []
         fan_in = channels * bins
+        mlps = 1 if self.share_bands else bands
         for i, fan_out in enumerate(self.features):
             # Glorot for each band's (fan_in, fan_out) matrix; Keras would otherwise count the
             # band axis as a receptive field and shrink the scale by the number of bands.
             init = keras.initializers.VarianceScaling(
-                scale=float(bands), mode="fan_avg", distribution="uniform"
+                scale=float(mlps), mode="fan_avg", distribution="uniform"
             )
             self.kernels.append(
                 self.add_weight(
                     name=f"kernel_{i}",
-                    shape=(bands, fan_in, fan_out),
+                    shape=(mlps, fan_in, fan_out),
                     initializer=init,
                     regularizer=self.kernel_regularizer,
                 )
             )
             self.biases.append(
-                self.add_weight(name=f"bias_{i}", shape=(bands, fan_out), initializer="zeros")
+                self.add_weight(name=f"bias_{i}", shape=(mlps, fan_out), initializer="zeros")
             )
             fan_in = fan_out
         # Row index of the kernel that input (channel c, bin f) meets after a roll by o:
@@ -74,16 +78,17 @@ class RotationInvariantMLP(keras.layers.Layer):
         x = ops.reshape(inputs, (-1, self._bands, fan_in))
         outputs = []
         for band in range(self._bands):
+            mlp = 0 if self.share_bands else band
             # roll(x, o) @ K == x @ K[rows permuted by o]: the first layer of every roll is one
             # matmul with the row-permuted kernels side by side, and no rolled copy of the input
             # is made (3x less memory; one large matmul is fast on CPU and GPU alike).
             first = ops.concatenate(
-                [ops.take(self.kernels[0][band], index, axis=0) for index in self._roll_rows], axis=1
+                [ops.take(self.kernels[0][mlp], index, axis=0) for index in self._roll_rows], axis=1
             )
-            h = ops.relu(ops.matmul(x[:, band], first) + ops.tile(self.biases[0][band], (rolls,)))
+            h = ops.relu(ops.matmul(x[:, band], first) + ops.tile(self.biases[0][mlp], (rolls,)))
             h = ops.reshape(h, (-1, self.features[0]))  # (batch * frames * roll, features[0])
             for kernel, bias in zip(self.kernels[1:], self.biases[1:]):
-                h = ops.relu(ops.matmul(h, kernel[band]) + bias[band])
+                h = ops.relu(ops.matmul(h, kernel[mlp]) + bias[mlp])
             h = ops.reshape(h, (-1, rolls, self.features[-1]))
             outputs.append(ops.mean(h, axis=1) if self.pooling == "mean" else ops.max(h, axis=1))
         x = ops.concatenate(outputs, axis=-1) if self._bands > 1 else outputs[0]
@@ -98,5 +103,6 @@ class RotationInvariantMLP(keras.layers.Layer):
             "features": list(self.features),
             "offsets": list(self.offsets),
             "pooling": self.pooling,
+            "share_bands": self.share_bands,
             "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
         }

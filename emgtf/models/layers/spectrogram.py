@@ -116,3 +116,41 @@ class LogSpectrogram(keras.layers.Layer):
         config = super().get_config()
         config.update({"n_fft": self.n_fft, "hop_length": self.hop_length})
         return config
+
+
+# SplashNet's reduced spectral resolution: log10 bins summed into 6 bands, DC dropped.
+SPLASHNET_BAND_EDGES = (1, 2, 4, 8, 12, 22, 33)
+
+
+@register
+class SpectrumBands(keras.layers.Layer):
+    """Sums the log spectrogram's frequency bins into bands (SplashNet, arXiv 2506.12356).
+
+    Input ``(B, F, ..., C)`` with ``C`` bins, output ``(B, F, ..., len(edges) - 1)``: band ``k`` is
+    the sum of the log values (not the power) of bins ``edges[k] .. edges[k + 1] - 1``. The
+    default edges give SplashNet's 6 bands of the 33 bins: 1, 2-3, 4-7, 8-11, 12-21, 22-32.
+    """
+
+    def __init__(self, edges=SPLASHNET_BAND_EDGES, **kwargs):
+        super().__init__(**kwargs)
+        self.edges = [int(e) for e in edges]
+        if len(self.edges) < 2 or any(b <= a for a, b in zip(self.edges, self.edges[1:])) or self.edges[0] < 0:
+            raise EmgtfError(f"SpectrumBands: edges must be increasing integers >= 0, got {list(edges)}")
+
+    def build(self, input_shape):
+        bins = input_shape[-1]
+        if bins is None or self.edges[-1] > bins:
+            raise EmgtfError(f"SpectrumBands: edges end at bin {self.edges[-1]}, the input has {bins} bins")
+        matrix = np.zeros((bins, len(self.edges) - 1), "float32")
+        for k, (lo, hi) in enumerate(zip(self.edges, self.edges[1:])):
+            matrix[lo:hi, k] = 1.0
+        self._matrix = matrix
+
+    def call(self, inputs):
+        return ops.matmul(inputs, ops.convert_to_tensor(self._matrix, dtype=inputs.dtype))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], len(self.edges) - 1)
+
+    def get_config(self):
+        return {**super().get_config(), "edges": list(self.edges)}

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from emgtf.models.layers import SpectrogramNorm
+from emgtf.models.layers import RollingTimeNorm, SpectrogramNorm
 from tests.helpers import random_spectrogram, run_layer_test, save_and_load
 
 
@@ -53,3 +53,48 @@ def test_spectrogram_norm_layer_contract(tmp_path):
     x = random_spectrogram(batch=2, frames=30)
     run_layer_test(SpectrogramNorm, {}, x, tmp_path, expected_output_shape=x.shape,
                    expected_trainable_weights=2)
+
+
+# --- RollingTimeNorm --------------------------------------------------------------------------
+
+
+def numpy_rolling_norm(x, length=None, warmup=125, epsilon=0.1):
+    """Independent float64 reference of one example (F, ...)."""
+    x = np.asarray(x, np.float64)
+    length = len(x) if length is None else length
+    warm = min(warmup, length)
+    out = np.empty_like(x)
+    for t in range(len(x)):
+        seen = x[:warm] if t < warm else x[: t + 1]
+        out[t] = (x[t] - seen.mean(axis=0)) / np.sqrt(seen.var(axis=0) + epsilon)
+    return out
+
+
+def test_rolling_time_norm_matches_numpy_with_warmup():
+    x = channel_data(batch=2, frames=40, bins=3)
+    out = ops.convert_to_numpy(RollingTimeNorm(warmup=10)(x))
+    for b in range(2):
+        np.testing.assert_allclose(out[b], numpy_rolling_norm(x[b], warmup=10), rtol=1e-4, atol=1e-4)
+
+
+def test_rolling_time_norm_ignores_padding_and_short_inputs_use_their_length():
+    x = channel_data(batch=2, frames=30, bins=3)
+    x[1, 12:] = 0.0  # a padded example of 12 frames, shorter than the warm-up
+    lengths = np.array([30, 12], "int32")
+    out = ops.convert_to_numpy(RollingTimeNorm(warmup=20)(x, lengths=lengths))
+    np.testing.assert_allclose(out[0], numpy_rolling_norm(x[0], warmup=20), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out[1, :12], numpy_rolling_norm(x[1, :12], warmup=20), rtol=1e-4, atol=1e-4)
+
+
+def test_rolling_time_norm_is_causal_after_the_warmup():
+    x = channel_data(batch=1, frames=50, bins=2)
+    later = x.copy()
+    later[:, 30:] += 100.0
+    a, b = (ops.convert_to_numpy(RollingTimeNorm(warmup=10)(v)) for v in (x, later))
+    np.testing.assert_allclose(a[:, :30], b[:, :30], atol=1e-5)
+
+
+def test_rolling_time_norm_layer_contract(tmp_path):
+    x = random_spectrogram(batch=2, frames=30)
+    run_layer_test(RollingTimeNorm, {"warmup": 8}, x, tmp_path, expected_output_shape=x.shape,
+                   expected_trainable_weights=0)

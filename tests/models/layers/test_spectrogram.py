@@ -141,3 +141,17 @@ def test_log_spectrogram_layer_contract(tmp_path):
                          expected_output_shape=(2, 1 + (777 - 32) // 8, 2, 16, 17),
                          expected_trainable_weights=0)
     assert np.isfinite(out).all()
+
+
+def test_spectrum_bands_sum_splashnets_six_bands(tmp_path):
+    from emgtf.models.layers import SpectrumBands
+
+    x = random_emg(2, 64 + 16 * 9)
+    spec = ops.convert_to_numpy(LogSpectrogram()(x))
+    out = run_layer_test(SpectrumBands, {}, spec, tmp_path, expected_output_shape=(2, 10, 2, 16, 6),
+                         expected_trainable_weights=0)
+    groups = [[1], [2, 3], [4, 5, 6, 7], [8, 9, 10, 11], list(range(12, 22)), list(range(22, 33))]
+    want = np.stack([spec[..., g].sum(-1) for g in groups], axis=-1)
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
+    with pytest.raises(EmgtfError, match="edges"):
+        SpectrumBands(edges=[3, 2])
