@@ -30,7 +30,18 @@ on a probe signal and compared with the checkpoint (``verify=false`` skips that)
 difference goes into ``export.json``. Nothing is written over: ``out`` must not exist or be empty.
 """
 
-from emgtf.export.exporter import export_checkpoint, export_model
-from emgtf.export.metadata import FORMATS, METADATA_FILE, read_metadata
-
 __all__ = ["FORMATS", "METADATA_FILE", "export_checkpoint", "export_model", "read_metadata"]
+
+
+def __getattr__(name):
+    # Loaded on use: ``python -m emgtf.export`` imports this package before its command can set up
+    # the process (emgtf.cli.configure_process), and the exporter imports Keras.
+    if name in ("export_checkpoint", "export_model"):
+        from emgtf.export import exporter
+
+        return getattr(exporter, name)
+    if name in ("FORMATS", "METADATA_FILE", "read_metadata"):
+        from emgtf.export import metadata
+
+        return getattr(metadata, name)
+    raise AttributeError(f"module 'emgtf.export' has no attribute {name!r}")
