@@ -118,12 +118,15 @@ def _saved_model_runner(directory: Path, rule: EmissionRule, family: str) -> Run
         )
 
     def run(emg, lengths):
-        if lengths is None:
-            out = serve(emg=tf.constant(emg))
-        else:
-            out = signatures["with_lengths"](
-                emg=tf.constant(emg), emg_lengths=tf.constant(np.asarray(lengths, np.int32))
-            )
+        try:
+            if lengths is None:
+                out = serve(emg=tf.constant(emg))
+            else:
+                out = signatures["with_lengths"](
+                    emg=tf.constant(emg), emg_lengths=tf.constant(np.asarray(lengths, np.int32))
+                )
+        except tf.errors.InvalidArgumentError as e:  # the signature's input checks
+            raise EmgtfError(f"{directory}: {first_line(e)}") from None
         return out["log_probs"].numpy(), out["emission_lengths"].numpy().astype(np.int64)
 
     return Runner(run, rule, family, f"SavedModel {directory}")

@@ -45,6 +45,18 @@ def read_holder(path: Path) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
+def check_free(folder) -> None:
+    """Raises :class:`RunLocked` naming the holder if a live process holds ``folder``'s lock; what
+    a command checks before it looks at the folder's contents (whose report would be misleading)."""
+    path = Path(folder) / LOCK_FILE
+    if path.is_file():
+        holder = read_holder(path)
+        if not RunLock._stale(holder):
+            who = f"pid {holder.get('pid')} on host {holder.get('host')}" if holder else "another process"
+            raise RunLocked(f"run_dir {folder} is in use by {who} (lock file {path}); wait for that run "
+                            "to finish, or delete the lock file if it is not running")
+
+
 class RunLock:
     """The lock of one run folder, held from :meth:`acquire` until :meth:`release`.
 
