@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -217,7 +218,7 @@ def load_saved(path: str | os.PathLike) -> DictConfig:
         cfg = OmegaConf.load(path)
     except FileNotFoundError:
         raise EmgtfError(f"{path} does not exist") from None
-    except (OmegaConfBaseException, OSError, ValueError) as e:
+    except (OmegaConfBaseException, OSError, ValueError, yaml.YAMLError) as e:
         raise EmgtfError(f"{path}: not a readable config ({_one_line(e)})") from None
     if not isinstance(cfg, DictConfig):
         raise EmgtfError(f"{path}: a config must be a YAML mapping")

@@ -18,7 +18,7 @@ Formats (all in inference mode: no SpecAugment, no dropout, BatchNorm on its run
   last dimensions (2, 16) and dtype float32 (the signature itself enforces those), and
   ``emg_lengths`` must be rank 1 with one entry per element of ``emg``'s batch, each in
   ``0..samples``. A violation raises ``tf.errors.InvalidArgumentError`` naming the input and the
-  rule, e.g. "emg_lengths must have one length per element of emg's batch".
+  rule, e.g. "emg_lengths must have one length per element of the emg batch".
 
 - ``keras``: ``out/model.keras``, the model saved again without optimizer state (needs emgtf).
 - ``onnx``: ``out/model.onnx`` through tf2onnx: input ``emg``, outputs ``log_probs`` and

@@ -45,10 +45,10 @@ def _check_inputs(emg, emg_lengths=None):
         checks += [
             tf.debugging.assert_rank(emg_lengths, 1, message="emg_lengths must be int32 [batch]"),
             tf.debugging.assert_equal(tf.shape(emg_lengths)[0], shape[0],
-                                      message="emg_lengths must have one length per element of emg's batch"),
+                                      message="emg_lengths must have one length per element of the emg batch"),
             tf.debugging.assert_non_negative(emg_lengths, message="emg_lengths must be >= 0"),
             tf.debugging.assert_less_equal(emg_lengths, shape[1],
-                                           message="emg_lengths must be at most emg's samples"),
+                                           message="emg_lengths must be at most the samples of emg"),
         ]
     return checks
 

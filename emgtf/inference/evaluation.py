@@ -84,7 +84,7 @@ def evaluate_model(model, files, decoder, *, log=print, source: str | None = Non
     from emgtf.charset import charset
     from emgtf.data import data_errors, make_dataset
     from emgtf.metrics import ErrorCounter, error_rates
-    from emgtf.models import emitted_frames
+    from emgtf.models import emission_lengths, emitted_frames
 
     cs = charset()
     overall = ErrorCounter()
@@ -92,13 +92,14 @@ def evaluate_model(model, files, decoder, *, log=print, source: str | None = Non
     dataset = make_dataset([str(f) for f in files], window_length=None, batch_size=1)
     with data_errors():
         for batch in dataset:
-            log_probs = forward(model, batch["emg"])
-            emitted = emitted_frames(model, batch["emg_lengths"].numpy(), log_probs.shape[1])
             name = batch["session"][0].numpy().decode()
-            if int(emitted[0]) == 0:
+            # Checked before the forward pass, which a too-short input may crash (padded convolutions).
+            if int(emission_lengths(model, int(batch["emg_lengths"][0]))) == 0:
                 warnings.warn(f"session {name}: {int(batch['emg_lengths'][0])} samples is shorter "
                               f"than {model.name}'s receptive field; skipped", stacklevel=2)
                 continue
+            log_probs = forward(model, batch["emg"])
+            emitted = emitted_frames(model, batch["emg_lengths"].numpy(), log_probs.shape[1])
             check_finite(log_probs, source or f"model {model.name}", [name], emitted)
             prediction = decoder.decode_batch(log_probs, emitted)[0]
             n = int(batch["label_lengths"][0])

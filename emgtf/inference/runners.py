@@ -126,7 +126,10 @@ def _saved_model_runner(directory: Path, rule: EmissionRule, family: str) -> Run
                     emg=tf.constant(emg), emg_lengths=tf.constant(np.asarray(lengths, np.int32))
                 )
         except tf.errors.InvalidArgumentError as e:  # the signature's input checks
-            raise EmgtfError(f"{directory}: {first_line(e)}") from None
+            import re
+
+            found = re.search(r"assertion failed: \[([^\]]+)\]", e.message or "")
+            raise EmgtfError(f"{directory}: {found.group(1) if found else first_line(e)}") from None
         return out["log_probs"].numpy(), out["emission_lengths"].numpy().astype(np.int64)
 
     return Runner(run, rule, family, f"SavedModel {directory}")
