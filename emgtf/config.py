@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import yaml
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -89,7 +90,28 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
         except (HydraException, OmegaConfBaseException) as e:
             raise _override_error(config_name, parsed, e) from None
     OmegaConf.set_struct(cfg, True)
+    _refuse_added_keys(config_name, overrides, parsed)
     return cfg
+
+
+# Sections whose added keys are checked where they are used: model hyperparameters by the family
+# (one line naming the unknown one), decoder options by the decoder.
+ADDABLE = ("model.", "decoder.")
+
+
+def _refuse_added_keys(config_name, overrides, parsed) -> None:
+    """``+trainer.foo=1`` adds a key no code reads: a typo that would be ignored silently."""
+    added = [o for o in parsed if o.is_add() and not o.is_force_add()
+             and not str(o.key_or_group).startswith(ADDABLE) and o.key_or_group not in GROUPS]
+    if not added:
+        return
+    rest = [text for text, o in zip(overrides, parsed) if o not in added]
+    with _initialize():
+        base = hydra_compose(config_name=config_name, overrides=rest)
+    for o in added:
+        if OmegaConf.select(base, o.key_or_group, default="__absent__") == "__absent__":
+            raise EmgtfError(f"unknown config key '{o.key_or_group}' (override '{o.input_line}'): emgtf "
+                             f"reads no such key{_suggest(config_name, o.key_or_group)}")
 
 
 def _missing_option_error(config_name, parsed, e) -> EmgtfError:
@@ -158,7 +180,8 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
             )
         if o.is_delete():
             raise EmgtfError(f"cannot delete '{key}' from a saved run's config")
-        if OmegaConf.select(cfg, key, default="__absent__") == "__absent__" and not o.is_add():
+        absent = OmegaConf.select(cfg, key, default="__absent__") == "__absent__"
+        if absent and (not o.is_add() or (not o.is_force_add() and not str(key).startswith(ADDABLE))):
             raise EmgtfError(f"unknown config key '{key}' (override '{o.input_line}')")
         try:
             OmegaConf.update(cfg, key, o.value(), merge=True, force_add=o.is_add() or o.is_force_add())
@@ -195,7 +218,7 @@ def load_saved(path: str | os.PathLike) -> DictConfig:
         cfg = OmegaConf.load(path)
     except FileNotFoundError:
         raise EmgtfError(f"{path} does not exist") from None
-    except (OmegaConfBaseException, OSError, ValueError) as e:
+    except (OmegaConfBaseException, OSError, ValueError, yaml.YAMLError) as e:
         raise EmgtfError(f"{path}: not a readable config ({_one_line(e)})") from None
     if not isinstance(cfg, DictConfig):
         raise EmgtfError(f"{path}: a config must be a YAML mapping")

@@ -11,29 +11,39 @@ from emgtf.errors import EmgtfError
 
 
 def _temporary(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
+    # The suffix stays last: Keras saves only to names ending in .keras.
+    return path.with_name(f".{path.stem}.tmp{path.suffix}")
+
+
+def write_error(path, error: OSError) -> EmgtfError:
+    """The one-line error of a failed write (disk full, permission, I/O error) naming the file."""
+    why = error.strerror or str(error) or type(error).__name__
+    return EmgtfError(f"{path}: cannot write it ({why}); the previous version, if any, is intact")
+
+
+def atomic_write(path, write) -> None:
+    """Writes ``path`` whole or not at all: ``write(temporary_path)`` writes a hidden file beside
+    it, which is then renamed into place. On any failure the temporary file is removed and the old
+    ``path`` is left as it was; an OSError (a full disk) becomes a one-line EmgtfError."""
+    path = Path(path)
+    tmp = _temporary(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise write_error(path, e) from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path, text: str) -> None:
     """Writes ``text`` to ``path`` whole or not at all (a hidden temporary file, then a rename)."""
-    path = Path(path)
-    tmp = _temporary(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def atomic_copy(source, target) -> None:
     """Copies ``source`` to ``target`` whole or not at all."""
-    target = Path(target)
-    tmp = _temporary(target)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(target, lambda tmp: shutil.copyfile(source, tmp))
 
 
 def write_json(path, doc) -> None:

@@ -78,7 +78,11 @@ def load_config(overrides: list[str]):
     if not saved.is_file():
         raise EmgtfError(f"resume=true: {run_dir} has no config.yaml (not an emgtf run folder?)")
     rest = [o for o in overrides if not _is_key(o, "resume", "run_dir")]
-    cfg = config_lib.apply_overrides(config_lib.load_saved(saved), rest)
+    from emgtf.training.config_checks import check_run_config
+
+    saved_cfg = config_lib.load_saved(saved)
+    check_run_config(saved_cfg, saved)  # a damaged or foreign file: one line, not a KeyError later
+    cfg = config_lib.apply_overrides(saved_cfg, rest)
     cfg.resume = True
     cfg.run_dir = str(run_dir)
     return cfg

@@ -21,6 +21,7 @@ sample indices are computed once, when the dataset is built, from the timestamps
 no EMG is read then. Each batch of windows is read in one ``tf.numpy_function`` call with h5py,
 only each window's rows, through one open file per session and reader thread, straight into the
 batch buffer; TensorFlow ops then pick the EMG fields out of the rows, check they are finite and
+below MAX_ABS_EMG (larger values overflow the spectrogram) and
 augment, off the Python lock. Random draws (jitter, shuffle, augmentation) come from seeded tf.data
 random streams that change every epoch (every new iterator), so the same seed gives the same
 batches, epoch by epoch.
@@ -50,7 +51,7 @@ import tensorflow as tf
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.data.augment import Augmentations, as_augmentations, augment_batch
-from emgtf.data.session import GROUP, TIMESERIES, EMGSession
+from emgtf.data.session import GROUP, MAX_ABS_EMG, TIMESERIES, EMGSession, warn_once
 from emgtf.errors import EmgtfError, SessionFileError
 
 BANDS = ("left", "right")
@@ -83,6 +84,12 @@ def _index_session(path: Path) -> _SessionIndex:
         time = session.timestamps
         truth = session.ground_truth()
         name, num_samples = session.session_name, len(session)
+        outside = session.keys_outside()[1]
+    if outside:
+        # Keys pressed before the first or after the last sample are in no window: say so, since
+        # a wrong clock or a cut recording would otherwise silently drop labels.
+        warn_once(path, "keys outside", f"{path}: session {name}: {outside} keystroke(s) lie outside "
+                  "the recorded time range and are left out")
     with h5py.File(path, "r") as f:
         dtype = f[GROUP][TIMESERIES].dtype
     return _SessionIndex(
@@ -237,13 +244,16 @@ class _Reader:
         there is one)."""
         for b in range(emg.shape[0]):
             window = emg[b, : emg_lengths[b]]
-            bad = np.argwhere(~np.isfinite(window))
+            bad = np.argwhere(~(np.abs(window) <= MAX_ABS_EMG))  # NaN compares false
             if bad.size:
                 row, band, channel = (int(v) for v in bad[0])
+                value = window[row, band, channel]
+                why = ("the EMG must be finite" if not np.isfinite(value) else
+                       f"above {MAX_ABS_EMG:.0e}, its spectrogram power would overflow float32")
                 raise SessionFileError(
                     self.sessions[int(session_ids[b])].path,
-                    f"EMG value {window[row, band, channel]} at sample {int(starts[b]) + row} "
-                    f"({BANDS[band]} band, channel {channel}); the EMG must be finite",
+                    f"EMG value {value:.3g} at sample {int(starts[b]) + row} "
+                    f"({BANDS[band]} band, channel {channel}); {why}",
                 )
         return emg
 
@@ -260,7 +270,7 @@ class _Reader:
             )
         emg = tf.reshape(emg, (tf.shape(rows)[0], tf.shape(rows)[1], NUM_BANDS, NUM_CHANNELS))
         emg = tf.cond(
-            tf.reduce_all(tf.math.is_finite(emg)),
+            tf.reduce_all(tf.abs(emg) <= MAX_ABS_EMG),  # false for NaN and infinity too
             lambda: emg,
             lambda: tf.numpy_function(self.raise_non_finite, [emg, emg_lengths, session_ids, starts], tf.float32),
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,21 @@ TIMESERIES = "timeseries"
 FIELDS = ("time", "emg_left", "emg_right")
 # The order Meta's released files store the compound fields in.
 REAL_FIELD_ORDER = ("emg_right", "time", "emg_left")
+# The largest EMG magnitude emgtf accepts. Real EMG is of order 1e1..1e4; the spectrogram sums the
+# squares of n_fft samples, which overflows float32 (3.4e38) above about 2e18, and the model
+# would then emit NaN. 1e15 leaves room for any n_fft while catching corrupt samples (3e38).
+MAX_ABS_EMG = 1e15
+# The recording condition of the emg2qwerty release; others (e.g. typing in the air) are not it.
+CONDITION = "on_keyboard"
+_warned: set[tuple[str, str]] = set()  # (file, what) already warned about in this process
+
+
+def warn_once(path, what: str, message: str) -> None:
+    """Warns ``message`` once per file and kind: readers open a file once per thread and epoch."""
+    key = (str(path), what)
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -131,6 +147,12 @@ class EMGSession:
                 )
         if ds.ndim != 1:
             raise SessionFileError(self.path, f"'{GROUP}/{TIMESERIES}' must be 1-D, has shape {ds.shape}")
+        for field in FIELDS:
+            kind = ds.dtype.fields[field][0].base.kind
+            if kind not in ("f", "i", "u"):
+                raise SessionFileError(
+                    self.path, f"field '{field}' must be numeric, has type {ds.dtype.fields[field][0]}"
+                )
         self._ds = ds
         attrs = group.attrs
         for key in ("keystrokes", "prompts"):
@@ -142,7 +164,15 @@ class EMGSession:
         self.user: str = _attr_str(attrs.get("user", ""))
         self.condition: str = _attr_str(attrs.get("condition", ""))
         duration = attrs.get("duration_mins")
-        self.duration_mins: float = float(duration) if duration is not None else math.nan
+        try:
+            self.duration_mins: float = float(duration) if duration is not None else math.nan
+        except (TypeError, ValueError):
+            raise SessionFileError(
+                self.path, f"attribute 'duration_mins' must be a number, got {_attr_str(duration)[:40]!r}"
+            ) from None
+        if self.condition and self.condition != CONDITION:
+            warn_once(self.path, "condition", f"{self.path}: condition is {self.condition!r}, not "
+                      f"{CONDITION!r}; models trained on the emg2qwerty release may not transfer")
         self._timestamps: np.ndarray | None = None
 
     # --- context manager -------------------------------------------------------------------
@@ -197,6 +227,15 @@ class EMGSession:
         return self._ds[i0:i1]
 
     # --- labels ----------------------------------------------------------------------------
+    def keys_outside(self) -> tuple[int, int]:
+        """(keys pressed inside the recording's time range, keys pressed outside it)."""
+        if not self.keystrokes or len(self) == 0:
+            return 0, len(self.keystrokes)
+        t = self.timestamps
+        starts = np.asarray([k["start"] for k in self.keystrokes], np.float64)
+        inside = int(np.count_nonzero((starts >= t[0]) & (starts <= t[-1])))
+        return inside, len(starts) - inside
+
     def ground_truth(self, start_t: float = -math.inf, end_t: float = math.inf) -> GroundTruth:
         """The keys pressed with ``start_t <= press time <= end_t``, mapped through the charset
         (keys outside it are dropped)."""
@@ -213,6 +252,19 @@ class EMGSession:
             labels=cs.labels_of(chars),
             timestamps=np.asarray(times, dtype=np.float64),
         )
+
+
+def check_scored_sessions(files, part: str) -> None:
+    """Refuses a ``part`` (val, test) session with no keystroke inside its recording: its CER
+    would divide by zero target characters, and its empty target would count as perfect."""
+    for path in files:
+        with EMGSession(path) as session:
+            inside, outside = session.keys_outside()
+        if inside == 0:
+            raise SessionFileError(
+                path, f"none of its {outside} keystrokes lies inside the recording's time range, so "
+                f"it cannot be a {part} session (scored against its keys)",
+            )
 
 
 def write_session(

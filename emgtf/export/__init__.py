@@ -14,6 +14,12 @@ Formats (all in inference mode: no SpecAugment, no dropout, BatchNorm on its run
     each element are its own. (Recurrent and attention layers still see the padding, so a padded
     element's log-probabilities can differ from running it alone; emgtf.evaluate uses batch 1.)
 
+  Inputs are checked in the graph (``tf.debugging`` asserts): ``emg`` must be rank 4 with the
+  last dimensions (2, 16) and dtype float32 (the signature itself enforces those), and
+  ``emg_lengths`` must be rank 1 with one entry per element of ``emg``'s batch, each in
+  ``0..samples``. A violation raises ``tf.errors.InvalidArgumentError`` naming the input and the
+  rule, e.g. "emg_lengths must have one length per element of the emg batch".
+
 - ``keras``: ``out/model.keras``, the model saved again without optimizer state (needs emgtf).
 - ``onnx``: ``out/model.onnx`` through tf2onnx: input ``emg``, outputs ``log_probs`` and
   ``emission_lengths`` as in ``serving_default``. tf2onnx 1.17 cannot convert the spectrogram

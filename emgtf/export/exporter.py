@@ -8,11 +8,11 @@ import tempfile
 from pathlib import Path
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
-from emgtf.errors import EmgtfError
+from emgtf.errors import EmgtfError, first_line
 from emgtf.export import formats
 from emgtf.export.metadata import FORMATS, METADATA_FILE, metadata, training_config_of
 from emgtf.export.verify import probe_signal, verify_export
-from emgtf.files import write_json
+from emgtf.files import write_error, write_json
 from emgtf.models.emission import EmissionRule
 
 
@@ -50,20 +50,29 @@ def export_model(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
-        if fmt == "saved_model":
-            formats.write_saved_model(model, staging)
-        elif fmt == "keras":
-            formats.write_keras(model, staging)
-        else:
-            formats.write_onnx(model, staging, onnx_opset)
-            import tf2onnx
+        try:
+            if fmt == "saved_model":
+                formats.write_saved_model(model, staging)
+            elif fmt == "keras":
+                formats.write_keras(model, staging)
+            else:
+                formats.write_onnx(model, staging, onnx_opset)
+                import tf2onnx
 
-            doc["versions"]["tf2onnx"] = tf2onnx.__version__
-            doc["onnx_opset"] = int(onnx_opset)
+                doc["versions"]["tf2onnx"] = tf2onnx.__version__
+                doc["onnx_opset"] = int(onnx_opset)
+        except OSError as e:  # a full disk: nothing of the export is kept (the finally below)
+            raise write_error(out, e) from None
+        except Exception as e:
+            import tensorflow as tf
+
+            if isinstance(e, tf.errors.OpError):  # TensorFlow's file writes report I/O errors so
+                raise EmgtfError(f"{out}: cannot write the export ({first_line(e)})") from None
+            raise
         write_json(staging / METADATA_FILE, doc)
         if verify:
             doc["verification"] = {
-                "max_abs_log_prob_difference": verify_export(model, staging, rule),
+                "max_abs_log_prob_difference": verify_export(model, staging, rule, checkpoint),
                 "probe": "white noise std 2.5, batch of 2 (one zero-padded), "
                 f"{probe_signal(rule)[0].shape[1]} samples",
             }

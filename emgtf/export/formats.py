@@ -34,14 +34,47 @@ def _full_lengths(emg):
     return tf.fill([shape[0]], shape[1])
 
 
+def _check_inputs(emg, emg_lengths=None):
+    """Readable errors for bad serving inputs, instead of a shape error deep in the graph (or, for
+    lengths beyond the signal, emission lengths the log-probabilities do not have)."""
+    import tensorflow as tf
+
+    checks = [tf.debugging.assert_rank(emg, 4, message="emg must be float32 [batch, samples, 2, 16]")]
+    if emg_lengths is not None:
+        shape = tf.shape(emg)
+        checks += [
+            tf.debugging.assert_rank(emg_lengths, 1, message="emg_lengths must be int32 [batch]"),
+            tf.debugging.assert_equal(tf.shape(emg_lengths)[0], shape[0],
+                                      message="emg_lengths must have one length per element of the emg batch"),
+            tf.debugging.assert_non_negative(emg_lengths, message="emg_lengths must be >= 0"),
+            tf.debugging.assert_less_equal(emg_lengths, shape[1],
+                                           message="emg_lengths must be at most the samples of emg"),
+        ]
+    return checks
+
+
 def serving_functions(model) -> dict:
-    """The SavedModel signatures as ``tf.function`` s: ``{name: (function, input_signature)}``."""
+    """The SavedModel signatures as ``tf.function`` s: ``{name: (function, input_signature)}``.
+
+    - ``serving_default(emg)``: ``emg`` float32 [batch, samples, 2, 16] (left band first);
+    - ``with_lengths(emg, emg_lengths)``: also ``emg_lengths`` int32 [batch], each element's true
+      length in samples (0..samples; the rest of its row is padding), one per element of ``emg``.
+
+    Both return ``log_probs`` float32 [batch, frames, 99] and ``emission_lengths`` int32 [batch].
+    The signature fixes the dtypes and the last two dimensions of ``emg``; inputs that break the
+    rest (a batch of lengths that does not match emg's, a length beyond the signal) fail with a
+    ``tf.errors.InvalidArgumentError`` whose message names the input and the rule.
+    """
     import tensorflow as tf
 
     def serve(emg):
+        with tf.control_dependencies(_check_inputs(emg)):
+            emg = tf.identity(emg)
         return _outputs(model, emg, model(emg, training=False), _full_lengths(emg))
 
     def serve_with_lengths(emg, emg_lengths):
+        with tf.control_dependencies(_check_inputs(emg, emg_lengths)):
+            emg, emg_lengths = tf.identity(emg), tf.identity(emg_lengths)
         return _outputs(model, emg, model(emg, training=False), emg_lengths)
 
     lengths_spec = tf.TensorSpec([None], tf.int32, name="emg_lengths")

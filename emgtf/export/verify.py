@@ -24,17 +24,20 @@ def probe_signal(rule: EmissionRule, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return emg, lengths
 
 
-def verify_export(model, directory, rule: EmissionRule) -> float:
+def verify_export(model, directory, rule: EmissionRule, checkpoint=None) -> float:
     """Runs the export on :func:`probe_signal` and returns the largest log-probability difference
     from ``model``; raises EmgtfError if it exceeds VERIFY_TOLERANCE or a length is off."""
     from emgtf.export.metadata import read_metadata
-    from emgtf.inference.runners import forward, load_runner
+    from emgtf.inference.runners import check_finite, forward, load_runner
     from emgtf.models import emission_lengths
 
     emg, lengths = probe_signal(rule)
     fmt = read_metadata(directory)["format"]
     runner = load_runner(directory)
     expected = forward(model, emg)
+    source = f"checkpoint {checkpoint}" if checkpoint is not None else f"model {model.name}"
+    # A NaN difference would pass any tolerance check (max(0.0, nan) is 0.0): refuse it first.
+    check_finite(expected, f"export check: {source}", ["probe signal"] * len(emg))
     checks = [(None, np.full(len(emg), emg.shape[1]))]
     if fmt != "onnx":
         checks.append((lengths, lengths))
@@ -55,7 +58,9 @@ def verify_export(model, directory, rule: EmissionRule) -> float:
                 f"export check failed: emission lengths {got['emission_lengths'].tolist()}, expected "
                 f"{want.tolist()}"
             )
-        worst = max(worst, float(np.max(np.abs(got["log_probs"] - expected))))
+        check_finite(log_probs, f"export check: the {fmt} export in {directory}", ["probe signal"] * len(emg))
+        difference = float(np.max(np.abs(got["log_probs"] - expected)))
+        worst = difference if not difference <= worst else worst  # keeps a NaN, unlike max()
     if not worst <= VERIFY_TOLERANCE:
         raise EmgtfError(
             f"export check failed: the {fmt} export differs from the checkpoint by {worst:.3g} "

@@ -9,21 +9,23 @@ summed over all sessions (:class:`emgtf.metrics.ErrorCounter`).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from emgtf.errors import EmgtfError
 from emgtf.files import write_json
-from emgtf.inference.runners import forward
+from emgtf.inference.runners import check_finite, forward
 
 
-def validate(model, dataset, loss, decoder=None, *, samples: int = 0) -> dict:
+def validate(model, dataset, loss, decoder=None, *, samples: int = 0, source: str | None = None) -> dict:
     """Loss and error rates of ``model`` on every window of ``dataset`` (dict batches).
 
     The loss is averaged over windows like the training loss; the rates are summed over the split
     (:class:`emgtf.metrics.ErrorCounter`). Greedy decoding unless a ``decoder`` is given.
     ``samples`` > 0 adds ``"samples"``: (prediction, target) of the first that many windows.
+    Non-finite log-probabilities are an EmgtfError naming ``source`` (the model), session and frame.
     """
     import keras
 
@@ -40,6 +42,7 @@ def validate(model, dataset, loss, decoder=None, *, samples: int = 0) -> dict:
     for batch in dataset:
         log_probs = forward(model, batch["emg"])
         emitted = emitted_frames(model, batch["emg_lengths"].numpy(), log_probs.shape[1])
+        _check(log_probs, emitted, batch, source or f"model {model.name}")
         labels, label_lengths = batch["labels"].numpy(), batch["label_lengths"].numpy()
         # CTCLoss scores an infeasible window 0, as in training.
         y = pack_targets(emitted, labels, label_lengths)
@@ -60,8 +63,20 @@ def validate(model, dataset, loss, decoder=None, *, samples: int = 0) -> dict:
     return result
 
 
-def evaluate_model(model, files, decoder, *, log=print) -> dict:
+def _check(log_probs, emitted, batch, source: str) -> None:
+    """check_finite for a batch of windows: names the session with the window's first sample."""
+    starts = batch["start"].numpy()
+    where = [f"{name.decode()} window at sample {int(start)}"
+             for name, start in zip(batch["session"].numpy(), starts)]
+    check_finite(log_probs, source, where, emitted)
+
+
+def evaluate_model(model, files, decoder, *, log=print, source: str | None = None) -> dict:
     """Decodes each session file whole with ``model``; returns the per-session and overall rates.
+
+    A session too short for one emission (shorter than the model's receptive field) is skipped with
+    a warning: it has nothing to decode, and a training run must not fail at its last step for it.
+    Non-finite log-probabilities are an EmgtfError naming ``source`` (the checkpoint) and session.
 
     Returns ``{"sessions": [{"session", "CER", "IER", "DER", "SER", counts..., "prediction",
     "target"}], "overall": {"CER", ..., counts}}``.
@@ -69,7 +84,7 @@ def evaluate_model(model, files, decoder, *, log=print) -> dict:
     from emgtf.charset import charset
     from emgtf.data import data_errors, make_dataset
     from emgtf.metrics import ErrorCounter, error_rates
-    from emgtf.models import emitted_frames
+    from emgtf.models import emission_lengths, emitted_frames
 
     cs = charset()
     overall = ErrorCounter()
@@ -77,13 +92,19 @@ def evaluate_model(model, files, decoder, *, log=print) -> dict:
     dataset = make_dataset([str(f) for f in files], window_length=None, batch_size=1)
     with data_errors():
         for batch in dataset:
+            name = batch["session"][0].numpy().decode()
+            # Checked before the forward pass, which a too-short input may crash (padded convolutions).
+            if int(emission_lengths(model, int(batch["emg_lengths"][0]))) == 0:
+                warnings.warn(f"session {name}: {int(batch['emg_lengths'][0])} samples is shorter "
+                              f"than {model.name}'s receptive field; skipped", stacklevel=2)
+                continue
             log_probs = forward(model, batch["emg"])
             emitted = emitted_frames(model, batch["emg_lengths"].numpy(), log_probs.shape[1])
+            check_finite(log_probs, source or f"model {model.name}", [name], emitted)
             prediction = decoder.decode_batch(log_probs, emitted)[0]
             n = int(batch["label_lengths"][0])
             target = cs.labels_to_str(batch["labels"][0, :n].numpy())
             overall.update(prediction, target)
-            name = batch["session"][0].numpy().decode()
             rates = error_rates([prediction], [target])
             sessions.append({"session": name, **rates, "prediction": prediction, "target": target})
             if log is not None:
@@ -132,6 +153,7 @@ def evaluate_checkpoint(
     from omegaconf import OmegaConf
 
     from emgtf import config as config_lib
+    from emgtf.data.session import check_scored_sessions
     from emgtf.data.splits import load_split
     from emgtf.decoding import decoder_name, make_decoder
     from emgtf.inference.checkpoints import checkpoint_family, load_checkpoint
@@ -149,6 +171,7 @@ def evaluate_checkpoint(
     files = load_split(split_spec, data_root).part(part)
     if not files:
         raise EmgtfError(f"split '{split_spec}' has no {part} sessions")
+    check_scored_sessions(files, part)
     output = Path(output) if output is not None else default_output(checkpoint, part, decoder_cfg)
     if output.exists() and not overwrite:
         raise EmgtfError(f"{output} exists; pass overwrite=true to replace it (or output=<another path>)")
@@ -158,7 +181,7 @@ def evaluate_checkpoint(
         model = load_checkpoint(checkpoint, family)
     print(f"emgtf.evaluate: {checkpoint} ({model.name}) on {len(files)} {part} session(s), "
           f"{decoder_name(decoder_cfg)} decoding", flush=True)
-    report = evaluate_model(model, files, decoder)
+    report = evaluate_model(model, files, decoder, source=f"checkpoint {checkpoint}")
     report = {
         "checkpoint": str(checkpoint),
         "model": model.name,

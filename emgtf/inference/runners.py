@@ -26,6 +26,30 @@ def forward(model, emg) -> np.ndarray:
     return np.asarray(model.predict_on_batch(emg), dtype=np.float32)
 
 
+def check_finite(log_probs: np.ndarray, source: str, sessions=None, emitted=None, frame_offset: int = 0) -> None:
+    """Raises a one-line EmgtfError if ``log_probs`` (batch, frames, 99) holds NaN or infinity in
+    the frames that count (``emitted`` per element, all if None).
+
+    A decoder turns NaN scores into some text without complaint, and ``max(x, nan)`` is x, so a
+    broken model (NaN weights) would otherwise give plausible-looking, wrong error rates.
+    ``source`` names the model ("checkpoint runs/x/best.keras"); ``sessions`` the batch's sessions;
+    ``frame_offset`` is added to the frame reported (a chunk's first emission).
+    """
+    log_probs = np.asarray(log_probs)
+    bad = ~np.isfinite(log_probs).all(axis=-1)
+    if emitted is not None:
+        frames = np.arange(log_probs.shape[1])[None, :]
+        bad &= frames < np.asarray(emitted).reshape(-1, 1)
+    if not bad.any():
+        return
+    b, frame = (int(v) for v in np.argwhere(bad)[0])
+    where = f"session {sessions[b]}, " if sessions is not None else ""
+    raise EmgtfError(
+        f"{source}: non-finite log-probabilities ({where}frame {frame_offset + frame}); the model's "
+        "weights or its input are broken (NaN or overflow), so no error rate is reported"
+    )
+
+
 def _full_lengths(emg: np.ndarray) -> np.ndarray:
     return np.full(len(emg), emg.shape[1], dtype=np.int64)
 
@@ -43,8 +67,9 @@ class Runner:
     def __call__(self, emg, lengths=None) -> tuple[np.ndarray, np.ndarray]:
         return self.run(np.ascontiguousarray(emg, dtype=np.float32), lengths)
 
-    def log_probs(self, emg: np.ndarray) -> np.ndarray:
-        """(emissions, 99) of one recording (samples, 2, 16), checked against the emission rule."""
+    def log_probs(self, emg: np.ndarray, *, session: str | None = None, frame_offset: int = 0) -> np.ndarray:
+        """(emissions, 99) of one recording (samples, 2, 16), checked against the emission rule and
+        to be finite (errors name ``session`` and the frame, counted from ``frame_offset``)."""
         emg = np.ascontiguousarray(emg, dtype=np.float32)
         if emg.ndim != 3 or emg.shape[1:] != (NUM_BANDS, NUM_CHANNELS):
             raise EmgtfError(
@@ -58,6 +83,8 @@ class Runner:
                 f"{self.source}: the model emitted {emitted} frames of shape {log_probs.shape} for "
                 f"{len(emg)} samples, but its emission rule ({self.rule.describe()}) says {expected}"
             )
+        check_finite(log_probs[None, :emitted], self.source, None if session is None else [session],
+                     frame_offset=frame_offset)
         return log_probs[:emitted]
 
 
@@ -91,12 +118,18 @@ def _saved_model_runner(directory: Path, rule: EmissionRule, family: str) -> Run
         )
 
     def run(emg, lengths):
-        if lengths is None:
-            out = serve(emg=tf.constant(emg))
-        else:
-            out = signatures["with_lengths"](
-                emg=tf.constant(emg), emg_lengths=tf.constant(np.asarray(lengths, np.int32))
-            )
+        try:
+            if lengths is None:
+                out = serve(emg=tf.constant(emg))
+            else:
+                out = signatures["with_lengths"](
+                    emg=tf.constant(emg), emg_lengths=tf.constant(np.asarray(lengths, np.int32))
+                )
+        except tf.errors.InvalidArgumentError as e:  # the signature's input checks
+            import re
+
+            found = re.search(r"assertion failed: \[([^\]]+)\]", e.message or "")
+            raise EmgtfError(f"{directory}: {found.group(1) if found else first_line(e)}") from None
         return out["log_probs"].numpy(), out["emission_lengths"].numpy().astype(np.int64)
 
     return Runner(run, rule, family, f"SavedModel {directory}")

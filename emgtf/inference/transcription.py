@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from emgtf.charset import BACKSPACE, ENTER, SHIFT
+from emgtf.data.session import MAX_ABS_EMG
 from emgtf.errors import EmgtfError, SessionFileError
 
 if TYPE_CHECKING:  # the runners import Keras; this module is imported by the CLI before it
@@ -139,7 +140,16 @@ def session_log_probs(
         if not finite.all():
             bad = chunk.start + int(np.flatnonzero(~finite)[0])
             raise SessionFileError(session.path, f"EMG sample {bad} is not finite (NaN or infinity)")
-        parts.append(runner.log_probs(emg)[chunk.keep_start : chunk.keep_stop])
+        large = (np.abs(emg) > MAX_ABS_EMG).any(axis=(1, 2))
+        if large.any():
+            bad = int(np.flatnonzero(large)[0])
+            raise SessionFileError(
+                session.path,
+                f"EMG sample {chunk.start + bad} has magnitude {np.abs(emg[bad]).max():.3g}, above "
+                f"{MAX_ABS_EMG:.0e}: its spectrogram power would overflow float32",
+            )
+        log_probs = runner.log_probs(emg, session=str(session.path), frame_offset=chunk.first - chunk.keep_start)
+        parts.append(log_probs[chunk.keep_start : chunk.keep_stop])
     return np.concatenate(parts, axis=0), chunks
 
 

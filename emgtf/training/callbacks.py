@@ -9,8 +9,6 @@ each callback in order and the validation callback adds ``val_loss`` and ``val_C
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from emgtf.files import write_json
+from emgtf.files import atomic_copy, atomic_write, write_json
 from emgtf.training.history import COLUMNS, RATES, write_history
 
 @dataclass
@@ -59,7 +57,8 @@ class Validation(keras.callbacks.Callback):
             return
         from emgtf.inference.evaluation import validate
 
-        result = validate(self.model, self.dataset, self.loss, samples=SAMPLE_DECODINGS)
+        source = f"the model of epoch {epoch + 1} (run folder {self.state.run_dir})"
+        result = validate(self.model, self.dataset, self.loss, samples=SAMPLE_DECODINGS, source=source)
         self.state.samples = result["samples"]  # for the W&B table of sample decodings
         logs["val_loss"] = result["loss"]
         for rate in RATES:
@@ -151,10 +150,9 @@ class Checkpoints(keras.callbacks.Callback):
             return
         logs = logs or {}
         last = self.state.last_checkpoint
-        # Write then rename: a run killed while saving keeps its previous checkpoint intact.
-        tmp = last.with_name(".last.tmp.keras")
-        self.model.save(tmp)
-        os.replace(tmp, last)
+        # Write then rename: a run killed while saving, or whose disk fills, keeps its previous
+        # checkpoint intact (atomic_write turns the OSError into one line naming the file).
+        atomic_write(last, self.model.save)
         cer, loss = logs.get("val_CER"), logs.get("val_loss")
         # Ties on CER (100 % while a CTC model still emits only blanks) go to the lower val loss.
         improved = cer is not None and (
@@ -165,9 +163,7 @@ class Checkpoints(keras.callbacks.Callback):
             self.state.best_val_cer = float(cer)
             self.state.best_val_loss = float(loss) if loss is not None else math.inf
             self.state.best_epoch = epoch + 1
-            tmp = last.with_name(".best.tmp.keras")
-            shutil.copyfile(last, tmp)
-            os.replace(tmp, self.state.best_checkpoint)
+            atomic_copy(last, self.state.best_checkpoint)
         status = {
             "epoch": epoch + 1,
             "best_epoch": self.state.best_epoch,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from pathlib import Path
 
 from emgtf.errors import EmgtfError
+from emgtf.files import atomic_write
 
 # Keras logs key -> history.csv column. The slash names are the metric names of the
 # W&B dashboards; Keras needs val_* names (KerasTuner objectives, EarlyStopping monitors).
@@ -24,12 +24,14 @@ def write_history(path: Path, rows: list[dict]) -> None:
     columns = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(path, write)
 
 
 def read_history(path: Path, *, missing_ok: bool = False) -> list[dict]:

@@ -39,10 +39,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from emgtf import config as config_lib
 from emgtf.errors import EmgtfError
-from emgtf.files import read_json
+from emgtf.files import atomic_write_text, read_json
 from emgtf.inference.checkpoints import check_family, load_checkpoint
 from emgtf.training.history import read_history, summary_table
-from emgtf.training.run_dir import prepare_run_dir, remove_if_empty
+from emgtf.training.config_checks import check_training_config, check_window_fits
+from emgtf.training.run_dir import claim_run_dir
 from emgtf.training.optimizers import make_optimizer
 from emgtf.training.targets import TargetPacker, training_pairs
 
@@ -77,28 +78,8 @@ class TrainResult:
     skipped_windows: int = 0
 
 
-def _int(cfg, key: str, minimum: int = 1) -> int:
-    value = OmegaConf.select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise EmgtfError(f"{key} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 def _validate(cfg) -> None:
-    for key in ("trainer.epochs", "trainer.batch_size", "trainer.window_length", "trainer.val_batch_size"):
-        _int(cfg, key)
-    _int(cfg, "seed", 0)
-    stride = cfg.trainer.get("stride")
-    if stride is not None:
-        _int(cfg, "trainer.stride")
-    padding = cfg.trainer.padding
-    if len(padding) != 2 or any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in padding):
-        raise EmgtfError(f"trainer.padding must be two integers >= 0 (left, right), got {list(padding)}")
-    fraction = cfg.trainer.get("fraction", 1.0)
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
-        raise EmgtfError(f"trainer.fraction must be a number in (0, 1], got {fraction!r}")
-    if cfg.trainer.get("verbose", "auto") not in ("auto", 0, 1, 2):
-        raise EmgtfError(f"trainer.verbose must be auto, 0, 1 or 2, got {cfg.trainer.verbose!r}")
+    check_training_config(cfg)
 
 
 def _datasets(cfg, split, model, packer):
@@ -175,17 +156,51 @@ def train(
     split = load_split(split_spec, root)
     if not split.train or not split.val:
         raise EmgtfError(f"split '{split.name}' needs train and val sessions to train")
-    path = prepare_run_dir(cfg.run_dir, resume=resume, family=family)
-    if resume:
-        check_family(path / "last.keras", family)
+    from emgtf.data.session import check_scored_sessions
+
+    check_scored_sessions(split.val, "val")
+    check_scored_sessions(split.test, "test")  # checked now, not after training, at the test evaluation
 
     # Config and file mistakes are reported above, before TensorFlow loads (seconds).
     from emgtf.training.runtime import setup_runtime
 
     setup_runtime(cfg)
+    from emgtf import models
+
+    # The model is built (in memory only) before the run folder is claimed, so that a model that
+    # cannot fit the window leaves no folder behind.
+    model = models.build(family, **hp)
+    check_window_fits(model, cfg)
+    if cfg.get("checkpoint") is not None and not resume:
+        source = load_checkpoint(cfg.checkpoint, family)
+        try:
+            model.set_weights(source.get_weights())
+        except ValueError as e:
+            raise EmgtfError(
+                f"checkpoint {cfg.checkpoint} does not fit the model.* hyperparameters "
+                f"({str(e).splitlines()[0]})"
+            ) from None
+        del source
+
+    claim = claim_run_dir(cfg.run_dir, resume=resume, family=family)
+    try:
+        result = _train_in(claim.path, cfg, model, family, split, root, split_spec,
+                           resume=claim.resume, extra_callbacks=extra_callbacks,
+                           wandb_session=wandb_session)
+    except BaseException:
+        claim.release(discard=True)  # a folder this run created and never wrote to goes again
+        raise
+    claim.release()
+    return result
+
+
+def _train_in(path: Path, cfg, model, family, split, root, split_spec, *, resume: bool,
+              extra_callbacks, wandb_session) -> TrainResult:
+    """The run itself, in the claimed (locked) folder ``path``."""
+    if resume:
+        check_family(path / "last.keras", family)
     import keras
 
-    from emgtf import models
     from emgtf.training import wandb_logging
     from emgtf.training.callbacks import (
         Checkpoints,
@@ -198,22 +213,6 @@ def train(
     from emgtf.data import data_errors
     from emgtf.training.losses import CTCLoss
     from emgtf.training.schedules import make_schedule
-
-    try:
-        model = models.build(family, **hp)
-    except EmgtfError:
-        remove_if_empty(path)  # a fresh folder for a run that never started
-        raise
-    if cfg.get("checkpoint") is not None and not resume:
-        source = load_checkpoint(cfg.checkpoint, family)
-        try:
-            model.set_weights(source.get_weights())
-        except ValueError as e:
-            raise EmgtfError(
-                f"checkpoint {cfg.checkpoint} does not fit the model.* hyperparameters "
-                f"({str(e).splitlines()[0]})"
-            ) from None
-        del source
 
     packer = TargetPacker(model)
     train_ds, val_ds = _datasets(cfg, split, model, packer)
@@ -242,7 +241,8 @@ def train(
             state.best_val_cer, state.best_epoch = best["val/CER"], int(best["epoch"])
             state.best_val_loss = best.get("val/loss", math.inf)
         _replay_epochs(train_ds, initial_epoch, packer)
-    OmegaConf.save(saved_config(cfg, root=root, split=split_spec, run_dir=path), path / "config.yaml")
+    saved = saved_config(cfg, root=root, split=split_spec, run_dir=path)
+    atomic_write_text(path / "config.yaml", OmegaConf.to_yaml(saved))
 
     callbacks = [
         DivergenceGuard(state),

@@ -1,11 +1,26 @@
-"""The run folder of a training run or a search: a fresh one per run, never written over."""
+"""The run folder of a training run or a search: a fresh one per run, never written over.
+
+A folder is claimed with :func:`claim_run_dir`, which takes its lock (:mod:`emgtf.training.run_lock`)
+before looking inside, so that two processes cannot both find it free.
+
+A run that died before its first checkpoint (killed in epoch 1, a full disk) leaves only its
+``config.yaml`` (and its lock, TensorBoard logs): nothing that could be continued, nothing worth
+keeping. Such a folder may be used again: a plain fit starts there afresh, and so does
+``resume=true``, which says so (there is no ``last.keras`` to continue from).
+"""
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from emgtf.errors import EmgtfError
+from emgtf.training.run_lock import LOCK_FILE, RunLock
+
+# What a run writes before its first checkpoint; a folder holding only these is a dead run's.
+BEFORE_FIRST_CHECKPOINT = frozenset({"config.yaml", LOCK_FILE, "tensorboard", "wandb.json"})
 
 
 def default_run_dir(label: str) -> Path:
@@ -18,23 +33,66 @@ def default_run_dir(label: str) -> Path:
     return path
 
 
-def prepare_run_dir(run_dir, *, resume: bool, family: str) -> Path:
-    """The run folder: refuses to write into a non-empty one unless resuming."""
+@dataclass
+class RunClaim:
+    """A claimed run folder: its path, its lock (release it when the run ends) and whether the run
+    continues from ``last.keras`` (``resume``: false for a fresh start, also after ``resume=true``
+    on a run that never checkpointed)."""
+
+    path: Path
+    lock: RunLock
+    resume: bool
+    created: bool  # the folder did not exist before: remove it if the run never starts
+
+    def release(self, *, discard: bool = False) -> None:
+        """Releases the lock; ``discard``: also removes the folder if this claim created it and it
+        is empty (a run rejected before writing anything leaves no folder behind)."""
+        self.lock.release()
+        if discard and self.created:
+            remove_if_empty(self.path)
+
+
+def _contents(path: Path) -> set[str]:
+    return {p.name for p in path.iterdir()} if path.is_dir() else set()
+
+
+def claim_run_dir(run_dir, *, resume: bool, family: str, log=None) -> RunClaim:
+    """Locks the run folder, then checks it may be used: a fresh or empty folder, a dead run's
+    folder (see the module docstring), or with ``resume`` one that holds ``last.keras``."""
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     if run_dir is None:
         if resume:
             raise EmgtfError("resume=true needs run_dir=<the folder of the run to continue>")
         path = default_run_dir(family)
     else:
         path = Path(str(run_dir)).expanduser()
-        if resume:
-            if not (path / "last.keras").is_file():
+    if path.exists() and not path.is_dir():
+        raise EmgtfError(f"run_dir {path} is a file, not a folder")
+    if resume and not path.is_dir():
+        raise EmgtfError(f"resume=true: {path} has no last.keras to continue from")
+    created = not path.exists()
+    lock = RunLock.acquire(path)
+    claim = RunClaim(path, lock, resume, created)
+    try:
+        contents = _contents(path) - {LOCK_FILE}
+        dead_run = "config.yaml" in contents and contents <= BEFORE_FIRST_CHECKPOINT
+        if resume and not (path / "last.keras").is_file():
+            if not dead_run:
                 raise EmgtfError(f"resume=true: {path} has no last.keras to continue from")
-        elif path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise EmgtfError(
-                f"run_dir {path} is not empty; choose a new run_dir, or resume=true to continue that run"
-            )
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+            log(f"emgtf.fit: {path} holds a run that stopped before its first checkpoint; "
+                "starting it afresh")
+            claim.resume = False
+        elif not resume and contents:
+            if not dead_run:
+                raise EmgtfError(
+                    f"run_dir {path} is not empty; choose a new run_dir, or resume=true to continue that run"
+                )
+            log(f"emgtf.fit: {path} holds only the config of a run that stopped before its first "
+                "checkpoint; starting afresh there")
+    except BaseException:
+        claim.release(discard=True)
+        raise
+    return claim
 
 
 def remove_if_empty(path: Path) -> None:

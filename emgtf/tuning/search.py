@@ -41,6 +41,7 @@ from pathlib import Path
 
 from emgtf.errors import EmgtfError
 from emgtf.files import atomic_copy, atomic_write_text, read_json
+from emgtf.training.run_lock import LOCK_FILE, RunLock, check_free
 from emgtf.tuning.distributed import ENV_ID, distributed_role, serve
 
 OBJECTIVE = "val_CER"
@@ -205,6 +206,8 @@ class Search:
                 )
             run_dir = _default_run_dir(str(cfg.space))
         self.run_dir = Path(str(run_dir)).expanduser()
+        if self.role == "single":
+            check_free(self.run_dir)  # "in use by pid ...", not "not empty", for a running search
         saved = read_json(self.run_dir / "search.json")
         if self.role != "worker":
             if self.resumed:
@@ -228,6 +231,8 @@ class Search:
         if saved:
             return True
         for entry in self.run_dir.iterdir():
+            if entry.name == LOCK_FILE:  # a dead search's lock; a live one was refused before
+                continue
             if self.role == "chief" and entry.name == "trials" and entry.is_dir() and not any(entry.iterdir()):
                 continue
             if self.role == "chief" and entry.name == PROJECT and entry.is_dir() and all(
@@ -633,6 +638,9 @@ def run_search(overrides: Sequence[str] = (), *, callbacks: Sequence = (), log=p
     ``callbacks``: extra Keras callbacks for every trial (after emgtf's own).
     """
     search = Search(overrides, callbacks=callbacks, log=log)
+    # One process per search folder; a distributed search shares its folder between the chief and
+    # its workers (perhaps on other hosts), which KerasTuner's oracle coordinates instead.
+    lock = RunLock.acquire(search.run_dir) if search.role == "single" else None
     try:
         return search.run()
     except KeyboardInterrupt:
@@ -640,3 +648,6 @@ def run_search(overrides: Sequence[str] = (), *, callbacks: Sequence = (), log=p
             print(f"\nemgtf.tune: interrupted; continue with: python -m emgtf.tune resume=true run_dir={search.run_dir}",
                   file=sys.stderr)
         raise
+    finally:
+        if lock is not None:
+            lock.release()

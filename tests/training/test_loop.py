@@ -158,7 +158,7 @@ def test_mixed_precision_with_xla_trains_and_checkpoints(data, tmp_path):
 
 def test_resume_needs_a_run_to_continue(tmp_path, data):
     root, split = data
-    (tmp_path / "config.yaml").write_text("{}\n")
+    (tmp_path / "notes.txt").write_text("not a run\n")  # (a folder with only config.yaml restarts)
     cfg = config.compose("fit", tiny_overrides(root, split, tmp_path, "resume=true"))
     with pytest.raises(EmgtfError, match="has no last.keras"):
         training.train(cfg)

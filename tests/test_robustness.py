@@ -1,0 +1,339 @@
+"""Bad inputs of every kind end in one line naming what is wrong, and overwrite nothing (#16).
+
+Damaged and foreign files, impossible configs, NaN checkpoints, overflowing EMG, a full disk
+(simulated with an OSError; a real full tmpfs where this runs as root) and a second process on a
+run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from emgtf import config
+from emgtf.errors import EmgtfError, SessionFileError
+from tests.helpers import REPO, T0, make_session_file, make_tiny_split, tiny_tcn_overrides
+
+TINY_TCN = dict(mlp_features=[16], hidden_size=8, num_layers=1, spec_augment=False)
+
+
+def run_cli(command: str, *args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", f"emgtf.{command}", *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+
+
+def assert_one_line(proc, *fragments):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_tiny_split(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def nan_checkpoint(tmp_path_factory):
+    """A real tiny TCN checkpoint whose weights are all NaN."""
+    from emgtf import models
+
+    model = models.build("tcn", **TINY_TCN)
+    model.set_weights([np.full(w.shape, np.nan, w.dtype) if w.dtype.kind == "f" else w
+                       for w in model.get_weights()])
+    path = tmp_path_factory.mktemp("nan") / "best.keras"
+    model.save(path)
+    return path
+
+
+def fit_cfg(data, run_dir, *extra):
+    return config.compose("fit", tiny_tcn_overrides(data, run_dir, *extra))
+
+
+# --- the run-folder lock ---------------------------------------------------------------------
+
+
+def test_second_fit_on_a_locked_run_dir_stops_with_one_line(data, tmp_path):
+    from emgtf.training.run_lock import LOCK_FILE, RunLock
+
+    run = tmp_path / "run"
+    with RunLock.acquire(run):  # this process plays the running fit
+        proc = run_cli("fit", *tiny_tcn_overrides(data, run))
+        assert_one_line(proc, f"pid {os.getpid()}", socket.gethostname(), "in use")
+        assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE]  # the other fit wrote nothing
+    assert not run.exists() or not any(run.iterdir())
+
+
+def test_stale_lock_is_taken_over_with_a_warning(tmp_path):
+    from emgtf.training.run_lock import LOCK_FILE, RunLock, RunLocked, read_holder
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    with pytest.warns(UserWarning, match=f"pid {dead.pid}.*no longer running"):
+        lock = RunLock.acquire(tmp_path)
+    assert read_holder(tmp_path / LOCK_FILE)["pid"] == os.getpid()
+    # A live holder on another host is respected, whatever its pid.
+    lock.release()
+    assert not (tmp_path / LOCK_FILE).exists()
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": "elsewhere"}))
+    with pytest.raises(RunLocked, match="in use by pid .* on host elsewhere"):
+        RunLock.acquire(tmp_path)
+
+
+def test_a_run_that_died_before_its_first_checkpoint_restarts(tmp_path):
+    from emgtf.training.run_dir import claim_run_dir
+
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    said = []
+    claim = claim_run_dir(tmp_path, resume=True, family="tcn", log=said.append)
+    assert not claim.resume and "afresh" in said[0]
+    claim.release()
+    claim = claim_run_dir(tmp_path, resume=False, family="tcn", log=said.append)
+    claim.release()
+    (tmp_path / "history.csv").write_text("epoch\n1\n")  # a run with results is never reused
+    with pytest.raises(EmgtfError, match="is not empty"):
+        claim_run_dir(tmp_path, resume=False, family="tcn")
+
+
+# --- non-finite log-probabilities and overflowing EMG ----------------------------------------
+
+
+def test_nan_checkpoint_stops_evaluate_transcribe_and_export(nan_checkpoint, data, tmp_path):
+    from emgtf.export import export_checkpoint
+    from emgtf.inference.evaluation import evaluate_checkpoint
+    from emgtf.inference.runners import load_runner
+    from emgtf.inference.transcription import transcribe
+
+    root, split = data
+    with pytest.raises(EmgtfError, match=rf"checkpoint {nan_checkpoint}: non-finite .*session test.*frame 0"):
+        evaluate_checkpoint(nan_checkpoint, root=root, split=split, output=tmp_path / "r.json")
+    assert not (tmp_path / "r.json").exists()
+    with pytest.raises(EmgtfError, match=rf"{nan_checkpoint}: non-finite .*test.hdf5, frame 0"):
+        transcribe(load_runner(nan_checkpoint), root / "test.hdf5")
+    with pytest.raises(EmgtfError, match=rf"export check: checkpoint {nan_checkpoint}: non-finite"):
+        export_checkpoint(nan_checkpoint, tmp_path / "out", "keras")
+    assert not (tmp_path / "out").exists()
+
+
+def test_nan_model_stops_validation(nan_checkpoint, data):
+    from emgtf.data import make_dataset
+    from emgtf.inference.checkpoints import load_checkpoint
+    from emgtf.inference.evaluation import validate
+    from emgtf.training.losses import CTCLoss
+
+    root, _ = data
+    val = make_dataset([str(root / "val.hdf5")], window_length=2000, padding=(200, 100), batch_size=8)
+    with pytest.raises(EmgtfError, match="epoch 3: non-finite .*session val window at sample 0, frame 0"):
+        validate(load_checkpoint(nan_checkpoint), val, CTCLoss(), source="epoch 3")
+
+
+def test_emg_that_overflows_the_spectrogram_is_a_data_error(tmp_path):
+    from emgtf import models
+    from emgtf.decoding import GreedyDecoder
+    from emgtf.inference.evaluation import evaluate_model
+    from emgtf.inference.runners import keras_runner
+    from emgtf.inference.transcription import transcribe
+
+    emg = np.random.default_rng(0).normal(0, 2.5, (6000, 2, 16)).astype(np.float32)
+    emg[4321, 1, 5] = 3e38
+    path, _ = make_session_file(tmp_path / "loud.hdf5", num_samples=6000, emg=emg)
+    model = models.build("tcn", **TINY_TCN)
+    with pytest.raises(EmgtfError, match=r"loud.hdf5: EMG value 3e\+38 at sample 4321 .*overflow"):
+        evaluate_model(model, [path], GreedyDecoder(), log=None)
+    with pytest.raises(SessionFileError, match="loud.hdf5: EMG sample 4321 .*overflow"):
+        transcribe(keras_runner(model), path)
+
+
+def test_sessions_shorter_than_the_receptive_field_are_skipped(tmp_path):
+    from emgtf import models
+    from emgtf.decoding import GreedyDecoder
+    from emgtf.inference.evaluation import evaluate_model
+
+    short, _ = make_session_file(tmp_path / "short.hdf5", num_samples=40)
+    long, _ = make_session_file(tmp_path / "long.hdf5", num_samples=4000)
+    with pytest.warns(UserWarning, match="session short: 40 samples .* skipped"):
+        report = evaluate_model(models.build("tcn", **TINY_TCN), [short, long], GreedyDecoder(), log=None)
+    assert [s["session"] for s in report["sessions"]] == ["long"]
+
+
+# --- keystrokes outside the recording ------------------------------------------------------------
+
+
+def test_keystrokes_outside_the_recording(tmp_path):
+    from emgtf.data import make_dataset
+    from emgtf.data.session import check_scored_sessions
+
+    late = [{"key": "a", "start": T0 + 100.0, "end": T0 + 100.1}]
+    some, _ = make_session_file(tmp_path / "some.hdf5", keystrokes=[
+        {"key": "b", "start": T0 + 1.0, "end": T0 + 1.1}, *late, *late])
+    with pytest.warns(UserWarning, match="session some: 2 keystroke.s. lie outside"):
+        make_dataset([str(some)], window_length=2000, batch_size=2)
+    check_scored_sessions([some], "val")  # one key inside: fine
+    none, _ = make_session_file(tmp_path / "none.hdf5", keystrokes=late)
+    with pytest.raises(SessionFileError, match="none.hdf5: none of its 1 keystrokes .* test session"):
+        check_scored_sessions([none], "test")
+
+
+# --- config values ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optimizer.learning_rate=abc", "optimizer.learning_rate must be a number > 0, got 'abc'"),
+    ("optimizer.learning_rate=-1", "optimizer.learning_rate must be a number > 0, got -1"),
+    ("optimizer.beta_1=1.0", r"optimizer.beta_1 must be a number in \[0, 1\), got 1.0"),
+    ("optimizer.beta_2=-0.1", "optimizer.beta_2 must be a number in"),
+    ("optimizer.clipnorm=0", "optimizer.clipnorm must be a number > 0 or null, got 0"),
+    ("schedule.warmup_fraction=1.5", r"schedule.warmup_fraction must be a number in \[0, 1\]"),
+    ("trainer.padding=[1]", "trainer.padding must be two integers"),
+    ("trainer.padding=[1,a]", "trainer.padding must be two integers"),
+])
+def test_config_values_are_checked_before_anything_is_written(data, tmp_path, override, message):
+    from emgtf import training
+
+    with pytest.raises(EmgtfError, match=message):
+        training.train(fit_cfg(data, tmp_path / "run", override))
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_added_keys_are_refused():
+    with pytest.raises(EmgtfError, match="unknown config key 'trainer.foo'"):
+        config.compose("fit", ["+trainer.foo=1"])
+    config.compose("fit", ["+trainer.stride=100"])  # adding a key that exists is harmless
+
+
+@pytest.mark.parametrize("override, family", [("model.kernel_width=500", "tds_conv_ctc"),
+                                              ("model.n_fft=100000", "tcn")])
+def test_model_sizes_must_fit_the_window(data, tmp_path, override, family):
+    from emgtf import training
+
+    extra = [override] if family == "tcn" else ["model=tds_conv_ctc", "model.mlp_features=[16]",
+                                                "model.block_channels=[4]", override]
+    overrides = tiny_tcn_overrides(data, tmp_path / "run", *extra)
+    if family != "tcn":
+        overrides = [o for o in overrides if not o.startswith(("model.hidden_size", "model.num_layers"))]
+    with pytest.raises(EmgtfError, match=r"emits no frame .* set trainer.window_length >= \d+"):
+        training.train(config.compose("fit", overrides))
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_a_damaged_or_foreign_config(tmp_path):
+    from emgtf.cli import fit
+
+    (tmp_path / "config.yaml").write_text("space: family\ntuner: {max_trials: 3}\n")  # a tune.yaml
+    with pytest.raises(EmgtfError, match="config.yaml: not an emgtf.fit run config"):
+        fit.load_config(["resume=true", f"run_dir={tmp_path}"])
+    (tmp_path / "config.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(EmgtfError, match="config.yaml: not a readable config"):
+        fit.load_config(["resume=true", f"run_dir={tmp_path}"])
+
+
+def test_cli_bad_config_value_is_one_line(data, tmp_path):
+    proc = run_cli("fit", *tiny_tcn_overrides(data, tmp_path / "run", "optimizer.learning_rate=abc"))
+    assert_one_line(proc, "optimizer.learning_rate")
+    assert not (tmp_path / "run").exists()
+
+
+# --- session-file attributes -----------------------------------------------------------------
+
+
+def test_session_attribute_types(tmp_path):
+    from emgtf.data import EMGSession
+
+    path, _ = make_session_file(tmp_path / "s.hdf5", num_samples=100)
+    with h5py.File(path, "a") as f:
+        f["emg2qwerty"].attrs["duration_mins"] = "abc"
+    with pytest.raises(SessionFileError, match="'duration_mins' must be a number, got 'abc'"):
+        EMGSession(path)
+
+    table = np.zeros(10, dtype=[("time", "S20"), ("emg_left", "f4", (16,)), ("emg_right", "f4", (16,))])
+    strings = tmp_path / "strings.hdf5"
+    with h5py.File(strings, "w") as f:
+        g = f.create_group("emg2qwerty")
+        g.create_dataset("timeseries", data=table)
+        g.attrs["keystrokes"], g.attrs["prompts"] = "[]", "[]"
+    with pytest.raises(SessionFileError, match="field 'time' must be numeric"):
+        EMGSession(strings)
+
+    air, _ = make_session_file(tmp_path / "air.hdf5", num_samples=100)
+    with h5py.File(air, "a") as f:
+        f["emg2qwerty"].attrs["condition"] = "in_the_air"
+    with pytest.warns(UserWarning, match="condition is 'in_the_air'"):
+        EMGSession(air).close()
+
+
+# --- SavedModel inputs -------------------------------------------------------------------------
+
+
+def test_saved_model_signatures_check_their_inputs(tmp_path):
+    import tensorflow as tf
+
+    from emgtf import models
+    from emgtf.export import export_model
+
+    export_model(models.build("tcn", **TINY_TCN), tmp_path / "sm", "saved_model", verify=False)
+    with_lengths = tf.saved_model.load(str(tmp_path / "sm")).signatures["with_lengths"]
+    emg = tf.zeros([2, 800, 2, 16])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one length per element of the emg batch"):
+        with_lengths(emg=emg, emg_lengths=tf.constant([800], tf.int32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at most the samples of emg"):
+        with_lengths(emg=emg, emg_lengths=tf.constant([800, 801], tf.int32))
+    out = with_lengths(emg=emg, emg_lengths=tf.constant([800, 400], tf.int32))
+    assert out["emission_lengths"].shape == (2,)
+    from emgtf.inference.runners import load_runner
+
+    with pytest.raises(EmgtfError, match="sm: emg_lengths must have one length per element of the emg batch"):
+        load_runner(tmp_path / "sm")(np.zeros((2, 800, 2, 16), np.float32), np.array([800]))
+
+
+# --- a full disk -----------------------------------------------------------------------------
+
+
+def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(data, tmp_path, monkeypatch):
+    import keras
+
+    from emgtf import training
+
+    run = tmp_path / "run"
+    training.train(fit_cfg(data, run))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+    def full_disk(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"partial")  # a write that got some way
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(keras.Model, "save", full_disk)
+    with pytest.raises(EmgtfError, match=r"last.keras: cannot write it \(No space left on device\)"):
+        training.train(fit_cfg(data, run, "resume=true", "trainer.epochs=2"))
+    assert (run / "last.keras").read_bytes() == before["last.keras"]
+    assert (run / "best.keras").read_bytes() == before["best.keras"]
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".") and "tmp" in p.name]
+    assert not (run / ".emgtf.lock").exists()  # released on the error
+
+
+def test_report_write_error_names_the_file(tmp_path, monkeypatch):
+    from emgtf import files
+
+    target = tmp_path / "report.json"
+    target.write_text("old\n")
+
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(EmgtfError, match="report.json: cannot write it .No space left on device"):
+        files.write_json(target, {"a": 1})
+    monkeypatch.undo()
+    assert target.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
