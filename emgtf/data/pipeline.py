@@ -34,6 +34,7 @@ that text; wrap the loop in :func:`data_errors` to get the one-line :class:`Emgt
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import os
 import re
@@ -50,6 +51,7 @@ import numpy as np
 import tensorflow as tf
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
+from emgtf.data import index_cache
 from emgtf.data.augment import Augmentations, as_augmentations, augment_batch
 from emgtf.data.session import GROUP, MAX_ABS_EMG, TIMESERIES, EMGSession, warn_once
 from emgtf.errors import EmgtfError, SessionFileError
@@ -80,27 +82,43 @@ class _SessionIndex:
 
 
 def _index_session(path: Path) -> _SessionIndex:
-    with EMGSession(path) as session:  # validates the file
-        time = session.timestamps
-        truth = session.ground_truth()
-        name, num_samples = session.session_name, len(session)
-        outside = session.keys_outside()[1]
+    cached = index_cache.load(path)
+    if cached is not None:
+        meta = cached["meta"]
+        name, num_samples, outside = meta["name"], meta["num_samples"], meta["outside"]
+        dtype = np.lib.format.descr_to_dtype(_descr(meta["dtype"]))
+        labels, first, after = cached["labels"], cached["first"], cached["after"]
+    else:
+        with EMGSession(path) as session:  # validates the file
+            time = session.timestamps
+            truth = session.ground_truth()
+            name, num_samples = session.session_name, len(session)
+            outside = session.keys_outside()[1]
+        with h5py.File(path, "r") as f:
+            dtype = f[GROUP][TIMESERIES].dtype
+        labels = truth.labels.astype(np.int32)
+        first = np.searchsorted(time, truth.timestamps, side="left").astype(np.int64)
+        after = np.searchsorted(time, truth.timestamps, side="right").astype(np.int64)
+        meta = {"name": name, "num_samples": int(num_samples), "outside": int(outside),
+                "dtype": np.lib.format.dtype_to_descr(dtype)}
+        index_cache.store(path, meta, {"labels": labels, "first": first, "after": after})
     if outside:
         # Keys pressed before the first or after the last sample are in no window: say so, since
         # a wrong clock or a cut recording would otherwise silently drop labels.
         warn_once(path, "keys outside", f"{path}: session {name}: {outside} keystroke(s) lie outside "
                   "the recorded time range and are left out")
-    with h5py.File(path, "r") as f:
-        dtype = f[GROUP][TIMESERIES].dtype
-    return _SessionIndex(
-        path=path,
-        name=name,
-        num_samples=num_samples,
-        dtype=dtype,
-        labels=truth.labels.astype(np.int32),
-        first=np.searchsorted(time, truth.timestamps, side="left").astype(np.int64),
-        after=np.searchsorted(time, truth.timestamps, side="right").astype(np.int64),
-    )
+    return _SessionIndex(path=path, name=name, num_samples=num_samples, dtype=dtype,
+                         labels=labels, first=first, after=after)
+
+
+def _descr(value):
+    """A dtype description read back from JSON: lists where numpy wrote tuples."""
+    if not isinstance(value, list):
+        return value
+    fields = []
+    for name, fmt, *shape in value:
+        fields.append((name, _descr(fmt), *(tuple(s) for s in shape)))
+    return fields
 
 
 def _aligned_zeros(shape, dtype=np.float32, align: int = 64) -> np.ndarray:
@@ -162,8 +180,10 @@ class _Reader:
     """Reads batches of windows with h5py: one open file per session and reader thread, only the
     rows of each window."""
 
-    def __init__(self, sessions: list[_SessionIndex], left: int, right: int, fixed_steps: int | None):
+    def __init__(self, sessions: list[_SessionIndex], left: int, right: int, fixed_steps: int | None,
+                 max_open_files: int = 64):
         self.sessions = sessions
+        self.max_open_files = max(1, int(max_open_files))
         self.layout = _layout([s.dtype for s in sessions])
         self.left, self.right = left, right
         self.fixed_steps = fixed_steps
@@ -179,16 +199,24 @@ class _Reader:
             return 0.0 if self._running else time.monotonic() - self._last_call
 
     def _timeseries(self, i: int) -> h5py.Dataset:
+        # Each reader thread keeps its most recently used files open, at most max_open_files:
+        # 1,135 sessions times AUTOTUNE threads would otherwise exhaust the process's file limit.
         cache = getattr(self._local, "open", None)
         if cache is None:
-            cache = self._local.open = {}
-        if i not in cache:
-            path = self.sessions[i].path
-            try:
-                cache[i] = h5py.File(path, "r")[GROUP][TIMESERIES]
-            except (OSError, KeyError) as e:  # changed since the dataset was built
-                raise SessionFileError(path, f"cannot open for reading ({str(e).splitlines()[0]})") from None
-        return cache[i]
+            cache = self._local.open = collections.OrderedDict()
+        if i in cache:
+            cache.move_to_end(i)
+            return cache[i][1]
+        path = self.sessions[i].path
+        try:
+            handle = h5py.File(path, "r")
+            cache[i] = (handle, handle[GROUP][TIMESERIES])
+        except (OSError, KeyError) as e:  # changed since the dataset was built
+            raise SessionFileError(path, f"cannot open for reading ({str(e).splitlines()[0]})") from None
+        while len(cache) > self.max_open_files:
+            _, (old, _) = cache.popitem(last=False)
+            old.close()
+        return cache[i][1]
 
     def __call__(self, session_ids, offsets, lengths):
         """Rows (B, T, width) float32 holding the windows' EMG, their lengths, padded labels,
@@ -372,6 +400,7 @@ def make_dataset(
     fraction: float = 1.0,
     drop_remainder: bool = False,
     num_parallel_calls: int | None = None,
+    max_open_files: int = 64,
 ) -> tf.data.Dataset:
     """A tf.data.Dataset of padded dict batches of windows of the given session files.
 
@@ -381,6 +410,7 @@ def make_dataset(
     session is one element (test mode; ``padding`` does not apply, ``stride`` and ``jitter`` are
     refused). ``shuffle`` mixes all windows of all sessions, again every epoch. ``seed`` makes
     jitter, shuffle, augmentation and ``fraction`` reproducible (None: fresh randomness).
+    ``max_open_files``: session files each reader thread keeps open (least recently used closed).
     ``augment``: raw-signal augmentations (:class:`Augmentations` or a dict of its fields), for
     training only. ``fraction`` in (0, 1]: keep this share of the windows (at least one), a fixed
     random subset drawn with ``seed``. ``num_parallel_calls``: batches prepared at once (default
@@ -440,7 +470,8 @@ def make_dataset(
         rows = rows.shuffle(total, seed=shuffle_seed, reshuffle_each_iteration=True)
     batches = rows.batch(batch_size, drop_remainder=drop_remainder)
 
-    reader = _Reader(indexed, left, right, None if window_length is None else left + window_length + right)
+    reader = _Reader(indexed, left, right, None if window_length is None else left + window_length + right,
+                     max_open_files=_positive_int("max_open_files", max_open_files))
     names = tf.constant([s.name for s in indexed])
     augment = augment if augment is not None and augment.active else None
 

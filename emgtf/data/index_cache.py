@@ -1,0 +1,71 @@
+"""A cache of each session's window index, so a run over the full release does not read every
+timestamp of 1,135 files again before its first step.
+
+The index of a session (its sample count, row dtype, and the sample positions of its keystrokes)
+takes one pass over the file's ``time`` column to build. It is kept as a small ``.npz`` in
+``<cache>/index/``, keyed by the file's resolved path, size and modification time: a session file
+that changes is indexed afresh. ``EMGTF_INDEX_CACHE=0`` turns the cache off. A cache file that
+cannot be read or written is ignored (the index is then built from the file, as without a cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from emgtf.paths import cache_dir
+
+VERSION = 1
+ARRAYS = ("labels", "first", "after")
+
+
+def enabled() -> bool:
+    return os.environ.get("EMGTF_INDEX_CACHE", "1") != "0"
+
+
+def _key(path: Path) -> dict:
+    stat = path.stat()
+    return {"version": VERSION, "path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def cache_file(path) -> Path:
+    """Where the index of session ``path`` is cached."""
+    digest = hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()
+    return cache_dir() / "index" / f"{digest}.npz"
+
+
+def load(path) -> dict | None:
+    """The cached index fields of ``path`` (``meta`` dict plus the arrays), or None."""
+    if not enabled():
+        return None
+    path = Path(path)
+    try:
+        with np.load(cache_file(path), allow_pickle=False) as cached:
+            meta = json.loads(str(cached["meta"]))
+            if meta.get("key") != _key(path):
+                return None
+            return {"meta": meta, **{name: cached[name] for name in ARRAYS}}
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def store(path, meta: dict, arrays: dict) -> None:
+    """Caches the index of ``path``; never raises (a cache is an optimisation)."""
+    if not enabled():
+        return
+    path = Path(path)
+    target = cache_file(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.npz")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        doc = json.dumps({**meta, "key": _key(path)})
+        np.savez(tmp, meta=np.asarray(doc), **{name: arrays[name] for name in ARRAYS})
+        os.replace(tmp, target)
+    except OSError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
