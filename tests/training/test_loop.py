@@ -215,11 +215,12 @@ def test_infeasible_window_warns_once_and_is_left_out_of_the_loss(tmp_path):
 
 
 class PoisonWeights(keras.callbacks.Callback):
-    """Sets the first weight matrix to NaN before step 2 of epoch 2, as a diverging update would."""
+    """Sets the classifier's weights to NaN before step 2 of epoch 2, as a diverging update would.
+    (The classifier, not an earlier layer: oneDNN's ReLU maps NaN to 0, which would hide it.)"""
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.epoch == 1 and batch == 1:
-            variable = self.model.trainable_variables[0]
+            variable = self.model.get_layer("classifier").kernel
             variable.assign(np.full(variable.shape, np.nan, dtype="float32"))
 
     def on_epoch_begin(self, epoch, logs=None):
