@@ -104,30 +104,10 @@ def _list(cfg, key: str) -> list[str]:
     return [str(v) for v in value]
 
 
-def decoder_configs(cfg, overrides: list[str]) -> list:
-    """The decoder config of each option in ``decoders`` (default: the ``decoder`` group's choice),
-    with the ``decoder.<key>=...`` overrides that the option has (lm_path only for beam_lm)."""
-    from emgtf import config as config_lib
-
-    if cfg.table.decoders is None:
-        return [cfg.decoder]
-    keyed = [o for o in overrides if _key(o).startswith("decoder.")]
-    used, out = set(), []
-    for name in _list(cfg, "decoders"):
-        option = config_lib.compose("evaluate", [f"decoder={name}"]).decoder
-        mine = [o for o in keyed if _key(o)[len("decoder."):] in option]
-        used.update(mine)
-        out.append(config_lib.compose("evaluate", [f"decoder={name}", *mine]).decoder)
-    unused = [o for o in keyed if o not in used]
-    if unused:
-        raise EmgtfError(f"override '{unused[0]}' matches none of decoders={_list(cfg, 'decoders')}")
-    return out
-
-
 def _benchmark(cfg, overrides: list[str]) -> int:
     from omegaconf import OmegaConf
 
-    from emgtf.inference.benchmark import run_benchmark
+    from emgtf.inference.benchmark import decoder_configs, run_benchmark
 
     splits = _list(cfg, "splits")
     if cfg.table.checkpoints is not None:
@@ -147,7 +127,7 @@ def _benchmark(cfg, overrides: list[str]) -> int:
         raise EmgtfError(f"split must be test, val or train, got {cfg.split!r}")
     run_benchmark(
         list(zip(checkpoints, splits)),
-        decoder_configs(cfg, overrides),
+        [cfg.decoder] if cfg.table.decoders is None else decoder_configs(_list(cfg, "decoders"), overrides),
         root=cfg.data.root,
         part=cfg.split,
         output=cfg.output,

@@ -71,6 +71,28 @@ def output_paths(output, first_checkpoint: Path, part: str) -> tuple[Path, Path]
     return json_path, json_path.with_suffix(".csv")
 
 
+def decoder_configs(names: Sequence[str], overrides: Sequence[str] = ()) -> list:
+    """The decoder config of each option in ``names`` (``configs/decoder/<name>.yaml``) with the
+    ``decoder.<key>=...`` overrides that option has (``decoder.lm_path`` reaches beam_lm, not
+    greedy); an override no option has is an error."""
+    from emgtf import config as config_lib
+
+    def key(o: str) -> str:
+        return o.split("=", 1)[0].lstrip("+~")
+
+    keyed = [o for o in overrides if key(o).startswith("decoder.")]
+    used, out = set(), []
+    for name in names:
+        option = config_lib.compose("evaluate", [f"decoder={name}"]).decoder
+        mine = [o for o in keyed if key(o)[len("decoder."):] in option]
+        used.update(mine)
+        out.append(config_lib.compose("evaluate", [f"decoder={name}", *mine]).decoder)
+    unused = [o for o in keyed if o not in used]
+    if unused:
+        raise EmgtfError(f"override '{unused[0]}' matches none of decoders=[{','.join(names)}]")
+    return out
+
+
 def run_benchmark(
     pairs: Sequence[tuple[os.PathLike | str, os.PathLike | str]],
     decoder_cfgs: Sequence,
