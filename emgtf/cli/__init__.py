@@ -20,6 +20,7 @@ COMMANDS = {
     "fit": ("train a model, then evaluate its best checkpoint on test", True),
     "evaluate": ("CER / IER / DER / SER of a checkpoint on whole sessions", True),
     "tune": ("KerasTuner search over fit configs", True),
+    "personalize": ("a fit run per user from a generic checkpoint, then the per-user table", True),
     "export": ("write a SavedModel / .keras / ONNX model with export.json", True),
     "transcribe": ("decode one session file", True),
     "inspect": ("summarise session files", False),

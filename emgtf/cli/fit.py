@@ -6,6 +6,10 @@ With no arguments: a small model on the embedded synthetic dataset, sized for a 
 value (``trainer.epochs=30``, ``data.root=/data/emg2qwerty``). ``--dry-run`` prints the resolved
 config and exits; ``--help`` lists the groups and their options.
 
+``checkpoint=FILE.keras`` starts from that model's weights with a fresh optimizer (fine-tuning,
+e.g. a converted Meta generic model on one user's split); the model family is the checkpoint's
+unless ``model=...`` is given.
+
 ``resume=true run_dir=RUN`` continues a stopped run from ``RUN/last.keras`` with the config in
 ``RUN/config.yaml`` (further ``key=value`` overrides apply on top, e.g. ``trainer.epochs=200`` to
 train longer; note that this stretches the learning-rate schedule from then on).
@@ -70,6 +74,14 @@ def load_config(overrides: list[str]):
 
     cfg = config_lib.compose("fit", overrides)
     if not cfg.resume:
+        if cfg.checkpoint is not None:
+            # Fine-tuning (checkpoint=generic.keras): the model family is the checkpoint's unless
+            # model=... says otherwise, so Meta's converted model needs no model=tds_conv_ctc.
+            from emgtf.training.personalization import checkpoint_model_overrides
+
+            with_model = checkpoint_model_overrides(overrides, cfg.checkpoint)
+            if with_model != list(overrides):
+                cfg = config_lib.compose("fit", with_model)
         return cfg
     if cfg.run_dir is None:
         raise EmgtfError("resume=true needs run_dir=<the folder of the run to continue>")
