@@ -106,10 +106,10 @@ class BeamSearchDecoder:
         labels, score = self._search(np.asarray(log_probs, dtype=np.float64))
         return charset().labels_to_str(labels), score
 
-    def start(self) -> "BeamState":
+    def start(self, max_pending_keys: int | None = None) -> "BeamState":
         """A search to feed chunk by chunk: ``advance`` each (frames, 99) chunk, read ``best()``
         or ``committed`` between chunks, ``finish()`` at the end (see :class:`BeamState`)."""
-        return BeamState(self)
+        return BeamState(self, max_pending_keys)
 
     def _search(self, lp: np.ndarray) -> tuple[list[int], float]:
         state = BeamState(self)
@@ -126,13 +126,24 @@ class BeamState:
     the text that ``decode`` gives on the concatenated chunks: the chunks are handled frame by
     frame with the same arithmetic (blank-skip sums included), so the chunking changes nothing.
 
+    The beam rarely agrees all the way: a prefix that lost one key long ago costs nothing more
+    while blanks follow, so it can stay in a full beam for ever. Then nothing commits, and
+    finding the shared keys costs more with every key typed. ``max_pending_keys`` bounds that:
+    once the best prefix is that many keys past ``committed``, its older half is committed and the
+    prefixes that disagree with it are dropped. That changes the result only if a prefix that
+    differs more than ``max_pending_keys / 2`` keys back would have won in the end; None (the
+    default) never forces a commit, so ``finish()`` always equals ``decode``.
+
     Memory: the beam and the keys not yet committed; committed prefix nodes are cut loose, so a
     long stream keeps only ``committed`` (and, with an LM, the per-prefix backspace stacks and the
     LM's state cache, which grow with the text and the LM's contexts, not with the frames).
     """
 
-    def __init__(self, decoder: BeamSearchDecoder):
+    def __init__(self, decoder: BeamSearchDecoder, max_pending_keys: int | None = None):
+        if max_pending_keys is not None and int(max_pending_keys) < 2:
+            raise EmgtfError(f"max_pending_keys: must be at least 2 (or None), got {max_pending_keys}")
         self.decoder = decoder
+        self.max_pending_keys = None if max_pending_keys is None else int(max_pending_keys)
         lm = decoder.lm
         if lm is not None:
             lm.maybe_reset()  # only here: state ids must stay valid for the whole search
@@ -331,6 +342,12 @@ class BeamState:
             while i < shared and tail[i] == tails[0][i]:
                 i += 1
             shared = i
+        best_tail = tails[int(np.argmax(self._totals()))]
+        if self.max_pending_keys and len(best_tail) - shared > self.max_pending_keys:
+            shared = len(best_tail) - self.max_pending_keys // 2
+            agree = [t[:shared] == best_tail[:shared] for t in tails]
+            self._keep(np.flatnonzero(agree))
+            tails = [t for t, keep in zip(tails, agree) if keep]
         if shared == 0:
             return
         self.committed_labels += tails[0][:shared]
@@ -344,6 +361,19 @@ class BeamState:
             cut.append(node)
         for node in cut:
             node[0], node[1] = None, None
+
+    def _keep(self, entries: np.ndarray) -> None:
+        """Drops every beam entry but ``entries`` (indices, in order)."""
+        new_index = np.full(len(self.p_blank), -1, dtype=np.int64)
+        new_index[entries] = np.arange(len(entries))
+        parent = self.parent[entries]
+        self.parent = np.where(parent >= 0, new_index[parent], -1)
+        self.p_blank, self.p_key = self.p_blank[entries], self.p_key[entries]
+        self.last = self.last[entries]
+        self.nodes = [self.nodes[i] for i in entries.tolist()]
+        if self.decoder.lm is not None:  # without an LM its bookkeeping is never per entry
+            self.sids, self.top_contrib = self.sids[entries], self.top_contrib[entries]
+            self.stacks = [self.stacks[i] for i in entries.tolist()]
 
     def best(self) -> tuple[str, str]:
         """(committed keys, the best prefix's keys after them) if the stream ended now."""

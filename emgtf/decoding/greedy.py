@@ -56,8 +56,9 @@ class GreedyDecoder:
     def decode_batch(self, log_probs, lengths) -> list[str]:
         return ctc_greedy(log_probs, lengths)
 
-    def start(self) -> "GreedyState":
-        """Greedy decoding fed chunk by chunk (see :class:`GreedyState`)."""
+    def start(self, max_pending_keys: int | None = None) -> "GreedyState":
+        """Greedy decoding fed chunk by chunk (see :class:`GreedyState`); every key commits at
+        once, so ``max_pending_keys`` (the beam search's) has nothing to bound."""
         return GreedyState()
 
     def __repr__(self) -> str:

@@ -46,6 +46,8 @@ from emgtf.errors import EmgtfError
 __all__ = ["Reach", "StreamUpdate", "StreamingDecoder", "model_reach", "DEFAULT_CONTEXT_SECONDS"]
 
 DEFAULT_CONTEXT_SECONDS = 4.0
+DEFAULT_MAX_PENDING_KEYS = 100  # about 20 s of typing
+_NO_EMISSIONS = np.zeros((0, 99), np.float32)
 
 # Layers that compute each frame from that frame alone at inference (augmentation layers are
 # the identity then), or whose unpadded window the emission rule already counts (TDS blocks).
@@ -90,7 +92,9 @@ def model_reach(model) -> Reach:
     name = model.name
     past = future = 0
     unbounded = False
-    for layer in model.layers:
+    # The layers that refuse most plainly first: "self-attention" says more than "positions".
+    first = ("Bidirectional", "TransformerBlock", "MultiHeadAttention")
+    for layer in sorted(model.layers, key=lambda layer: type(layer).__name__ not in first):
         kind = type(layer).__name__
         where = f"model '{name}': layer '{layer.name}' ({kind})"
         if kind == "Bidirectional":
@@ -150,12 +154,14 @@ def _export_reach(path, family: str, training_config) -> Reach:
 @dataclass
 class StreamUpdate:
     """The decoder's output after a push: ``committed`` keys are final, ``partial`` the current
-    best guess at the keys after them; ``emissions`` the emissions decoded so far."""
+    best guess at the keys after them; ``emissions`` the emissions decoded so far, ``log_probs``
+    (new emissions, 99) those this push added: emissions ``[emissions - len(log_probs),
+    emissions)`` of the session."""
 
     committed: str
     partial: str
     emissions: int
-    new_emissions: int
+    log_probs: np.ndarray
     final: bool = False
 
     @property
@@ -183,12 +189,15 @@ class StreamingDecoder:
             push runs the model on.
         min_step_samples: samples to gather before a model run (0: run on every push that
             completes an emission).
+        max_pending_keys: for beam search, the keys its best prefix may run ahead of the
+            committed ones before the older half is committed (see
+            :class:`emgtf.decoding.beam.BeamState`); None: only what every prefix agrees on.
 
     Use :meth:`from_model` (a Keras model) or :meth:`load` (a ``.keras`` file or export folder).
     """
 
     def __init__(self, runner, reach: Reach, decoder=None, *, context_seconds: float = DEFAULT_CONTEXT_SECONDS,
-                 min_step_samples: int = 0):
+                 min_step_samples: int = 0, max_pending_keys: int | None = DEFAULT_MAX_PENDING_KEYS):
         from emgtf.decoding import GreedyDecoder
 
         if not context_seconds > 0:
@@ -199,6 +208,7 @@ class StreamingDecoder:
         self.decoder = decoder if decoder is not None else GreedyDecoder()
         self.context_seconds = float(context_seconds)
         self.min_step_samples = max(0, int(min_step_samples))
+        self.max_pending_keys = max_pending_keys
         sub = rule.subsampling
         # Emissions before the next one that each model run must recompute (padding at the
         # input's start spoils them), and emissions at its end held back (padding at its end).
@@ -250,7 +260,7 @@ class StreamingDecoder:
         self.received = 0  # samples pushed so far
         self.next_emission = 0  # the first emission of the session not yet decoded
         self._buffer = _Buffer()
-        self._search = self.decoder.start()
+        self._search = self.decoder.start(self.max_pending_keys)
         self._finished = False
         self._pending = 0  # samples pushed since the last model run
         self.model_runs = 0
@@ -273,11 +283,12 @@ class StreamingDecoder:
         buf.data = np.concatenate([buf.data, chunk]) if len(buf.data) else chunk.copy()
         self.received += len(chunk)
         self._pending += len(chunk)
-        new = 0
+        new = _NO_EMISSIONS
         if self._pending >= self.min_step_samples:  # one model run per push at most
             self._pending = 0
             new = self._run(final=False)
-        return self._update(new, final=False)
+        committed, partial = self._search.best()
+        return StreamUpdate(committed, partial, self.next_emission, new)
 
     def finish(self) -> StreamUpdate:
         """Ends the stream: decodes what was held back and closes the search. Its ``committed``
@@ -296,8 +307,9 @@ class StreamingDecoder:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _run(self, *, final: bool) -> int:
-        """Runs the model on the buffer if that completes emissions; decodes them; trims."""
+    def _run(self, *, final: bool) -> np.ndarray:
+        """Runs the model on the buffer if that completes emissions; decodes them; trims.
+        Returns the new emissions (new, 99)."""
         rule, buf = self.rule, self._buffer
         first = buf.start // rule.stride  # session index of the buffer's emission 0
         available = rule.emissions(len(buf.data))
@@ -305,7 +317,7 @@ class StreamingDecoder:
         stop = available if final else available - self.holdback_emissions
         new = stop - (self.next_emission - first)
         if new <= 0:
-            return 0
+            return _NO_EMISSIONS
         # Run on just the samples those emissions need (fewer distinct input shapes to trace).
         needed = len(buf.data) if final else rule.samples_for(stop + self.holdback_emissions)
         log_probs = self.runner.log_probs(buf.data[:needed])
@@ -318,8 +330,4 @@ class StreamingDecoder:
         if keep_from > buf.start:
             buf.data = buf.data[keep_from - buf.start :]
             buf.start = keep_from
-        return len(emitted)
-
-    def _update(self, new: int, *, final: bool) -> StreamUpdate:
-        committed, partial = self._search.best()
-        return StreamUpdate(committed, partial, self.next_emission, new, final)
+        return emitted
