@@ -71,7 +71,9 @@ def test_console_script_and_python_m_emgtf_dispatch_to_the_commands(tmp_path):
     out = subprocess.run([sys.executable, "-m", "emgtf", "--help"], capture_output=True, text=True,
                          cwd=tmp_path, timeout=120)
     assert out.returncode == 0
-    for command in ("fit", "evaluate", "tune", "export", "transcribe", "inspect", "synth", "models", "convert", "report"):
+    from emgtf.cli import COMMANDS
+
+    for command in COMMANDS:
         assert f"  {command} " in out.stdout
     dry = subprocess.run([sys.executable, "-m", "emgtf", "fit", "trainer.epochs=3", "--dry-run"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)

@@ -23,6 +23,7 @@ COMMANDS = {
     "personalize": ("a fit run per user from a generic checkpoint, then the per-user table", True),
     "export": ("write a SavedModel / .keras / ONNX model with export.json", True),
     "transcribe": ("decode one session file", True),
+    "stream": ("decode a session as a live stream of chunks, with latencies", True),
     "inspect": ("summarise session files", False),
     "synth": ("write a synthetic dataset", False),
     "models": ("list the model families", True),

@@ -106,16 +106,100 @@ class BeamSearchDecoder:
         labels, score = self._search(np.asarray(log_probs, dtype=np.float64))
         return charset().labels_to_str(labels), score
 
-    def _search(self, lp: np.ndarray) -> tuple[list[int], float]:
-        cs = charset()
-        blank, num_frames = cs.blank, lp.shape[0]
-        lm = self.lm
-        if lm is not None:
-            lm.maybe_reset()
-        lm_scale = self.lm_weight / LN10  # the weight per natural-log unit
-        bonus = self.insertion_bonus
+    def start(self, max_pending_keys: int | None = None) -> "BeamState":
+        """A search to feed chunk by chunk: ``advance`` each (frames, 99) chunk, read ``best()``
+        or ``committed`` between chunks, ``finish()`` at the end (see :class:`BeamState`)."""
+        return BeamState(self, max_pending_keys)
 
-        k = self.max_labels_per_step
+    def _search(self, lp: np.ndarray) -> tuple[list[int], float]:
+        state = BeamState(self)
+        state.advance(lp, commit=False)
+        return state.final()
+
+
+class BeamState:
+    """The prefix beam search of :class:`BeamSearchDecoder`, carried across chunks of emissions.
+
+    ``advance(log_probs)`` consumes (frames, 99) log-probabilities; after it, ``committed`` holds
+    the keys every prefix in the beam shares (they can never change again: every later prefix
+    extends one in the beam) and ``best()`` the best prefix's remaining keys. ``finish()`` gives
+    the text that ``decode`` gives on the concatenated chunks: the chunks are handled frame by
+    frame with the same arithmetic (blank-skip sums included), so the chunking changes nothing.
+
+    The beam rarely agrees all the way: a prefix that lost one key long ago costs nothing more
+    while blanks follow, so it can stay in a full beam for ever. Then nothing commits, and
+    finding the shared keys costs more with every key typed. ``max_pending_keys`` bounds that:
+    once the best prefix is that many keys past ``committed``, its older half is committed and the
+    prefixes that disagree with it are dropped. That changes the result only if a prefix that
+    differs more than ``max_pending_keys / 2`` keys back would have won in the end; None (the
+    default) never forces a commit, so ``finish()`` always equals ``decode``.
+
+    Memory: the beam and the keys not yet committed; committed prefix nodes are cut loose, so a
+    long stream keeps only ``committed`` (and, with an LM, the per-prefix backspace stacks and the
+    LM's state cache, which grow with the text and the LM's contexts, not with the frames).
+    """
+
+    def __init__(self, decoder: BeamSearchDecoder, max_pending_keys: int | None = None):
+        if max_pending_keys is not None and int(max_pending_keys) < 2:
+            raise EmgtfError(f"max_pending_keys: must be at least 2 (or None), got {max_pending_keys}")
+        self.decoder = decoder
+        self.max_pending_keys = None if max_pending_keys is None else int(max_pending_keys)
+        lm = decoder.lm
+        if lm is not None:
+            lm.maybe_reset()  # only here: state ids must stay valid for the whole search
+        self.committed_labels: list[int] = []
+        self.frames = 0  # frames consumed so far (skipped ones included)
+        self.score: float | None = None
+        # The beam, one entry per distinct prefix. A prefix is a linked list of [parent, label]
+        # nodes (None: the root; a node whose label is None: the committed part). ``parent``
+        # holds the index of each entry's parent prefix in the beam (-1 if absent), which is how
+        # extensions that reach a prefix already in the beam are found and merged.
+        self.p_blank = np.zeros(1)
+        self.p_key = np.full(1, _NEG)
+        self.last = np.full(1, _ROOT, dtype=np.int64)
+        self.parent = np.full(1, -1, dtype=np.int64)
+        self.nodes: list = [None]
+        # LM bookkeeping: each prefix's stack of (state id, contribution, rest) for the characters
+        # the LM scored, its current state id and the contribution on top (undone by backspace).
+        self.stacks: list = [None]
+        self.sids = np.full(1, lm.bos if lm is not None else 0, dtype=np.int64)
+        self.top_contrib = np.zeros(1)
+        # Blank-skip bookkeeping in whole-stream frames: ``done`` is the first frame not yet
+        # applied to the beam, ``done_cum`` the running sum of blank log-probabilities before it,
+        # ``cum`` that sum over every frame seen. One sequential running sum across chunks is
+        # exactly the sum ``decode`` takes over the whole utterance.
+        self.done = 0
+        self.done_cum = 0.0
+        self.cum = 0.0
+
+    @property
+    def committed(self) -> str:
+        return charset().labels_to_str(self.committed_labels)
+
+    def advance(self, log_probs, *, commit: bool = True) -> None:
+        """Consumes (frames, 99) log-probabilities; ``commit`` then moves the keys all prefixes
+        share into ``committed``."""
+        lp = np.asarray(log_probs, dtype=np.float64)
+        if lp.ndim != 2 or lp.shape[1] != charset().num_classes:
+            raise EmgtfError(
+                f"log_probs: expected shape (frames, {charset().num_classes}), got {lp.shape}"
+            )
+        if self.score is not None:
+            raise EmgtfError("this beam search has finished; start() a new one")
+        if len(lp):
+            self._advance(lp)
+        if commit:
+            self._commit()
+
+    def _advance(self, lp: np.ndarray) -> None:
+        dec = self.decoder
+        blank, num_frames = charset().blank, lp.shape[0]
+        lm = dec.lm
+        lm_scale = dec.lm_weight / LN10  # the weight per natural-log unit
+        bonus = dec.insertion_bonus
+        offset = self.frames
+
+        k = dec.max_labels_per_step
         if k < lp.shape[1]:
             tops = np.argpartition(-lp, k - 1, axis=1)[:, :k]
         else:
@@ -130,35 +214,25 @@ class BeamSearchDecoder:
             deleting = columns == DELETE
             safe_columns = np.maximum(columns, 0)
         blank_lp = lp[:, blank]
-        if self.blank_skip_threshold is None:
+        if dec.blank_skip_threshold is None:
             active = np.arange(num_frames)
         else:
-            active = np.flatnonzero(blank_lp <= math.log(self.blank_skip_threshold))
-        blank_cumsum = np.concatenate([[0.0], np.cumsum(blank_lp)])
+            active = np.flatnonzero(blank_lp <= math.log(dec.blank_skip_threshold))
+        # blank_cumsum[t]: the running sum over the whole stream before this chunk's frame t.
+        blank_cumsum = np.cumsum(np.concatenate([[self.cum], blank_lp]))
 
-        # The beam, one entry per distinct prefix. A prefix is a linked list (parent, label);
-        # ``parent`` holds the index of each entry's parent prefix in the beam (-1 if absent),
-        # which is how extensions that reach a prefix already in the beam are found and merged.
-        p_blank = np.zeros(1)
-        p_key = np.full(1, _NEG)
-        last = np.full(1, _ROOT, dtype=np.int64)
-        parent = np.full(1, -1, dtype=np.int64)
-        nodes: list = [None]
-        # LM bookkeeping: each prefix's stack of (state id, contribution, rest) for the characters
-        # the LM scored, its current state id and the contribution on top (undone by backspace).
-        stacks: list = [None]
-        sids = np.full(1, lm.bos if lm is not None else 0, dtype=np.int64)
-        top_contrib = np.zeros(1)
+        p_blank, p_key, last, parent = self.p_blank, self.p_key, self.last, self.parent
+        nodes, stacks, sids, top_contrib = self.nodes, self.stacks, self.sids, self.top_contrib
+        done, done_cum = self.done, self.done_cum
 
         frame = np.full(_ROOT + 1, _NEG)  # log-probability of the candidates, -inf elsewhere
         label_pos = np.full(_ROOT + 1, -1, dtype=np.int64)  # candidate index of each label
         candidates = np.arange(k)
-        done = 0  # frames consumed
         for t in active.tolist():
-            if t > done:  # frames done..t-1 are blank for sure: collapse every prefix into blank
-                p_blank = np.logaddexp(p_blank, p_key) + (blank_cumsum[t] - blank_cumsum[done])
+            if offset + t > done:  # frames done..t-1 are blank for sure: collapse into blank
+                p_blank = np.logaddexp(p_blank, p_key) + (blank_cumsum[t] - done_cum)
                 p_key = np.full_like(p_key, _NEG)
-            done = t + 1
+            done, done_cum = offset + t + 1, blank_cumsum[t + 1]
 
             labels = tops[t]
             frame[labels] = top_lp[t]
@@ -189,8 +263,8 @@ class BeamSearchDecoder:
                 ext[src] = _NEG
 
             scores = np.concatenate([np.logaddexp(stay_blank, stay_key), ext.ravel()])
-            if len(scores) > self.beam_size:
-                chosen = np.argpartition(-scores, self.beam_size - 1)[: self.beam_size]
+            if len(scores) > dec.beam_size:
+                chosen = np.argpartition(-scores, dec.beam_size - 1)[: dec.beam_size]
             else:
                 chosen = np.arange(len(scores))
             alive = chosen[scores[chosen] > _NEG]
@@ -209,7 +283,7 @@ class BeamSearchDecoder:
             new_keys = labels[cols]
             last = np.concatenate([last[stays], new_keys])
             nodes = [nodes[i] for i in stays.tolist()] + [
-                (nodes[r], key) for r, key in zip(rows.tolist(), new_keys.tolist())
+                [nodes[r], key] for r, key in zip(rows.tolist(), new_keys.tolist())
             ]
             if lm is not None:
                 new_stacks = [stacks[i] for i in stays.tolist()]
@@ -234,15 +308,86 @@ class BeamSearchDecoder:
                 sids = np.asarray(new_sids, dtype=np.int64)
                 top_contrib = np.asarray(new_top)
 
-        p_total = np.logaddexp(p_blank, p_key)
-        if num_frames > done:
-            p_total = p_total + (blank_cumsum[num_frames] - blank_cumsum[done])
+        self.p_blank, self.p_key, self.last, self.parent = p_blank, p_key, last, parent
+        self.nodes, self.stacks, self.sids, self.top_contrib = nodes, stacks, sids, top_contrib
+        self.done, self.done_cum = done, done_cum
+        self.frames = offset + num_frames
+        self.cum = float(blank_cumsum[-1])
+
+    def _totals(self) -> np.ndarray:
+        """Each prefix's score if the stream ended now (pending blanks, the LM's word end)."""
+        p_total = np.logaddexp(self.p_blank, self.p_key)
+        if self.frames > self.done:
+            p_total = p_total + (self.cum - self.done_cum)
+        lm = self.decoder.lm
         if lm is not None:  # end the word each prefix leaves open
-            p_total = p_total + lm_scale * np.array([lm.end_score(int(s)) for s in sids])
-        best = int(np.argmax(p_total))
+            lm_scale = self.decoder.lm_weight / LN10
+            p_total = p_total + lm_scale * np.array([lm.end_score(int(s)) for s in self.sids])
+        return p_total
+
+    @staticmethod
+    def _tail(node) -> list[int]:
+        """The labels of a prefix after the committed part, in order."""
         labels = []
-        node = nodes[best]
-        while node is not None:
+        while node is not None and node[1] is not None:
             node, label = node
             labels.append(label)
-        return labels[::-1], float(p_total[best])
+        return labels[::-1]
+
+    def _commit(self) -> None:
+        tails = [self._tail(node) for node in self.nodes]
+        shared = min(len(t) for t in tails)
+        for tail in tails[1:]:
+            i = 0
+            while i < shared and tail[i] == tails[0][i]:
+                i += 1
+            shared = i
+        best_tail = tails[int(np.argmax(self._totals()))]
+        if self.max_pending_keys and len(best_tail) - shared > self.max_pending_keys:
+            shared = len(best_tail) - self.max_pending_keys // 2
+            agree = [t[:shared] == best_tail[:shared] for t in tails]
+            self._keep(np.flatnonzero(agree))
+            tails = [t for t, keep in zip(tails, agree) if keep]
+        if shared == 0:
+            return
+        self.committed_labels += tails[0][:shared]
+        # The node of the last shared key becomes the committed root of every prefix. Two
+        # entries can spell the same keys with different nodes (an extension whose parent left
+        # the beam is not merged), so each entry's own node is found first, then all are cut.
+        cut = []
+        for node, tail in zip(self.nodes, tails):
+            for _ in range(len(tail) - shared):
+                node = node[0]
+            cut.append(node)
+        for node in cut:
+            node[0], node[1] = None, None
+
+    def _keep(self, entries: np.ndarray) -> None:
+        """Drops every beam entry but ``entries`` (indices, in order)."""
+        new_index = np.full(len(self.p_blank), -1, dtype=np.int64)
+        new_index[entries] = np.arange(len(entries))
+        parent = self.parent[entries]
+        self.parent = np.where(parent >= 0, new_index[parent], -1)
+        self.p_blank, self.p_key = self.p_blank[entries], self.p_key[entries]
+        self.last = self.last[entries]
+        self.nodes = [self.nodes[i] for i in entries.tolist()]
+        if self.decoder.lm is not None:  # without an LM its bookkeeping is never per entry
+            self.sids, self.top_contrib = self.sids[entries], self.top_contrib[entries]
+            self.stacks = [self.stacks[i] for i in entries.tolist()]
+
+    def best(self) -> tuple[str, str]:
+        """(committed keys, the best prefix's keys after them) if the stream ended now."""
+        best = int(np.argmax(self._totals()))
+        cs = charset()
+        return self.committed, cs.labels_to_str(self._tail(self.nodes[best]))
+
+    def final(self) -> tuple[list[int], float]:
+        """The best prefix's labels and score at the end of the stream."""
+        p_total = self._totals()
+        best = int(np.argmax(p_total))
+        return self.committed_labels + self._tail(self.nodes[best]), float(p_total[best])
+
+    def finish(self) -> str:
+        """The decoded keys of the whole stream: ``decode`` of the concatenated chunks."""
+        labels, self.score = self.final()
+        return charset().labels_to_str(labels)

@@ -56,5 +56,45 @@ class GreedyDecoder:
     def decode_batch(self, log_probs, lengths) -> list[str]:
         return ctc_greedy(log_probs, lengths)
 
+    def start(self, max_pending_keys: int | None = None) -> "GreedyState":
+        """Greedy decoding fed chunk by chunk (see :class:`GreedyState`); every key commits at
+        once, so ``max_pending_keys`` (the beam search's) has nothing to bound."""
+        return GreedyState()
+
     def __repr__(self) -> str:
         return "GreedyDecoder()"
+
+
+class GreedyState:
+    """Greedy decoding carried across chunks of emissions: every key is committed as soon as its
+    frame arrives (a repeat across a chunk boundary is collapsed, as in one pass)."""
+
+    def __init__(self):
+        self._last = -1  # the previous frame's label (-1: none yet)
+        self._labels: list[int] = []
+
+    @property
+    def committed(self) -> str:
+        return charset().labels_to_str(self._labels)
+
+    def advance(self, log_probs) -> None:
+        """Consumes (frames, 99) log-probabilities."""
+        log_probs = np.asarray(log_probs)
+        cs = charset()
+        if log_probs.ndim != 2 or log_probs.shape[1] != cs.num_classes:
+            raise EmgtfError(f"log_probs: expected shape (frames, {cs.num_classes}), got {log_probs.shape}")
+        if not len(log_probs):
+            return
+        labels = log_probs.argmax(axis=-1)
+        keep = labels != cs.blank
+        keep[0] &= labels[0] != self._last
+        keep[1:] &= labels[1:] != labels[:-1]
+        self._labels += labels[keep].tolist()
+        self._last = int(labels[-1])
+
+    def best(self) -> tuple[str, str]:
+        """(committed keys, partial keys): greedy has no partial hypothesis."""
+        return self.committed, ""
+
+    def finish(self) -> str:
+        return self.committed

@@ -1,0 +1,333 @@
+"""Decoding keys as they are typed, from a live stream of raw EMG chunks.
+
+A :class:`StreamingDecoder` is fed chunks of raw EMG (samples, 2, 16) float32 of any size
+(``push``) and answers each with a :class:`StreamUpdate`: the keys committed so far (final) and
+the decoder's current best guess at the keys after them (may still change). It keeps bounded
+state, so memory and CPU per chunk stay the same over an hour of signal.
+
+How an emission is computed from a stream. By the model's :class:`EmissionRule`, emission ``e``
+of an input that starts at sample ``s`` (a multiple of the stride) is emission ``s / stride + e``
+of the whole session, and it reads spectrogram frames ``e .. e + lost_frames`` (times the
+subsampling). What it reads beyond that window is the model's *reach* (:func:`model_reach`, read
+off its layers):
+
+- nothing (the TDS baseline: unpadded convolutions, per-frame layers): the decoder keeps only the
+  samples the next emission needs, at most ``lost_frames * hop + n_fft`` (1 + 124 frames of 64
+  samples every 16: 2048 samples, 1 s, for Meta's model), runs the model on them plus the new
+  samples and takes the complete emissions. These *are* the whole-session emissions (to float
+  rounding);
+- a bounded number of frames of zero-padded past or future (causal or "same" padded dilated
+  convolutions: the TCN, ConvResNet without GRU): as above with that many frames of context
+  kept before, and emissions that still read the padding past the end held back until more
+  signal (or :meth:`~StreamingDecoder.finish`) comes: still the whole-session emissions;
+- the unbounded past (a unidirectional LSTM / GRU): no emission is ever exactly the
+  whole-session one; each push runs the model on the last ``context_seconds`` (default 4 s) of
+  signal before the new emissions, so the state is rebuilt from that window. This is an
+  approximation (the test suite measures it) and costs a model run over the whole context per
+  push;
+- the unbounded future (bidirectional RNNs, full self-attention, absolute positions): refused
+  with one line saying why; such models decode whole sessions (``python -m emgtf.transcribe``).
+
+Decoding is incremental too: :meth:`emgtf.decoding.BeamSearchDecoder.start` and
+:meth:`emgtf.decoding.GreedyDecoder.start` carry the search across pushes, and ``finish()`` gives
+exactly the offline ``decode_batch`` of all the emissions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emgtf import NUM_BANDS, NUM_CHANNELS
+from emgtf.errors import EmgtfError
+
+__all__ = ["Reach", "StreamUpdate", "StreamingDecoder", "model_reach", "DEFAULT_CONTEXT_SECONDS"]
+
+DEFAULT_CONTEXT_SECONDS = 4.0
+DEFAULT_MAX_PENDING_KEYS = 100  # about 20 s of typing
+_NO_EMISSIONS = np.zeros((0, 99), np.float32)
+
+# Layers that compute each frame from that frame alone at inference (augmentation layers are
+# the identity then), or whose unpadded window the emission rule already counts (TDS blocks).
+_PER_FRAME = {
+    "InputLayer", "LogSpectrogram", "SpecAugment", "TemporalCropResize", "SpectrogramNorm",
+    "RotationInvariantMLP", "Dense", "Activation", "Dropout", "BatchNormalization",
+    "LayerNormalization", "TDSConvBlock", "TDSFullyConnectedBlock", "Add", "ReLU", "Identity",
+}
+_RECURRENT = {"LSTM", "GRU", "SimpleRNN", "RNN"}
+_GLOBAL = {
+    "TransformerBlock": "attends over the whole input (full self-attention)",
+    "MultiHeadAttention": "attends over the whole input (full self-attention)",
+    "SinusoidalPositionEncoding": "encodes absolute positions from the start of the input",
+    "FramePaddingMask": "masks by the length of the whole input",
+}
+_WHOLE_SESSION = "decode whole sessions with python -m emgtf.transcribe"
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What one emission reads beyond its emission-rule window, in spectrogram frames.
+
+    ``past`` / ``future``: frames before / after it that zero padding stands in for at the edges
+    of an input; ``unbounded_past``: a recurrent state carries the whole past (windowed then).
+    """
+
+    past: int = 0
+    future: int = 0
+    unbounded_past: bool = False
+
+    def describe(self) -> str:
+        if self.unbounded_past:
+            return "unbounded past (recurrent), windowed"
+        if self.past or self.future:
+            return f"exact, {self.past} frames of past and {self.future} of future padding"
+        return "exact, no padding"
+
+
+def model_reach(model) -> Reach:
+    """The :class:`Reach` of a Keras model, from its layers; raises EmgtfError (one line: which
+    layer, why, what to use) for a model that cannot stream."""
+    name = model.name
+    past = future = 0
+    unbounded = False
+    # The layers that refuse most plainly first: "self-attention" says more than "positions".
+    first = ("Bidirectional", "TransformerBlock", "MultiHeadAttention")
+    for layer in sorted(model.layers, key=lambda layer: type(layer).__name__ not in first):
+        kind = type(layer).__name__
+        where = f"model '{name}': layer '{layer.name}' ({kind})"
+        if kind == "Bidirectional":
+            raise EmgtfError(
+                f"{where} is a bidirectional RNN, so every emission depends on the rest of the "
+                f"session and none can be streamed; {_WHOLE_SESSION}, or stream a unidirectional "
+                "rnn (model.bidirectional=false) or the TDS baseline"
+            )
+        if kind in _GLOBAL:
+            raise EmgtfError(
+                f"{where} {_GLOBAL[kind]}, so no emission is final before the session ends; "
+                f"{_WHOLE_SESSION}, or stream the TDS baseline"
+            )
+        if kind in _RECURRENT:
+            if getattr(layer, "go_backwards", False):
+                raise EmgtfError(f"{where} runs backwards in time, so it cannot stream; {_WHOLE_SESSION}")
+            unbounded = True
+        elif kind == "ConvBlock1D":
+            span = (layer.kernel_size - 1) * layer.dilation * layer.num_convs
+            if layer.causal:
+                past += span
+            else:  # Keras "same": the smaller half of each convolution's padding before
+                per_conv = (layer.kernel_size - 1) * layer.dilation
+                past += per_conv // 2 * layer.num_convs
+                future += span - per_conv // 2 * layer.num_convs
+        elif kind == "ConvSubsampling":
+            before = (layer.kernel_size - 1) // 2
+            after = layer.kernel_size - 1 - before
+            for stage in range(layer.stages):  # stage i pads frames 2^i input frames wide
+                past += before * 2**stage
+                future += after * 2**stage
+        elif kind not in _PER_FRAME:
+            raise EmgtfError(
+                f"{where}: cannot tell how far in time this layer reads, so the model cannot "
+                f"stream; {_WHOLE_SESSION}"
+            )
+    return Reach(past, future, unbounded)
+
+
+def _export_reach(path, family: str, training_config) -> Reach:
+    """The reach of an export with no Keras layers to read (SavedModel, ONNX): the layers of its
+    family built from the training config recorded in its export.json (weights do not matter)."""
+    from emgtf import models
+
+    spec = (training_config or {}).get("model") if isinstance(training_config, dict) else None
+    if isinstance(spec, dict) and spec.get("family") == family:
+        hp = {k: v for k, v in spec.items() if k != "family"}
+        return model_reach(models.build(family, **hp))
+    if family == "tds_conv_ctc":  # whatever its sizes: unpadded convolutions only
+        return Reach()
+    raise EmgtfError(
+        f"{path}: its export.json records no model config for the {family} family, so its reach "
+        "in time is unknown; stream its .keras checkpoint instead"
+    )
+
+
+@dataclass
+class StreamUpdate:
+    """The decoder's output after a push: ``committed`` keys are final, ``partial`` the current
+    best guess at the keys after them; ``emissions`` the emissions decoded so far, ``log_probs``
+    (new emissions, 99) those this push added: emissions ``[emissions - len(log_probs),
+    emissions)`` of the session."""
+
+    committed: str
+    partial: str
+    emissions: int
+    log_probs: np.ndarray
+    final: bool = False
+
+    @property
+    def text(self) -> str:
+        """Committed and partial keys together."""
+        return self.committed + self.partial
+
+
+@dataclass
+class _Buffer:
+    """Samples ``[start, start + len(data))`` of the stream, kept for the next emissions."""
+
+    start: int = 0
+    data: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_BANDS, NUM_CHANNELS), np.float32))
+
+
+class StreamingDecoder:
+    """Decodes a live stream of raw EMG chunks into keys, with bounded state.
+
+    Args:
+        runner: a :class:`emgtf.inference.runners.Runner`.
+        reach: the model's :class:`Reach` (:func:`model_reach`).
+        decoder: a GreedyDecoder (default) or a BeamSearchDecoder.
+        context_seconds: for recurrent models only, the signal before the new emissions each
+            push runs the model on.
+        min_step_samples: samples to gather before a model run (0: run on every push that
+            completes an emission).
+        max_pending_keys: for beam search, the keys its best prefix may run ahead of the
+            committed ones before the older half is committed (see
+            :class:`emgtf.decoding.beam.BeamState`); None: only what every prefix agrees on.
+
+    Use :meth:`from_model` (a Keras model) or :meth:`load` (a ``.keras`` file or export folder).
+    """
+
+    def __init__(self, runner, reach: Reach, decoder=None, *, context_seconds: float = DEFAULT_CONTEXT_SECONDS,
+                 min_step_samples: int = 0, max_pending_keys: int | None = DEFAULT_MAX_PENDING_KEYS):
+        from emgtf.decoding import GreedyDecoder
+
+        if not context_seconds > 0:
+            raise EmgtfError(f"context_seconds must be > 0, got {context_seconds}")
+        self.runner = runner
+        self.rule = rule = runner.rule
+        self.reach = reach
+        self.decoder = decoder if decoder is not None else GreedyDecoder()
+        self.context_seconds = float(context_seconds)
+        self.min_step_samples = max(0, int(min_step_samples))
+        self.max_pending_keys = max_pending_keys
+        sub = rule.subsampling
+        # Emissions before the next one that each model run must recompute (padding at the
+        # input's start spoils them), and emissions at its end held back (padding at its end).
+        if reach.unbounded_past:
+            self.context_emissions = math.ceil(context_seconds * rule.emission_rate)
+        else:
+            self.context_emissions = math.ceil(reach.past / sub)
+        self.holdback_emissions = math.ceil(reach.future / sub)
+        # Between pushes the buffer holds fewer samples than the next emission beyond the kept
+        # context and held-back ones needs, plus what waits for the minimum step.
+        self.max_buffer_samples = (
+            rule.samples_for(self.context_emissions + self.holdback_emissions + 1) - 1
+            + self.min_step_samples
+        )
+        self.reset()
+
+    @classmethod
+    def from_model(cls, model, decoder=None, **options) -> "StreamingDecoder":
+        """A streaming decoder of a Keras model."""
+        from emgtf.inference.runners import keras_runner
+
+        reach = model_reach(model)  # refuse before anything else is done
+        return cls(keras_runner(model), reach, decoder, **options)
+
+    @classmethod
+    def load(cls, path, decoder=None, **options) -> "StreamingDecoder":
+        """A streaming decoder of a ``.keras`` checkpoint or an export folder."""
+        from pathlib import Path
+
+        from emgtf.inference.checkpoints import load_checkpoint
+        from emgtf.inference.runners import keras_runner, load_runner
+
+        path = Path(path).expanduser()
+        if path.is_file():
+            model = load_checkpoint(path)
+            return cls(keras_runner(model, f"checkpoint {path}"), model_reach(model), decoder, **options)
+        from emgtf.export.metadata import read_metadata
+
+        runner = load_runner(path)
+        doc = read_metadata(path)
+        if doc["format"] == "keras":
+            reach = model_reach(load_checkpoint(path / str(doc.get("model_file"))))
+        else:
+            reach = _export_reach(path, runner.family, doc.get("training_config"))
+        return cls(runner, reach, decoder, **options)
+
+    def reset(self) -> None:
+        """Starts a new stream."""
+        self.received = 0  # samples pushed so far
+        self.next_emission = 0  # the first emission of the session not yet decoded
+        self._buffer = _Buffer()
+        self._search = self.decoder.start(self.max_pending_keys)
+        self._finished = False
+        self._pending = 0  # samples pushed since the last model run
+        self.model_runs = 0
+
+    # --- the stream --------------------------------------------------------------------------
+
+    def push(self, chunk) -> StreamUpdate:
+        """Feeds (samples, 2, 16) raw EMG; returns the keys so far."""
+        if self._finished:
+            raise EmgtfError("this stream has finished; call reset() to start another")
+        chunk = np.asarray(chunk, dtype=np.float32)
+        if chunk.ndim != 3 or chunk.shape[1:] != (NUM_BANDS, NUM_CHANNELS):
+            raise EmgtfError(
+                f"an EMG chunk must have shape (samples, {NUM_BANDS}, {NUM_CHANNELS}), got {chunk.shape}"
+            )
+        if not np.isfinite(chunk).all():
+            bad = self.received + int(np.flatnonzero(~np.isfinite(chunk).all(axis=(1, 2)))[0])
+            raise EmgtfError(f"EMG sample {bad} of the stream is not finite (NaN or infinity)")
+        buf = self._buffer
+        buf.data = np.concatenate([buf.data, chunk]) if len(buf.data) else chunk.copy()
+        self.received += len(chunk)
+        self._pending += len(chunk)
+        new = _NO_EMISSIONS
+        if self._pending >= self.min_step_samples:  # one model run per push at most
+            self._pending = 0
+            new = self._run(final=False)
+        committed, partial = self._search.best()
+        return StreamUpdate(committed, partial, self.next_emission, new)
+
+    def finish(self) -> StreamUpdate:
+        """Ends the stream: decodes what was held back and closes the search. Its ``committed``
+        is the whole decoded key sequence."""
+        if self._finished:
+            raise EmgtfError("this stream has finished; call reset() to start another")
+        new = self._run(final=True)
+        self._finished = True
+        text = self._search.finish()
+        return StreamUpdate(text, "", self.next_emission, new, final=True)
+
+    @property
+    def buffered_samples(self) -> int:
+        """Samples kept for the next emissions (bounded by :attr:`max_buffer_samples`)."""
+        return len(self._buffer.data)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _run(self, *, final: bool) -> np.ndarray:
+        """Runs the model on the buffer if that completes emissions; decodes them; trims.
+        Returns the new emissions (new, 99)."""
+        rule, buf = self.rule, self._buffer
+        first = buf.start // rule.stride  # session index of the buffer's emission 0
+        available = rule.emissions(len(buf.data))
+        # Emissions whose future padding is still inside the input are not final yet.
+        stop = available if final else available - self.holdback_emissions
+        new = stop - (self.next_emission - first)
+        if new <= 0:
+            return _NO_EMISSIONS
+        # Run on just the samples those emissions need (fewer distinct input shapes to trace).
+        needed = len(buf.data) if final else rule.samples_for(stop + self.holdback_emissions)
+        log_probs = self.runner.log_probs(buf.data[:needed])
+        self.model_runs += 1
+        emitted = log_probs[self.next_emission - first : stop]
+        self._search.advance(emitted)
+        self.next_emission += len(emitted)
+        # Keep the context the next emissions need, from a multiple of the stride.
+        keep_from = max(0, self.next_emission - self.context_emissions) * rule.stride
+        if keep_from > buf.start:
+            buf.data = buf.data[keep_from - buf.start :]
+            buf.start = keep_from
+        return emitted

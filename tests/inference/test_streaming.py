@@ -1,0 +1,229 @@
+"""Streaming: StreamingDecoder's emissions against the whole-session pass, incremental greedy and
+beam decoding against the offline decoders, bounded state, refused models, and
+python -m emgtf.stream end to end on a generated session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emgtf import models
+from emgtf.cli import run
+from emgtf.cli.stream import main
+from emgtf.data import EMGSession
+from emgtf.decoding import BeamSearchDecoder, ctc_greedy, make_decoder
+from emgtf.decoding.lm import build_word_internal_arpa
+from emgtf.errors import EmgtfError
+from emgtf.inference.runners import keras_runner, load_runner
+from emgtf.inference.streaming import StreamingDecoder, model_reach
+from emgtf.inference.transcription import transcribe
+from emgtf.synth import generate_session
+from tests.helpers import random_emg
+
+TINY_TDS = dict(mlp_features=[16], block_channels=[4, 8], kernel_width=4)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A generated 15 s session and a tiny TDS checkpoint."""
+    root = tmp_path_factory.mktemp("stream")
+    info = generate_session(root, seed=3, minutes=0.25)
+    tds = models.build("tds_conv_ctc", **TINY_TDS)
+    tds.save(root / "tds.keras")
+    with EMGSession(info.path) as session:
+        emg = session.read()
+    return {"session": info.path, "ckpt": root / "tds.keras", "model": tds, "emg": emg, "root": root}
+
+
+@pytest.fixture(scope="module")
+def small_lm(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lm") / "words-4gram.arpa"
+    words = {"the": 50, "and": 30, "that": 20, "with": 15, "have": 10, "this": 10, "from": 8}
+    build_word_internal_arpa(words, path, order=4)
+    return path
+
+
+def stream(streamer, emg, chunk):
+    """Pushes ``emg`` in chunks of ``chunk`` samples; returns (all emissions, updates, largest
+    buffer seen between pushes)."""
+    streamer.reset()
+    parts, updates, largest = [], [], 0
+    for start in range(0, len(emg), chunk):
+        update = streamer.push(emg[start : start + chunk])
+        parts.append(update.log_probs)
+        updates.append(update)
+        largest = max(largest, streamer.buffered_samples)
+    final = streamer.finish()
+    parts.append(final.log_probs)
+    updates.append(final)
+    return np.concatenate(parts), updates, largest
+
+
+def test_tds_streamed_emissions_equal_the_whole_session(setup):
+    offline = keras_runner(setup["model"]).log_probs(setup["emg"])
+    streamer = StreamingDecoder.load(setup["ckpt"])
+    rule = streamer.rule
+    # The kept samples: what the next emission's window of lost_frames + 1 frames needs.
+    assert streamer.max_buffer_samples == rule.lost_frames * rule.hop_length + rule.n_fft - 1
+    for chunk in (80, 37, 1000):
+        streamed, updates, largest = stream(streamer, setup["emg"], chunk)
+        assert streamed.shape == offline.shape
+        np.testing.assert_allclose(streamed, offline, atol=1e-5)
+        assert largest <= streamer.max_buffer_samples
+        # Greedy streamed text equals offline greedy, and never retracts a key.
+        expected = ctc_greedy(offline[None], [len(offline)])[0]
+        assert updates[-1].committed == expected
+        texts = [u.text for u in updates]
+        assert all(expected.startswith(t) for t in texts)
+
+
+def test_state_stays_bounded_over_a_long_stream():
+    model = models.build("tds_conv_ctc", **TINY_TDS)
+    streamer = StreamingDecoder.from_model(model, min_step_samples=160)
+    emg = random_emg(1, 2000 * 40, seed=5)[0]  # 40 s as 1000 chunks of 80 samples
+    largest = 0
+    for start in range(0, len(emg), 80):
+        streamer.push(emg[start : start + 80])
+        largest = max(largest, streamer.buffered_samples)
+    assert largest <= streamer.max_buffer_samples
+    assert streamer.model_runs <= 500  # the minimum step batches two chunks per model run
+    assert streamer.finish().emissions == streamer.rule.emissions(len(emg))
+
+
+def test_padded_convolutions_stream_exactly():
+    emg = random_emg(1, 9000, seed=2)[0]
+    for family, hp in (
+        ("tcn", dict(mlp_features=[16], hidden_size=8, num_layers=3)),  # causal: past padding
+        ("conv_resnet", dict(mlp_features=[16], channels=8, num_blocks=2)),  # "same": both sides
+    ):
+        model = models.build(family, **hp)
+        reach = model_reach(model)
+        assert reach.past > 0 and not reach.unbounded_past
+        assert (reach.future > 0) == (family == "conv_resnet")
+        streamer = StreamingDecoder.from_model(model)
+        streamed, _, largest = stream(streamer, emg, 100)
+        np.testing.assert_allclose(streamed, keras_runner(model).log_probs(emg), atol=1e-5)
+        assert largest <= streamer.max_buffer_samples
+
+
+def test_a_unidirectional_rnn_streams_windowed():
+    model = models.build("rnn", mlp_features=[16], hidden_size=8, num_layers=1, bidirectional=False)
+    assert model_reach(model).unbounded_past
+    emg = random_emg(1, 16000, seed=4)[0]
+    offline = keras_runner(model).log_probs(emg)
+    streamer = StreamingDecoder.from_model(model, context_seconds=2.0)
+    streamed, _, largest = stream(streamer, emg, 400)
+    assert largest <= streamer.max_buffer_samples
+    # Approximate: the state rebuilt from 2 s of context (README: the measured deviation).
+    deviation = np.abs(streamed - offline).max()
+    assert deviation < 1e-3, deviation
+
+
+def test_models_that_cannot_stream_are_one_line_errors(setup, tmp_path, capsys):
+    birnn = models.build("rnn", mlp_features=[16], hidden_size=8, num_layers=1)
+    with pytest.raises(EmgtfError, match="bidirectional RNN, so every emission depends on the rest"):
+        StreamingDecoder.from_model(birnn)
+    transformer = models.build("transformer", mlp_features=[16], d_model=16, num_heads=2, num_layers=1,
+                               ff_size=16)
+    with pytest.raises(EmgtfError, match="full self-attention"):
+        StreamingDecoder.from_model(transformer)
+    birnn.save(tmp_path / "birnn.keras")
+    code = run(main, "emgtf.stream", ["--model", str(tmp_path / "birnn.keras"), str(setup["session"])])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("emgtf.stream: error: model 'rnn': layer") and "emgtf.transcribe" in err
+    streamer = StreamingDecoder.from_model(setup["model"])
+    with pytest.raises(EmgtfError, match=r"shape \(samples, 2, 16\)"):
+        streamer.push(np.zeros((10, 16)))
+
+
+# --- incremental beam search ---------------------------------------------------------------------
+
+
+def _peaked(rng, frames=300):
+    """Emissions of a random key sequence: mostly blank, a peaked key now and then, noise."""
+    labels = np.where(rng.random(frames) < 0.25, rng.integers(0, 98, frames), 98)
+    lp = rng.normal(0, 1.0, (frames, 99))
+    lp[np.arange(frames), labels] += 8.0
+    return lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)
+
+
+def _chunked_beam(decoder, lp, rng, max_pending_keys=None):
+    state = decoder.start(max_pending_keys)
+    bounds = np.sort(rng.choice(np.arange(1, len(lp)), size=12, replace=False))
+    committed = []
+    for part in np.split(lp, bounds):
+        state.advance(part)
+        committed.append(state.committed)
+        keys, partial = state.best()
+        assert keys == state.committed
+        if max_pending_keys is not None:
+            assert len(partial) <= max_pending_keys
+    text = state.finish()
+    assert all(text.startswith(c) for c in committed)  # committed keys are never taken back
+    return text, state.score, committed
+
+
+@pytest.mark.parametrize("kind", ["random", "peaked"])
+def test_beam_finish_equals_offline_decoding(kind, small_lm):
+    rng = np.random.default_rng(7)
+    for lm in (None, small_lm):
+        for blank_skip in (0.999, None):
+            decoder = BeamSearchDecoder(beam_size=8, lm_path=lm, blank_skip_threshold=blank_skip)
+            for _ in range(3):
+                if kind == "random":
+                    lp = rng.normal(0, 2.0, (200, 99))
+                    lp -= np.logaddexp.reduce(lp, axis=1, keepdims=True)
+                else:
+                    lp = _peaked(rng)
+                expected = decoder.decode_batch(lp[None].astype(np.float32), [len(lp)])[0]
+                text, score, committed = _chunked_beam(decoder, lp.astype(np.float32), rng)
+                assert text == expected
+                assert score == decoder.decode(lp.astype(np.float32))[1]
+                if kind == "peaked":
+                    # A full beam keeps hopeless prefixes that dropped one early key, so little
+                    # commits by agreement; bounding the pending keys commits the rest early.
+                    text, _, committed = _chunked_beam(decoder, lp.astype(np.float32), rng, 6)
+                    assert text == expected
+
+
+def test_streamed_beam_search_equals_offline_on_a_session(setup, small_lm):
+    decoder = make_decoder("beam", lm_path=str(small_lm), beam_size=10)
+    offline = keras_runner(setup["model"]).log_probs(setup["emg"])
+    expected = decoder.decode_batch(offline[None], [len(offline)])[0]
+    # max_pending_keys=None: commit only what all prefixes agree on, so the result is exact (the
+    # untrained model types hundreds of random keys, where a forced commit may change it).
+    streamer = StreamingDecoder.load(setup["ckpt"], decoder, max_pending_keys=None)
+    _, updates, _ = stream(streamer, setup["emg"], 80)
+    assert updates[-1].committed == expected
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def test_stream_command_end_to_end(setup, capsys):
+    expected = transcribe(load_runner(setup["ckpt"]), setup["session"])
+    code = run(main, "emgtf.stream", ["--model", str(setup["ckpt"]), str(setup["session"]),
+                                      "--chunk-ms", "40"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "chunks of 80 samples" in err and "exact, no padding" in err
+    assert f"typed: {expected.prediction.splitlines()[0] if expected.prediction else ''}" in out
+    assert f"CER:   {expected.rates['CER']:.2f} %" in out
+    assert "latency: median " in out and " p90 " in out and " p99 " in out and "keys matched" in out
+    assert "chunk CPU: median " in out and "per 40 ms chunk" in out
+    assert out.count("[    5.0 s]") == 1  # the plain progress lines of a non-terminal stdout
+
+
+def test_stream_command_bad_input_is_one_line(setup, small_lm, capsys):
+    cases = [
+        (["--chunk-ms", "0"], "--chunk-ms must be > 0"),
+        (["--decoder", "greedy", "--lm", str(small_lm)], "--lm needs"),
+    ]
+    for extra, message in cases:
+        code = run(main, "emgtf.stream", ["--model", str(setup["ckpt"]), str(setup["session"]), *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    code = run(main, "emgtf.stream", ["--model", str(setup["ckpt"]), str(setup["root"] / "none.hdf5")])
+    err = capsys.readouterr().err
+    assert code == 2 and "none.hdf5" in err and len(err.strip().splitlines()) == 1
