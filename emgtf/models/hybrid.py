@@ -16,7 +16,7 @@ from emgtf.models.rnn import CELLS, recurrent_stack
 NAME = "tds_rnn"
 DESCRIPTION = "TDS front + BiLSTM / BiGRU"
 DEFAULTS = {
-    **tds.DEFAULTS,
+    **{k: v for k, v in tds.DEFAULTS.items() if k != "share_hands"},  # one recurrent head for both hands
     "cell": "lstm",
     "hidden_size": 256,
     "num_layers": 1,
