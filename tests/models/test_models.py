@@ -124,7 +124,13 @@ def _ctc_batch(model, batch=4, samples=1200, label_length=5, seed=0):
     return x, y
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+# The recurrent and attention families train slowly on 2 cores: their training steps run with -m slow.
+QUICK_TO_TRAIN = ("tds_conv_ctc", "tcn", "splashnet_mini")
+
+
+@pytest.mark.parametrize(
+    "name", [n if n in QUICK_TO_TRAIN else pytest.param(n, marks=pytest.mark.slow) for n in FAMILIES]
+)
 def test_training_steps_with_ctc_loss_lower_the_loss(name):
     keras.utils.set_random_seed(0)
     model = tiny(name, spec_augment=False)

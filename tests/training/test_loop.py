@@ -133,6 +133,7 @@ def test_resume_after_an_interruption_mid_epoch_repeats_that_epoch_exactly(fitte
     assert without_timing(resumed.history) == without_timing(read_history(fitted / "history.csv"))
 
 
+@pytest.mark.slow
 def test_mixed_precision_with_xla_trains_and_checkpoints(data, tmp_path):
     root, split = data
     run_dir = tmp_path / "mixed"

@@ -148,6 +148,7 @@ def check_epochs(run: OfflineRun, epochs: int) -> None:
     assert {m.path for m in models[0].manifest.contents} == {"best.keras", "config.yaml"}
 
 
+@pytest.mark.slow
 def test_search_trials_are_one_group_with_their_hyperparameters_and_metrics(data, tmp_path, capsys):
     run_dir = tmp_path / "search"
     result = tune.run_search(tiny(data, run_dir, "space=regularization", "tuner.max_trials=2"),
@@ -216,6 +217,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_unreachable_server_warns_and_training_goes_on(data, tmp_path):
     """``python -m emgtf.fit logger=wandb`` online, with a key but no server (a closed port on
     127.0.0.1): a warning, the run trains on and is kept offline. A fresh process, because wandb

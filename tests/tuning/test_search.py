@@ -122,6 +122,7 @@ def test_resume_continues_the_interrupted_trial_and_redoes_no_finished_one(searc
     assert searched["result"].trials_run_here == ["1"]
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3 trials: a rough fit
 def test_bayesian_search_fits_its_gaussian_process_after_the_initial_points(data, tmp_path):
     run_dir = tmp_path / "bayes"
@@ -146,6 +147,7 @@ def test_bayesian_without_scikit_learn_is_one_error_before_anything_is_written(m
     assert not run_dir.exists() or not any(run_dir.iterdir())
 
 
+@pytest.mark.slow
 def test_hyperband_continues_a_trial_from_an_earlier_round(data, tmp_path):
     run_dir = tmp_path / "hyperband"
     argv = tiny(data, run_dir, "space=regularization", "tuner.algorithm=hyperband",
@@ -276,6 +278,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_chief_and_two_workers_share_one_search_on_localhost(data, tmp_path):
     """KerasTuner's chief/worker mode: the chief serves the oracle over gRPC on 127.0.0.1, each
     worker runs the trials it is handed; the chief writes the tables and the best checkpoint."""
