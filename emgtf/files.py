@@ -88,3 +88,13 @@ def first_comment(text: str) -> str:
         if line:
             break
     return ""
+
+
+def fresh_path(base) -> Path:
+    """``base``, or ``base-2``, ``base-3`` ... : the first that does not exist yet."""
+    base = Path(base)
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path

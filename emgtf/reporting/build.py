@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from emgtf.errors import EmgtfError
+from emgtf.files import fresh_path
 from emgtf.reporting import html
 from emgtf.reporting.error_analysis import EditAnalysis, analyze_edits, report_pairs
 from emgtf.reporting.runs import RATES, Run, format_value, label_runs, load_runs, read_json
@@ -106,12 +107,7 @@ def default_out(inputs: Inputs) -> Path:
     if len(inputs.paths) == 1:
         path = inputs.paths[0]
         return path / "report" if path.is_dir() else path.with_name(f"{path.stem}-report")
-    base = Path("reports") / f"{datetime.now():%Y%m%d-%H%M%S}-compare"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    return fresh_path(Path("reports") / f"{datetime.now():%Y%m%d-%H%M%S}-compare")
 
 
 def prepare_out(out: Path) -> Path:

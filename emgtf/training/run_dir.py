@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from emgtf.errors import EmgtfError
+from emgtf.files import fresh_path
 from emgtf.training.run_lock import LOCK_FILE, RunLock
 
 # What a run writes before its first checkpoint; a folder holding only these is a dead run's.
@@ -25,12 +26,7 @@ BEFORE_FIRST_CHECKPOINT = frozenset({"config.yaml", LOCK_FILE, "tensorboard", "w
 
 def default_run_dir(label: str) -> Path:
     """``runs/<date>-<time>-<label>``, with a -2, -3 ... suffix if that folder exists."""
-    base = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{label}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    return fresh_path(Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{label}")
 
 
 @dataclass
