@@ -5,6 +5,7 @@
     python scripts/benchmark.py train [--help]      training windows per second of one model
     python scripts/benchmark.py compare [...]       the same for the TDS model beside PyTorch's
     python scripts/benchmark.py decode [--help]     CTC decoding characters per second
+    python scripts/benchmark.py scale [--help]      pipeline start-up against the number of sessions
 
 Timings live here, never in test assertions.
 """
@@ -19,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # the bench_* modules, and emgtf from a plain checkout
 
 COMMANDS = {"pipeline": "bench_pipeline", "train": "bench_train", "compare": "bench_train",
-            "decode": "bench_decode"}
+            "decode": "bench_decode", "scale": "bench_scale"}
 
 
 def main(argv: list[str]) -> int:
