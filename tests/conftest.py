@@ -13,6 +13,17 @@ import pytest
 
 from tests.helpers import make_session_file
 
+@pytest.fixture(scope="module")
+def small_lm(tmp_path_factory):
+    """A word-internal character LM written by emgtf's own estimator, so no shared file is needed."""
+    from emgtf.decoding.lm import build_word_internal_arpa
+
+    path = tmp_path_factory.mktemp("lm") / "words-4gram.arpa"
+    words = {"the": 50, "and": 30, "that": 20, "with": 15, "have": 10, "this": 10, "from": 8}
+    build_word_internal_arpa(words, path, order=4)
+    return path
+
+
 @pytest.fixture
 def session_file(tmp_path):
     """A small session file (8000 samples, keys 'hello') and its timestamps."""

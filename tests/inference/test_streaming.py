@@ -12,7 +12,6 @@ from emgtf.cli import run
 from emgtf.cli.stream import main
 from emgtf.data import EMGSession
 from emgtf.decoding import BeamSearchDecoder, ctc_greedy, make_decoder
-from emgtf.decoding.lm import build_word_internal_arpa
 from emgtf.errors import EmgtfError
 from emgtf.inference.runners import keras_runner, load_runner
 from emgtf.inference.streaming import StreamingDecoder, model_reach
@@ -33,14 +32,6 @@ def setup(tmp_path_factory):
     with EMGSession(info.path) as session:
         emg = session.read()
     return {"session": info.path, "ckpt": root / "tds.keras", "model": tds, "emg": emg, "root": root}
-
-
-@pytest.fixture(scope="module")
-def small_lm(tmp_path_factory):
-    path = tmp_path_factory.mktemp("lm") / "words-4gram.arpa"
-    words = {"the": 50, "and": 30, "that": 20, "with": 15, "have": 10, "this": 10, "from": 8}
-    build_word_internal_arpa(words, path, order=4)
-    return path
 
 
 def stream(streamer, emg, chunk):

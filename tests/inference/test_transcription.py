@@ -21,22 +21,12 @@ from emgtf.data.splits import write_split_file
 from emgtf.inference.evaluation import evaluate_checkpoint, evaluate_model
 from emgtf.export import export_checkpoint
 from emgtf.models import EmissionRule
-from emgtf.decoding.lm import build_word_internal_arpa
 from emgtf.synth import generate_session
 from emgtf.cli.transcribe import main
 from emgtf.decoding import make_decoder
 from emgtf.inference.runners import load_runner
 from emgtf.inference.transcription import apply_keys, plan_chunks, session_log_probs, transcribe
 from tests.helpers import REPO
-
-
-@pytest.fixture(scope="module")
-def small_lm(tmp_path_factory):
-    """A word-internal character LM written by emgtf's own estimator, so no shared file is needed."""
-    path = tmp_path_factory.mktemp("lm") / "words-4gram.arpa"
-    words = {"the": 50, "and": 30, "that": 20, "with": 15, "have": 10, "this": 10, "from": 8}
-    build_word_internal_arpa(words, path, order=4)
-    return path
 
 
 TINY_TDS = dict(mlp_features=[16], block_channels=[4, 8], kernel_width=4)
