@@ -4,15 +4,18 @@ python -m emgtf.stream end to end on a generated session."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
 from emgtf import models
 from emgtf.cli import run
+from emgtf.charset import ENTER
 from emgtf.cli.stream import main
 from emgtf.data import EMGSession
 from emgtf.decoding import BeamSearchDecoder, ctc_greedy, make_decoder
 from emgtf.errors import EmgtfError
+from emgtf.inference.replay import replay
 from emgtf.inference.runners import keras_runner, load_runner
 from emgtf.inference.streaming import StreamingDecoder, model_reach
 from emgtf.inference.transcription import transcribe
@@ -26,6 +29,7 @@ TINY_TDS = dict(mlp_features=[16], block_channels=[4, 8], kernel_width=4)
 def setup(tmp_path_factory):
     """A generated 15 s session and a tiny TDS checkpoint."""
     root = tmp_path_factory.mktemp("stream")
+    keras.utils.set_random_seed(3)
     info = generate_session(root, seed=3, minutes=0.25)
     tds = models.build("tds_conv_ctc", **TINY_TDS)
     tds.save(root / "tds.keras")
@@ -50,6 +54,13 @@ def stream(streamer, emg, chunk):
     return np.concatenate(parts), updates, largest
 
 
+def assert_same_best_class(streamed, offline, margin=1e-4):
+    top2 = np.sort(offline, axis=-1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > margin
+    assert clear.mean() > 0.9  # the check covers most frames
+    np.testing.assert_array_equal(streamed.argmax(-1)[clear], offline.argmax(-1)[clear])
+
+
 def test_tds_streamed_emissions_equal_the_whole_session(setup):
     offline = keras_runner(setup["model"]).log_probs(setup["emg"])
     streamer = StreamingDecoder.load(setup["ckpt"])
@@ -61,8 +72,11 @@ def test_tds_streamed_emissions_equal_the_whole_session(setup):
         assert streamed.shape == offline.shape
         np.testing.assert_allclose(streamed, offline, atol=1e-5)
         assert largest <= streamer.max_buffer_samples
-        # Greedy streamed text equals offline greedy, and never retracts a key.
-        expected = ctc_greedy(offline[None], [len(offline)])[0]
+        # The untrained model has near-ties that rounding on another CPU may flip, so the best
+        # class must agree wherever offline's margin is clear of the 1e-5 tolerance.
+        assert_same_best_class(streamed, offline)
+        # Greedy text is that of the streamed emissions, and never retracts a key.
+        expected = ctc_greedy(streamed[None], [len(streamed)])[0]
         assert updates[-1].committed == expected
         texts = [u.text for u in updates]
         assert all(expected.startswith(t) for t in texts)
@@ -180,12 +194,12 @@ def test_beam_finish_equals_offline_decoding(kind, small_lm):
 
 def test_streamed_beam_search_equals_offline_on_a_session(setup, small_lm):
     decoder = make_decoder("beam", lm_path=str(small_lm), beam_size=10)
-    offline = keras_runner(setup["model"]).log_probs(setup["emg"])
-    expected = decoder.decode_batch(offline[None], [len(offline)])[0]
     # max_pending_keys=None: commit only what all prefixes agree on, so the result is exact (the
     # untrained model types hundreds of random keys, where a forced commit may change it).
     streamer = StreamingDecoder.load(setup["ckpt"], decoder, max_pending_keys=None)
-    _, updates, _ = stream(streamer, setup["emg"], 80)
+    streamed, updates, _ = stream(streamer, setup["emg"], 80)
+    # Offline decoding of the same emissions (equal to the whole-session pass's, tested above).
+    expected = decoder.decode_batch(streamed[None], [len(streamed)])[0]
     assert updates[-1].committed == expected
 
 
@@ -193,13 +207,19 @@ def test_streamed_beam_search_equals_offline_on_a_session(setup, small_lm):
 
 
 def test_stream_command_end_to_end(setup, capsys):
-    expected = transcribe(load_runner(setup["ckpt"]), setup["session"])
+    # What the library's replay of the same chunks types (streamed emissions equal offline ones,
+    # tested above); the offline transcript's CER differs at most by a few near-tie frames.
+    expected = replay(StreamingDecoder.load(setup["ckpt"]), setup["session"], chunk_samples=80)
+    offline = transcribe(load_runner(setup["ckpt"]), setup["session"])
+    assert abs(expected.rates["CER"] - offline.rates["CER"]) < 2.0
     code = run(main, "emgtf.stream", ["--model", str(setup["ckpt"]), str(setup["session"]),
                                       "--chunk-ms", "40"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "chunks of 80 samples" in err and "exact, no padding" in err
-    assert f"typed: {expected.prediction.splitlines()[0] if expected.prediction else ''}" in out
+    # The typed block breaks its line after each enter key.
+    first_line = "".join(expected.prediction.partition(ENTER)[:2])
+    assert f"typed: {first_line}\n" in out
     assert f"CER:   {expected.rates['CER']:.2f} %" in out
     assert "latency: median " in out and " p90 " in out and " p99 " in out and "keys matched" in out
     assert "chunk CPU: median " in out and "per 40 ms chunk" in out
