@@ -11,7 +11,8 @@ from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.errors import EmgtfError, first_line
 from emgtf.export import formats
 from emgtf.export.metadata import FORMATS, METADATA_FILE, metadata, training_config_of
-from emgtf.export.verify import probe_signal, verify_export
+from emgtf.export.stream_step import DEFAULT_CHUNK_SAMPLES, step_layout, write_tflite
+from emgtf.export.verify import probe_signal, verify_export, verify_step
 from emgtf.files import write_error, write_json
 from emgtf.models.emission import EmissionRule
 
@@ -30,14 +31,23 @@ def export_model(
     training_config=None,
     onnx_opset: int = 17,
     verify: bool = True,
+    streaming: bool = False,
+    stream_chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
+    tflite_int8: bool = True,
 ) -> dict:
     """Exports a Keras model to folder ``out`` in format ``fmt``; returns what export.json holds.
+
+    ``streaming`` (format saved_model) adds the ``stream_step`` signature; format tflite is that
+    step alone, float32 and (``tflite_int8``) int8 (see :mod:`emgtf.export.stream_step`), with
+    ``stream_chunk_samples`` samples per step.
 
     ``out`` is written whole or not at all: the files are made in a hidden folder beside it, checked
     (``verify``), then moved into place.
     """
     if fmt not in FORMATS:
         raise EmgtfError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if streaming and fmt not in ("saved_model", "tflite"):
+        raise EmgtfError(f"streaming=true needs format=saved_model or format=tflite, got format={fmt}")
     out = Path(out).expanduser()
     _check_out(out)
     shape = tuple(model.input.shape[1:]) if not isinstance(model.input, (list, tuple)) else None
@@ -46,13 +56,20 @@ def export_model(
             f"model '{model.name}' takes input {shape}, expected (samples, {NUM_BANDS}, {NUM_CHANNELS})"
         )
     rule = EmissionRule.from_model(model)
-    doc = metadata(model, rule, fmt, checkpoint=checkpoint, training_config=training_config)
+    # A model without a streaming step is refused before anything is written.
+    layout = step_layout(model, stream_chunk_samples) if streaming or fmt == "tflite" else None
+    doc = metadata(model, rule, fmt, checkpoint=checkpoint, training_config=training_config,
+                   stream_layout=layout)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
     try:
         try:
             if fmt == "saved_model":
-                formats.write_saved_model(model, staging)
+                formats.write_saved_model(model, staging, layout)
+            elif fmt == "tflite":
+                with tempfile.TemporaryDirectory(prefix="emgtf-step-") as saved:
+                    formats.write_saved_model(model, Path(saved), layout)
+                    doc["tflite"] = write_tflite(model, layout, staging, Path(saved), int8=tflite_int8)
             elif fmt == "keras":
                 formats.write_keras(model, staging)
             else:
@@ -76,6 +93,9 @@ def export_model(
                 "probe": "white noise std 2.5, batch of 2 (one zero-padded), "
                 f"{probe_signal(rule)[0].shape[1]} samples",
             }
+            if fmt == "saved_model" and layout is not None:
+                doc["verification"]["stream_step_max_abs_log_prob_difference"] = verify_step(
+                    model, staging, layout, rule)
             write_json(staging / METADATA_FILE, doc)
         _check_out(out)  # nobody wrote there meanwhile
         if out.exists():

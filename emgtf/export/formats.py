@@ -84,12 +84,19 @@ def serving_functions(model) -> dict:
     }
 
 
-def write_saved_model(model, directory: Path) -> None:
+def write_saved_model(model, directory: Path, stream_layout=None) -> None:
+    """The SavedModel; with a :class:`~emgtf.export.stream_step.StepLayout` also the
+    ``stream_step`` signature (see :mod:`emgtf.export.stream_step`)."""
     import keras
 
+    from emgtf.export.stream_step import STEP_SIGNATURE, step_function
+
+    functions = serving_functions(model)
+    if stream_layout is not None:
+        functions[STEP_SIGNATURE] = step_function(model, stream_layout)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, (function, signature) in serving_functions(model).items():
+    for name, (function, signature) in functions.items():
         archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(str(directory), verbose=False)
 

@@ -9,11 +9,11 @@ from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.errors import EmgtfError
 from emgtf.models.emission import EmissionRule
 
-FORMATS = ("saved_model", "keras", "onnx")
+FORMATS = ("saved_model", "keras", "onnx", "tflite")
 METADATA_FILE = "export.json"
 SCHEMA_VERSION = 1
 SIGNATURES = {"serving_default": ["emg"], "with_lengths": ["emg", "emg_lengths"]}
-MODEL_FILES = {"saved_model": ".", "keras": "model.keras", "onnx": "model.onnx"}
+MODEL_FILES = {"saved_model": ".", "keras": "model.keras", "onnx": "model.onnx", "tflite": "model.tflite"}
 
 
 def training_config_of(checkpoint: Path | None):
@@ -31,8 +31,10 @@ def training_config_of(checkpoint: Path | None):
         return OmegaConf.to_container(cfg, resolve=False)
 
 
-def metadata(model, rule: EmissionRule, fmt: str, *, checkpoint=None, training_config=None) -> dict:
-    """The contents of ``export.json`` (without the verification entry)."""
+def metadata(model, rule: EmissionRule, fmt: str, *, checkpoint=None, training_config=None,
+             stream_layout=None) -> dict:
+    """The contents of ``export.json`` (without the verification entry); ``stream_layout``: the
+    :class:`~emgtf.export.stream_step.StepLayout` of an export with a streaming step."""
     import keras
     import tensorflow as tf
 
@@ -60,8 +62,10 @@ def metadata(model, rule: EmissionRule, fmt: str, *, checkpoint=None, training_c
             "log_probs": "float32 [batch, frames, 99]: natural-log class probabilities per frame",
             "emission_lengths": "int32 [batch]: frames of log_probs that belong to each element",
         },
-        # SavedModel signatures and their inputs; the ONNX graph has the one input "emg".
-        "signatures": SIGNATURES if fmt == "saved_model" else None,
+        # SavedModel signatures and their inputs; the ONNX graph has the one input "emg", a
+        # TFLite model the streaming step alone.
+        "signatures": _signatures(fmt, stream_layout),
+        "streaming": None if stream_layout is None else stream_layout.to_json(),
         "charset": {
             "keys": list(cs.chars),
             "blank": cs.blank,
@@ -78,6 +82,15 @@ def metadata(model, rule: EmissionRule, fmt: str, *, checkpoint=None, training_c
         },
         "training_config": training_config,
     }
+
+
+def _signatures(fmt: str, stream_layout) -> dict | None:
+    from emgtf.export.stream_step import STEP_INPUTS, STEP_SIGNATURE
+
+    step = {STEP_SIGNATURE: STEP_INPUTS} if stream_layout is not None else {}
+    if fmt == "saved_model":
+        return {**SIGNATURES, **step}
+    return step or None
 
 
 def read_metadata(directory) -> dict:

@@ -67,3 +67,30 @@ def verify_export(model, directory, rule: EmissionRule, checkpoint=None) -> floa
             f"(tolerance {VERIFY_TOLERANCE})"
         )
     return worst
+
+
+def verify_step(model, directory, layout, rule: EmissionRule) -> float:
+    """Streams the first probe signal through the SavedModel's ``stream_step`` signature and
+    returns the largest log-probability difference from ``model`` on the whole signal; raises
+    EmgtfError beyond VERIFY_TOLERANCE."""
+    import tensorflow as tf
+
+    from emgtf.export.stream_step import STEP_SIGNATURE, run_step_stream
+    from emgtf.inference.runners import forward
+
+    signature = tf.saved_model.load(str(directory)).signatures[STEP_SIGNATURE]
+
+    def step(state, chunk):
+        out = signature(state=tf.constant(state), chunk=tf.constant(chunk))
+        return out["next_state"].numpy(), out["log_probs"].numpy()
+
+    emg = probe_signal(rule)[0][:1]
+    expected = forward(model, emg)[0]
+    streamed = run_step_stream(step, layout, emg[0], len(expected))
+    difference = float(np.max(np.abs(streamed - expected)))
+    if not difference <= VERIFY_TOLERANCE:
+        raise EmgtfError(
+            f"export check failed: the stream_step signature differs from the checkpoint by "
+            f"{difference:.3g} (tolerance {VERIFY_TOLERANCE})"
+        )
+    return difference

@@ -1,5 +1,5 @@
 """Running a model on raw EMG, whatever form it comes in: a Keras model or ``.keras`` checkpoint,
-or an export folder (SavedModel, ``.keras``, ONNX) as ``python -m emgtf.export`` writes it.
+or an export folder (SavedModel, ``.keras``, ONNX, TFLite streaming step) as ``python -m emgtf.export`` writes it.
 
 A :class:`Runner` maps ``emg`` float32 (batch, samples, 2, 16) and optional true lengths (batch,)
 to log-probabilities (batch, frames, 99) float32 and the emitted frames of each element (batch,)
@@ -154,6 +154,26 @@ def _onnx_runner(path: Path, rule: EmissionRule, family: str) -> Runner:
     return Runner(run, rule, family, f"ONNX export {path.parent}")
 
 
+def _tflite_runner(path: Path, doc: dict, rule: EmissionRule, family: str) -> Runner:
+    """The float32 TFLite streaming step, run over each element of a batch from a zero state."""
+    from emgtf.export.metadata import METADATA_FILE
+    from emgtf.export.stream_step import StepLayout, run_step_stream, tflite_step
+
+    layout = StepLayout.from_json(doc.get("streaming"), path.parent / METADATA_FILE)
+    try:
+        step = tflite_step(path)
+    except (ValueError, RuntimeError) as e:
+        raise EmgtfError(f"{path}: tf.lite cannot load the TFLite model ({first_line(e)})") from None
+
+    def run(emg, lengths):
+        frames = rule.emissions(emg.shape[1])
+        log_probs = np.stack([run_step_stream(step, layout, row, frames) for row in emg])
+        lengths = _full_lengths(emg) if lengths is None else np.asarray(lengths, np.int64)
+        return log_probs, np.asarray(rule.emissions(lengths), np.int64)
+
+    return Runner(run, rule, family, f"TFLite export {path.parent}")
+
+
 def load_runner(path) -> Runner:
     """A runner of an export folder (``python -m emgtf.export``) or a ``.keras`` checkpoint."""
     from emgtf.charset import charset
@@ -181,4 +201,6 @@ def load_runner(path) -> Runner:
         raise EmgtfError(f"{path}: export.json names {doc.get('model_file')!r}, which is missing")
     if fmt == "onnx":
         return _onnx_runner(model_file, rule, family)
+    if fmt == "tflite":
+        return _tflite_runner(model_file, doc, rule, family)
     return keras_runner(load_checkpoint(model_file), f"Keras export {path}")

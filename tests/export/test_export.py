@@ -218,7 +218,7 @@ def test_refuses_to_overwrite_and_reports_bad_arguments_in_one_line(runs, tmp_pa
     (full / "keep.txt").write_text("mine")
     cases = [
         ([f"checkpoint={checkpoint}", f"out={full}"], "is not an empty folder"),
-        ([f"checkpoint={checkpoint}", f"out={tmp_path / 'x'}", "format=tflite"], "format must be one of"),
+        ([f"checkpoint={checkpoint}", f"out={tmp_path / 'x'}", "format=pdf"], "format must be one of"),
         ([f"checkpoint={tmp_path / 'none.keras'}", f"out={tmp_path / 'y'}"], "does not exist"),
         ([f"checkpoint={checkpoint}"], "'out' must be set"),
         ([f"checkpoint={checkpoint}", f"out={tmp_path / 'z'}", "colour=red"], "unknown config key"),
