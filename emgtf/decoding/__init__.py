@@ -52,6 +52,7 @@ def make_decoder(kind_or_config=None, /, **options):
             "blank_skip_threshold",
             "lm_fold_case",
             "lm",
+            "lm_undo_keys",
         }
         unknown = sorted(set(options) - allowed)
         if unknown:

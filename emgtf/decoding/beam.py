@@ -37,6 +37,9 @@ from emgtf.decoding.lm import DELETE, LN10, TRANSPARENT, CharLM, resolve_lm_path
 from emgtf.errors import EmgtfError
 
 _NEG = -np.inf
+# Backspaces in a row that the LM's undo history can take back: far more than anyone types
+# (a word is ~5 keys; deleting a whole sentence key by key is ~100).
+DEFAULT_LM_UNDO_KEYS = 100
 _ROOT = 99  # "last label" of the empty prefix: an index whose log-probability is always -inf
 
 
@@ -56,6 +59,10 @@ class BeamSearchDecoder:
         lm_fold_case: False (the reference): capitals and shift end the LM's word; True:
             capitals score as lower-case letters and shift is skipped (see :class:`CharLM`).
         lm: an already loaded :class:`CharLM` instead of ``lm_path``.
+        lm_undo_keys: with an LM, how many of its latest scored keys each prefix can take back
+            with backspace (its undo history holds between this many and twice as many). A
+            backspace beyond them finds no history and scores from the start of a word; the bound
+            keeps a long stream's memory per prefix flat.
     """
 
     def __init__(
@@ -68,6 +75,7 @@ class BeamSearchDecoder:
         blank_skip_threshold: float | None = 0.999,
         lm_fold_case: bool = False,
         lm: CharLM | None = None,
+        lm_undo_keys: int = DEFAULT_LM_UNDO_KEYS,
     ):
         if int(beam_size) < 1:
             raise EmgtfError(f"beam_size: must be at least 1, got {beam_size}")
@@ -76,7 +84,10 @@ class BeamSearchDecoder:
                 f"blank_skip_threshold: must lie strictly between 0 and 1 (or be None), got "
                 f"{blank_skip_threshold}"
             )
+        if int(lm_undo_keys) < 1:
+            raise EmgtfError(f"lm_undo_keys: must be at least 1, got {lm_undo_keys}")
         self.beam_size = int(beam_size)
+        self.lm_undo_keys = int(lm_undo_keys)
         num_classes = charset().num_classes
         k = int(max_labels_per_step)
         self.max_labels_per_step = num_classes if k <= 0 else min(k, num_classes)
@@ -117,6 +128,20 @@ class BeamSearchDecoder:
         return state.final()
 
 
+def _trim(stack, keep: int):
+    """The newest ``keep`` entries of an undo stack (a new linked list: the old one may be shared
+    with other prefixes). Called once the stack is twice ``keep`` deep, so its cost per key typed
+    is constant."""
+    entries = []
+    while stack is not None and len(entries) < keep:
+        entries.append(stack[:2])
+        stack = stack[2]
+    trimmed = None
+    for depth, (sid, contrib) in enumerate(reversed(entries), start=1):
+        trimmed = (sid, contrib, trimmed, depth)
+    return trimmed
+
+
 class BeamState:
     """The prefix beam search of :class:`BeamSearchDecoder`, carried across chunks of emissions.
 
@@ -135,8 +160,9 @@ class BeamState:
     default) never forces a commit, so ``finish()`` always equals ``decode``.
 
     Memory: the beam and the keys not yet committed; committed prefix nodes are cut loose, so a
-    long stream keeps only ``committed`` (and, with an LM, the per-prefix backspace stacks and the
-    LM's state cache, which grow with the text and the LM's contexts, not with the frames).
+    long stream keeps only ``committed`` (and, with an LM, the per-prefix backspace stacks, at
+    most ``2 * lm_undo_keys`` deep, and the LM's state cache, which grows with the LM contexts
+    met, up to :attr:`CharLM.MAX_STATES`).
     """
 
     def __init__(self, decoder: BeamSearchDecoder, max_pending_keys: int | None = None):
@@ -159,8 +185,9 @@ class BeamState:
         self.last = np.full(1, _ROOT, dtype=np.int64)
         self.parent = np.full(1, -1, dtype=np.int64)
         self.nodes: list = [None]
-        # LM bookkeeping: each prefix's stack of (state id, contribution, rest) for the characters
-        # the LM scored, its current state id and the contribution on top (undone by backspace).
+        # LM bookkeeping: each prefix's stack of (state id, contribution, rest, depth) for the
+        # characters the LM scored (the latest lm_undo_keys to twice that many: see _trim), its
+        # current state id and the contribution on top (undone by backspace).
         self.stacks: list = [None]
         self.sids = np.full(1, lm.bos if lm is not None else 0, dtype=np.int64)
         self.top_contrib = np.zeros(1)
@@ -198,6 +225,7 @@ class BeamState:
         lm_scale = dec.lm_weight / LN10  # the weight per natural-log unit
         bonus = dec.insertion_bonus
         offset = self.frames
+        undo = dec.lm_undo_keys
 
         k = dec.max_labels_per_step
         if k < lp.shape[1]:
@@ -295,7 +323,9 @@ class BeamState:
                 for r, kind, contrib, sid in zip(rows.tolist(), kinds, contribs, successors):
                     stack = stacks[r]
                     if kind >= 0:
-                        stack = (sid, contrib, stack)
+                        stack = (sid, contrib, stack, 1 if stack is None else stack[3] + 1)
+                        if stack[3] > 2 * undo:
+                            stack = _trim(stack, undo)
                     elif kind == DELETE:
                         stack = stack[2] if stack is not None else None
                         sid, contrib = (stack[0], stack[1]) if stack is not None else (lm.bos, 0.0)

@@ -192,6 +192,38 @@ def test_beam_finish_equals_offline_decoding(kind, small_lm):
                     assert text == expected
 
 
+def _undo_depths(state):
+    """Depth of each prefix's LM undo stack, and the distinct stack entries the beam holds."""
+    seen, depths = set(), []
+    for stack in state.stacks:
+        depth = 0
+        while stack is not None:
+            seen.add(id(stack))
+            depth, stack = depth + 1, stack[2]
+        depths.append(depth)
+    return depths, len(seen)
+
+
+def test_lm_undo_history_stays_bounded_over_a_long_stream(small_lm):
+    rng = np.random.default_rng(11)
+    lp = np.concatenate([_peaked(rng, 400) for _ in range(30)]).astype(np.float32)  # 12,000 frames
+    bounded = BeamSearchDecoder(beam_size=8, lm_path=small_lm, lm_undo_keys=8)
+    state = bounded.start(max_pending_keys=20)
+    largest_entries = 0
+    for part in np.split(lp, 60):
+        state.advance(part)
+        depths, entries = _undo_depths(state)
+        assert max(depths) <= 16  # between lm_undo_keys and twice that
+        largest_entries = max(largest_entries, entries)
+    assert largest_entries <= 8 * 16
+    text = state.finish()
+    assert len(text) > 1500  # a long stream: thousands of keys typed, 16 kept per prefix at most
+    # Trimming only forgets what a run of more than 8 backspaces would need, which these
+    # emissions (a backspace is 1 key in 98) never type: the same text and score as unbounded.
+    unbounded = BeamSearchDecoder(beam_size=8, lm=bounded.lm, lm_undo_keys=10**9)
+    assert unbounded.decode(lp[:2000]) == bounded.decode(lp[:2000])
+
+
 def test_streamed_beam_search_equals_offline_on_a_session(setup, small_lm):
     decoder = make_decoder("beam", lm_path=str(small_lm), beam_size=10)
     # max_pending_keys=None: commit only what all prefixes agree on, so the result is exact (the
