@@ -82,6 +82,18 @@ def test_tds_streamed_emissions_equal_the_whole_session(setup):
         assert all(expected.startswith(t) for t in texts)
 
 
+def test_tds_streams_exactly_from_one_sample_to_one_second_chunks(setup):
+    emg = setup["emg"][:4000]  # 2 s: chunks of 1 sample are 4,000 model runs
+    offline = keras_runner(setup["model"]).log_probs(emg)
+    streamer = StreamingDecoder.from_model(setup["model"])
+    for chunk in (1, 80, 2000, 333):
+        streamed, updates, largest = stream(streamer, emg, chunk)
+        np.testing.assert_allclose(streamed, offline, atol=1e-5)
+        assert largest <= streamer.max_buffer_samples
+        assert_same_best_class(streamed, offline)
+        assert updates[-1].committed == ctc_greedy(streamed[None], [len(streamed)])[0]
+
+
 def test_state_stays_bounded_over_a_long_stream():
     model = models.build("tds_conv_ctc", **TINY_TDS)
     streamer = StreamingDecoder.from_model(model, min_step_samples=160)
@@ -117,11 +129,13 @@ def test_a_unidirectional_rnn_streams_windowed():
     emg = random_emg(1, 16000, seed=4)[0]
     offline = keras_runner(model).log_probs(emg)
     streamer = StreamingDecoder.from_model(model, context_seconds=2.0)
-    streamed, _, largest = stream(streamer, emg, 400)
+    streamed, updates, largest = stream(streamer, emg, 400)
     assert largest <= streamer.max_buffer_samples
     # Approximate: the state rebuilt from 2 s of context (README: the measured deviation).
     deviation = np.abs(streamed - offline).max()
     assert deviation < 1e-3, deviation
+    assert_same_best_class(streamed, offline, margin=2e-3)
+    assert updates[-1].committed == ctc_greedy(streamed[None], [len(streamed)])[0]
 
 
 def test_models_that_cannot_stream_are_one_line_errors(setup, tmp_path, capsys):
