@@ -6,6 +6,7 @@
     python scripts/benchmark.py compare [...]       the same for the TDS model beside PyTorch's
     python scripts/benchmark.py decode [--help]     CTC decoding characters per second
     python scripts/benchmark.py scale [--help]      pipeline start-up against the number of sessions
+    python scripts/benchmark.py stream [--help]     CPU ms per 40 ms chunk and key latency, streaming
 
 Timings live here, never in test assertions.
 """
@@ -20,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # the bench_* modules, and emgtf from a plain checkout
 
 COMMANDS = {"pipeline": "bench_pipeline", "train": "bench_train", "compare": "bench_train",
-            "decode": "bench_decode", "scale": "bench_scale"}
+            "decode": "bench_decode", "scale": "bench_scale", "stream": "bench_stream"}
 
 
 def main(argv: list[str]) -> int:

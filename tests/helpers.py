@@ -184,3 +184,18 @@ def save_and_load(model, tmp_path, name: str = "model.keras"):
     path = tmp_path / name
     model.save(path)
     return keras.saving.load_model(path)
+
+
+# The first lines of a consumer script run with ``python -c``: it fails on any import of emgtf
+# (installed here), as it would where emgtf is not.
+NO_EMGTF = """
+import importlib.abc, sys
+
+class NoEmgtf(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "emgtf":
+            raise ModuleNotFoundError("No module named 'emgtf'")
+        return None
+
+sys.meta_path.insert(0, NoEmgtf())
+"""

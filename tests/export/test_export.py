@@ -22,6 +22,7 @@ from emgtf.export import export_checkpoint
 from emgtf.export.verify import probe_signal
 from emgtf.inference.checkpoints import load_checkpoint
 from emgtf.models import EmissionRule
+from tests.helpers import NO_EMGTF
 
 TINY = {
     "tds_conv_ctc": dict(mlp_features=[16], block_channels=[4, 8], kernel_width=4),
@@ -78,18 +79,9 @@ def test_saved_model_needs_tensorflow_only_and_reproduces_keras(runs, saved_mode
         np.save(tmp_path / f"{family}.npy", model.predict_on_batch(emg))
         expected = models.emission_lengths(model, lengths)
         np.save(tmp_path / f"{family}.lengths.npy", np.asarray(expected, np.int32))
-    script = textwrap.dedent(
+    script = NO_EMGTF + textwrap.dedent(
         """
-        import importlib.abc, json, sys
-
-        class NoEmgtf(importlib.abc.MetaPathFinder):
-            # emgtf is installed here; a consumer without it must not need it.
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] == "emgtf":
-                    raise ModuleNotFoundError("No module named 'emgtf'")
-                return None
-
-        sys.meta_path.insert(0, NoEmgtf())
+        import json
         if sys.argv[1] == "probe":
             import emgtf
         import numpy as np

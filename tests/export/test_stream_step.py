@@ -24,6 +24,7 @@ from emgtf.inference.runners import keras_runner, load_runner
 from emgtf.inference.streaming import StreamingDecoder
 from emgtf.synth import generate_session
 from tests.export.test_export import TINY, save_run
+from tests.helpers import NO_EMGTF
 
 # Stated bounds of the streamed step against the Keras model: float32 re-association, and int8
 # post-training quantisation of an untrained model (near-uniform outputs; export.json records
@@ -70,17 +71,9 @@ def exports(tmp_path_factory):
     return {"root": root, "model": model, "checkpoint": checkpoint, "emg": emg}
 
 
-CONSUMER = textwrap.dedent(
+CONSUMER = NO_EMGTF + textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class NoEmgtf(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] == "emgtf":
-                raise ModuleNotFoundError("No module named 'emgtf'")
-            return None
-
-    sys.meta_path.insert(0, NoEmgtf())
+    import json
     import numpy as np
     import tensorflow as tf
 

@@ -1,0 +1,93 @@
+"""Streaming cost: CPU time per chunk and key latency of the TDS model, greedy and LM beam.
+
+    python scripts/benchmark.py stream [--checkpoint PATH] [--seconds 60] [--chunk-ms 40] [--lm PATH]
+
+Replays a generated session (emgtf.synth, data set seed 0) through a StreamingDecoder with
+emgtf.inference.replay, as fast as it goes: once with greedy decoding, once with the default beam
+search (beam 50) fused with an LM (--lm, else the default LM if built, else the Reuters fixture).
+The model is --checkpoint, else Meta's full-size TDS baseline with untrained (seeded) weights:
+the CPU figures hold for any weights; an untrained model's keys, and so its latencies, are
+noise. Latency of a key: from its press to the first chunk whose output shows it; the model's
+right context (the signal after an emission's centre that it reads) is reported beside it.
+Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_decode import FIXTURE_LM  # noqa: E402
+
+from emgtf.decoding import BeamSearchDecoder, GreedyDecoder  # noqa: E402
+from emgtf.decoding.lm import default_lm_path  # noqa: E402
+
+
+def figures(name: str, result) -> dict:
+    cpu = np.percentile(result.chunk_cpu, [50, 99]) * 1000
+    out = {f"{name}_ms_per_chunk_median": round(float(cpu[0]), 3),
+           f"{name}_ms_per_chunk_p99": round(float(cpu[1]), 3),
+           f"{name}_cer": round(result.rates["CER"], 2), f"{name}_keys_matched": len(result.latencies)}
+    if len(result.latencies):
+        for q, value in zip((50, 90, 99), np.percentile(result.latencies, [50, 90, 99]) * 1000):
+            out[f"{name}_latency_ms_{'median' if q == 50 else f'p{q}'}"] = round(float(value), 1)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="benchmark.py stream", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=None, help="a .keras checkpoint or export")
+    parser.add_argument("--seconds", type=float, default=60.0, help="session length (default 60)")
+    parser.add_argument("--chunk-ms", type=float, default=40.0, help="chunk length (default 40)")
+    parser.add_argument("--lm", type=Path, default=None, help="LM of the beam run")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    from emgtf import models
+    from emgtf.inference.replay import replay
+    from emgtf.inference.streaming import StreamingDecoder
+    from emgtf.synth import generate_session
+
+    lm_path = args.lm or (default_lm_path() if default_lm_path().is_file() else FIXTURE_LM)
+    if args.checkpoint is None:
+        keras.utils.set_random_seed(0)
+        model, source = models.build("tds_conv_ctc"), "tds_conv_ctc defaults, untrained (seed 0)"
+
+        def streamer(decoder):
+            return StreamingDecoder.from_model(model, decoder)
+    else:
+        source = str(args.checkpoint)
+
+        def streamer(decoder):
+            return StreamingDecoder.load(args.checkpoint, decoder)
+
+    greedy = streamer(GreedyDecoder())
+    rule = greedy.rule
+    chunk = int(round(args.chunk_ms * rule.sample_rate / 1000))
+    result = {"benchmark": "stream", "cpu_count": os.cpu_count(), "model": source,
+              "chunk_samples": chunk, "chunk_ms": 1000 * chunk / rule.sample_rate,
+              "right_context_ms": round(1000 * (rule.center_offset_frames * rule.hop_length + rule.n_fft / 2)
+                                        / rule.sample_rate, 1),
+              "lm": str(lm_path)}
+    with tempfile.TemporaryDirectory() as folder:
+        session = generate_session(folder, seed=0, minutes=args.seconds / 60).path
+        replay(greedy, session, chunk_samples=chunk)  # warm-up: traces, caches
+        for name, decoder in (("greedy", GreedyDecoder()), ("beam_lm", BeamSearchDecoder(lm_path=lm_path))):
+            run = replay(streamer(decoder), session, chunk_samples=chunk)
+            result.update(figures(name, run))
+        result["seconds"] = run.seconds
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
