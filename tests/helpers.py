@@ -3,7 +3,9 @@ training configs, and :func:`run_layer_test`, the one test every custom Keras la
 
 from __future__ import annotations
 
+import importlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +201,29 @@ class NoEmgtf(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, NoEmgtf())
 """
+
+
+@dataclass
+class CommandResult:
+    """What a command printed, in the shape of ``subprocess.CompletedProcess``."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_command(capsys, command: str, *args) -> CommandResult:
+    """``python -m emgtf.<command> ARGS`` run in this process through :func:`emgtf.cli.run`, the
+    error handling of every entry point (an EmgtfError is one line on stderr and exit 2), in a
+    fraction of an interpreter's start-up. What only a real process shows (the muted TensorFlow
+    import, the console script) is tested once, in tests/test_packaging.py."""
+    from emgtf.cli import run
+
+    main = importlib.import_module(f"emgtf.cli.{command}").main
+    capsys.readouterr()
+    try:
+        code = run(main, f"emgtf.{command}", [str(a) for a in args])
+    except SystemExit as e:  # argparse: --help, usage errors
+        code = e.code if isinstance(e.code, int) else 2
+    out, err = capsys.readouterr()
+    return CommandResult(code, out, err)

@@ -1,8 +1,6 @@
 """Config composition (Hydra Compose API over configs/), overrides, errors, --help and --dry-run."""
 
 import math
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -10,10 +8,7 @@ from omegaconf import OmegaConf
 
 from emgtf import config
 from emgtf.errors import EmgtfError
-
-
-def run_cli(module, *args):
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=120)
+from tests.helpers import run_command
 
 
 def test_default_fit_config_has_the_documented_keys():
@@ -117,34 +112,34 @@ def test_overrides_of_a_saved_config(tmp_path):
         config.apply_overrides(cfg, ["trainer.epoch=4"])
 
 
-def test_cli_bad_override_exits_2_with_one_line():
-    result = run_cli("emgtf.fit", "trainer.epoch=3")
+def test_cli_bad_override_exits_2_with_one_line(capsys):
+    result = run_command(capsys, "fit", "trainer.epoch=3")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "emgtf.fit: error: unknown config key 'trainer.epoch' (override 'trainer.epoch=3'); "
         "did you mean 'trainer.epochs'?"
     ]
-    result = run_cli("emgtf.evaluate")
+    result = run_command(capsys, "evaluate")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (
         "emgtf.evaluate: error: config key 'checkpoint' must be set (python -m emgtf.evaluate checkpoint=...)"
     )
 
 
-def test_cli_help_lists_groups_and_options():
-    out = run_cli("emgtf.fit", "--help")
+def test_cli_help_lists_groups_and_options(capsys):
+    out = run_command(capsys, "fit", "--help")
     assert out.returncode == 0
     for group in config.GROUPS:
         line = next(ln for ln in out.stdout.splitlines() if ln.strip().startswith(f"{group}="))
         assert set(line.split("=", 1)[1].split()[0].split("|")) == set(config.group_options(group))
     assert "(default: cpu)" in out.stdout and "(default: small_rnn)" in out.stdout
-    out = run_cli("emgtf.evaluate", "--help")
+    out = run_command(capsys, "evaluate", "--help")
     assert out.returncode == 0 and "decoder=beam|beam_lm|greedy" in out.stdout
 
 
-def test_cli_dry_run_prints_the_resolved_config_and_trains_nothing(tmp_path):
+def test_cli_dry_run_prints_the_resolved_config_and_trains_nothing(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    out = run_cli("emgtf.fit", "--dry-run", "trainer=reference", "trainer.epochs=7", f"run_dir={run_dir}")
+    out = run_command(capsys, "fit", "--dry-run", "trainer=reference", "trainer.epochs=7", f"run_dir={run_dir}")
     assert out.returncode == 0, out.stderr
     printed = yaml.safe_load(out.stdout)
     assert printed["trainer"]["epochs"] == 7 and printed["model"]["family"] == "tds_conv_ctc"

@@ -20,7 +20,7 @@ import pytest
 
 from emgtf import config
 from emgtf.errors import EmgtfError, SessionFileError
-from tests.helpers import REPO, T0, make_session_file, make_tiny_split, tiny_tcn_overrides
+from tests.helpers import REPO, T0, make_session_file, make_tiny_split, run_command, tiny_tcn_overrides
 
 TINY_TCN = dict(mlp_features=[16], hidden_size=8, num_layers=1, spec_augment=False)
 
@@ -240,8 +240,8 @@ def test_resume_with_a_damaged_or_foreign_config(tmp_path):
         fit.load_config(["resume=true", f"run_dir={tmp_path}"])
 
 
-def test_cli_bad_config_value_is_one_line(data, tmp_path):
-    proc = run_cli("fit", *tiny_tcn_overrides(data, tmp_path / "run", "optimizer.learning_rate=abc"))
+def test_cli_bad_config_value_is_one_line(data, tmp_path, capsys):
+    proc = run_command(capsys, "fit", *tiny_tcn_overrides(data, tmp_path / "run", "optimizer.learning_rate=abc"))
     assert_one_line(proc, "optimizer.learning_rate")
     assert not (tmp_path / "run").exists()
 

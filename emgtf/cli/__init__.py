@@ -32,6 +32,9 @@ COMMANDS = {
 }
 
 
+HELP_FLAGS = frozenset({"-h", "--help"})
+
+
 def configure_process(*, tensorflow: bool) -> None:
     """The settings a command makes for its whole process, before any library code runs.
 
@@ -93,7 +96,8 @@ def run(
     argv = sys.argv[1:] if argv is None else argv
     if tensorflow is None:
         tensorflow = COMMANDS.get(prog.rsplit(".", 1)[-1], ("", False))[1]
-    configure_process(tensorflow=tensorflow)
+    # Help is text: it answers in a second, without TensorFlow's start-up.
+    configure_process(tensorflow=tensorflow and not HELP_FLAGS.intersection(argv))
     try:
         code = main(argv)
     except EmgtfError as e:

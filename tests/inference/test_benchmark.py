@@ -3,12 +3,10 @@ over each user's test sessions, mean and population std over users, JSON + CSV."
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from tests.helpers import FIXTURES, make_session_file
+from tests.helpers import FIXTURES, make_session_file, run_command
 
 from emgtf import models
 from emgtf.cli import evaluate
@@ -155,13 +153,10 @@ def test_same_user_twice_is_an_error(bench):
         evaluate.main([f"checkpoint={ckpt / 'm1.keras'}", f"splits=[{user_a},{user_a}]", f"data.root={root}"])
 
 
-def test_cli_error_is_one_line_exit_2(bench):
+def test_cli_error_is_one_line_exit_2(bench, capsys):
     root, user_a, _, _, ckpt = bench
-    proc = subprocess.run(
-        [sys.executable, "-m", "emgtf.evaluate", f"checkpoints=[{ckpt / 'm1.keras'}]",
-         f"splits=[{user_a},{user_a}]", f"data.root={root}"],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = run_command(capsys, "evaluate", f"checkpoints=[{ckpt / 'm1.keras'}]",
+                       f"splits=[{user_a},{user_a}]", f"data.root={root}")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "emgtf.evaluate: error: checkpoints has 1 entries and splits 2; they are paired, so give one "

@@ -1,12 +1,10 @@
 """``python -m emgtf.evaluate``: whole sessions, batch 1, per-session and overall rates, JSON report."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from tests.helpers import make_session_file
+from tests.helpers import make_session_file, run_command
 from omegaconf import OmegaConf
 
 from emgtf import config, models
@@ -95,15 +93,14 @@ def test_evaluate_with_beam_search(run):
     assert len(report["sessions"]) == 2
 
 
-def test_evaluate_cli_errors_are_one_line(run, tmp_path):
+def test_evaluate_cli_errors_are_one_line(run, tmp_path, capsys):
     run_dir, _, _, _ = run
     for args, message in [
         ([f"checkpoint={tmp_path / 'none.keras'}"], f"checkpoint {tmp_path / 'none.keras'} does not exist"),
         ([f"checkpoint={run_dir / 'config.yaml'}"], f"checkpoint {run_dir / 'config.yaml'} is not a Keras .keras file"),
         ([f"checkpoint={run_dir / 'best.keras'}", "split=dev"], "split must be test, val or train, got 'dev'"),
     ]:
-        result = subprocess.run([sys.executable, "-m", "emgtf.evaluate", *args], capture_output=True, text=True,
-                                timeout=120)
+        result = run_command(capsys, "evaluate", *args)
         assert result.returncode == 2
         assert result.stderr.strip().splitlines()[-1] == f"emgtf.evaluate: error: {message}"
         assert "Traceback" not in result.stderr

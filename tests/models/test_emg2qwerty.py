@@ -6,11 +6,8 @@ formats; the converted Keras model must give its log-probabilities on the same r
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,8 +18,8 @@ from emgtf.models.layers import LogSpectrogram
 from emgtf.models import emission_lengths, from_emg2qwerty
 from emgtf.models.emg2qwerty import convert, read_checkpoint
 from emgtf.inference.checkpoints import load_checkpoint
+from tests.helpers import run_command
 
-REPO = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-4  # max abs log-probability difference
 
 # The default (Meta's) architecture on ~2 s of EMG, and a non-default one that changes every
@@ -163,15 +160,9 @@ def test_ckpt_hyperparameters_are_the_checkpoints_own(reference, tds_torch, tmp_
                    "missing", "hyper_parameters say", "block_channels=[24, 24, 24, 24]")
 
 
-def test_cli_converts_and_reports_bad_files_in_one_line(reference, tmp_path):
-    # This checkout's emgtf, whichever one is installed.
-    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
-    env = {**os.environ, "PYTHONPATH": path}
+def test_cli_converts_and_reports_bad_files_in_one_line(reference, tmp_path, capsys):
     out = tmp_path / "small.keras"
-    done = subprocess.run(
-        [sys.executable, "-m", "emgtf.convert", str(reference["small"]["ckpt"]), str(out)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
+    done = run_command(capsys, "convert", reference["small"]["ckpt"], out)
     assert done.returncode == 0, done.stderr[-2000:]
     parameters = sum(v.numel() for v in reference["small"]["model"].parameters())
     assert done.stdout.strip().splitlines() == [
@@ -183,10 +174,7 @@ def test_cli_converts_and_reports_bad_files_in_one_line(reference, tmp_path):
 
     text = tmp_path / "notes.ckpt"
     text.write_text("not a checkpoint\n")
-    failed = subprocess.run(
-        [sys.executable, "-m", "emgtf.convert", str(text), str(tmp_path / "notes.keras")],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
+    failed = run_command(capsys, "convert", text, tmp_path / "notes.keras")
     assert failed.returncode == 2
     assert failed.stdout == ""
     assert failed.stderr.strip().splitlines() == [

@@ -4,14 +4,12 @@ reproducibility, refusals, infeasible labels, divergence."""
 import csv
 import json
 import math
-import subprocess
-import sys
 import warnings
 
 import keras
 import numpy as np
 import pytest
-from tests.helpers import T0, make_session_file
+from tests.helpers import T0, make_session_file, run_command
 
 from emgtf import config, training
 from emgtf.cli import fit
@@ -175,11 +173,11 @@ def test_refuses_to_write_into_a_used_run_dir(fitted, data):
     assert (fitted / "history.csv").read_text() == before
 
 
-def test_checkpoint_of_another_family_is_refused(fitted, data, tmp_path):
+def test_checkpoint_of_another_family_is_refused(fitted, data, tmp_path, capsys):
     root, split = data
     args = tiny_overrides(root, split, tmp_path / "c", "model=tds_conv_ctc", f"checkpoint={fitted / 'best.keras'}")
     args = [a for a in args if not a.startswith(("model.hidden_size", "model.num_layers"))]
-    result = subprocess.run([sys.executable, "-m", "emgtf.fit", *args], capture_output=True, text=True, timeout=120)
+    result = run_command(capsys, "fit", *args)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"emgtf.fit: error: checkpoint {fitted / 'best.keras'} holds a 'rnn' model, not 'tds_conv_ctc' "

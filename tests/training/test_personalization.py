@@ -2,12 +2,10 @@
 user, ending with the per-user test table; and fit's ``checkpoint=`` taking the model family."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from tests.helpers import make_session_file, tiny_tcn_overrides
+from tests.helpers import make_session_file, tiny_tcn_overrides, run_command
 
 from emgtf import models
 from emgtf.cli import fit as fit_cli
@@ -124,13 +122,10 @@ def test_personalize_errors(users, tmp_path, extra, fragment):
     assert not (tmp_path / "r").exists()  # nothing written for a bad command line
 
 
-def test_cli_error_is_one_line_exit_2(users, tmp_path):
+def test_cli_error_is_one_line_exit_2(users, tmp_path, capsys):
     root, split_dir, generic = users
-    proc = subprocess.run(
-        [sys.executable, "-m", "emgtf.personalize", "users=[user5]", f"split_dir={split_dir}",
-         f"checkpoint={generic}", f"run_dir={tmp_path / 'r'}"],
-        capture_output=True, text=True, timeout=120,
-    )
+    proc = run_command(capsys, "personalize", "users=[user5]", f"split_dir={split_dir}",
+                       f"checkpoint={generic}", f"run_dir={tmp_path / 'r'}")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"emgtf.personalize: error: user 'user5': no split file {Path(split_dir) / 'user5.yaml'}"
