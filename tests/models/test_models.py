@@ -309,3 +309,43 @@ def test_each_splashnet_change_is_one_override_of_the_baseline():
                              (dict(share_hands=True), "fold_hands")):
         names = [lay.name for lay in tiny("tds_conv_ctc", **overrides).layers]
         assert layer in names, overrides
+
+
+def test_unsharing_the_hands_keeps_the_outputs_then_trains_each_hand_apart():
+    keras.utils.set_random_seed(3)
+    shared = tiny("splashnet_mini", spec_augment=False)
+    unshared = tiny("splashnet_mini", spec_augment=False, share_hands=False)
+    names = {layer.name for layer in unshared.layers}
+    assert {"split_hands", "hand0_tds_conv_1", "hand1_tds_fc_2", "join_hands"} <= names
+    assert "fold_hands" not in names
+    models.initialise_from(unshared, shared)
+    x = emg(2, 1200)
+    np.testing.assert_allclose(ops.convert_to_numpy(unshared(x)), ops.convert_to_numpy(shared(x)), atol=1e-6)
+    # Every weight of the shared MLP and TDS stack now exists once per hand; the classifier once.
+    per_hand = shared.get_layer("rotation_mlp").count_params() + sum(
+        layer.count_params() for layer in shared.layers if layer.name.startswith("tds_"))
+    assert unshared.count_params() == shared.count_params() + per_hand
+    unshared.compile(optimizer=keras.optimizers.Adam(1e-3), loss=CTCLoss(), run_eagerly=True)  # one step: no tracing
+    xb, yb = _ctc_batch(unshared)
+    before = {w.path: ops.convert_to_numpy(w) for w in unshared.trainable_weights}
+    unshared.train_on_batch(xb, yb)
+
+    def step(layer_name):  # the change of the layer's first weight (its kernel)
+        kernel = unshared.get_layer(layer_name).trainable_weights[0]
+        return ops.convert_to_numpy(kernel) - before[kernel.path]
+
+    for name in ("tds_conv_1", "tds_fc_2"):
+        left, right = step(f"hand0_{name}"), step(f"hand1_{name}")
+        assert np.abs(left).max() > 0 and np.abs(right).max() > 0
+        assert np.abs(left - right).max() > 1e-6, name
+    mlp = unshared.get_layer("rotation_mlp")
+    moved = ops.convert_to_numpy(mlp.kernels[0]) - before[mlp.kernels[0].path]
+    assert np.abs(moved[0] - moved[1]).max() > 1e-6
+
+
+def test_unsharing_refuses_a_model_that_differs_otherwise():
+    shared = tiny("splashnet_mini")
+    with pytest.raises(EmgtfError, match="hand0_tds_conv_1"):
+        models.initialise_from(tiny("splashnet_mini", share_hands=False, block_channels=[8, 8]), shared)
+    with pytest.raises(ValueError):  # joint hands (the baseline): nothing to un-share into
+        models.initialise_from(tiny("splashnet_mini", share_hands=False, split_hands=False), shared)
