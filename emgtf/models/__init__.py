@@ -19,7 +19,7 @@ from types import ModuleType
 import keras
 
 from emgtf.errors import EmgtfError
-from emgtf.models import conv_resnet, hybrid, rnn, splashnet, tcn, tds, transformer
+from emgtf.models import conformer, conv_resnet, hybrid, rnn, splashnet, tcn, tds, transformer
 from emgtf.models.emg2qwerty import from_emg2qwerty
 from emgtf.models.hyperparameters import COMMON_DEFAULTS, resolve
 from emgtf.models.emission import EmissionRule, emission_lengths, emitted_frames
@@ -40,7 +40,8 @@ __all__ = [
 # A family: NAME, DESCRIPTION, DEFAULTS, build(hp), emission_rule(hp) (a module, or a variant).
 _FAMILIES: dict[str, ModuleType] = {
     m.NAME: m
-    for m in (tds, rnn, tcn, hybrid, conv_resnet, transformer, splashnet.SPLASHNET, splashnet.SPLASHNET_MINI)
+    for m in (tds, rnn, tcn, hybrid, conv_resnet, transformer, conformer, splashnet.SPLASHNET,
+              splashnet.SPLASHNET_MINI)
 }
 
 

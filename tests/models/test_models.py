@@ -12,7 +12,8 @@ from emgtf.errors import EmgtfError
 from emgtf.training.losses import CTCLoss, pack_targets
 from emgtf.cli.models import main as models_main
 
-FAMILIES = ["tds_conv_ctc", "rnn", "tcn", "tds_rnn", "conv_resnet", "transformer", "splashnet", "splashnet_mini"]
+FAMILIES = ["tds_conv_ctc", "rnn", "tcn", "tds_rnn", "conv_resnet", "transformer", "conformer", "splashnet",
+            "splashnet_mini"]
 
 # Small enough to build and run in well under a second each; every structural option that the
 # family has is switched on (GRU on the ConvResNet, conformer module on the transformer).
@@ -27,6 +28,7 @@ TINY = {
     "transformer": dict(
         mlp_features=[16], d_model=16, num_heads=2, num_layers=2, ff_size=32, conv_kernel=3
     ),
+    "conformer": dict(mlp_features=[16], d_model=16, num_heads=2, num_layers=2, ff_size=32, conv_kernel=3),
     "splashnet": dict(mlp_features=[16], block_channels=[4, 8], kernel_width=4),
     "splashnet_mini": dict(mlp_features=[16], block_channels=[4, 4], kernel_width=4),
 }
@@ -349,3 +351,21 @@ def test_unsharing_refuses_a_model_that_differs_otherwise():
         models.initialise_from(tiny("splashnet_mini", share_hands=False, block_channels=[8, 8]), shared)
     with pytest.raises(ValueError):  # joint hands (the baseline): nothing to un-share into
         models.initialise_from(tiny("splashnet_mini", share_hands=False, split_hands=False), shared)
+
+
+def test_conformer_is_sized_like_the_baseline_and_its_causal_option_never_reads_ahead():
+    assert abs(models.build("conformer").count_params() / 5_293_315 - 1) < 0.1
+    x = emg(1, 1600)
+    later = x.copy()
+    later[:, 1000:] = emg(1, 600, seed=7)
+    # Spectrogram frames whose 64-sample windows end before sample 1000: 0 .. 58; at 2x
+    # subsampling, emissions 0 .. 29 read only those.
+    for causal in (True, False):
+        model = tiny("conformer", causal=causal, dropout=0.0)
+        a = ops.convert_to_numpy(model(x, training=False))
+        b = ops.convert_to_numpy(model(later, training=False))
+        early = np.abs(a[:, :30] - b[:, :30]).max()
+        assert (early < 1e-5) if causal else (early > 1e-3), (causal, early)
+        assert np.abs(a[:, 40:] - b[:, 40:]).max() > 1e-3
+    names = {layer.name for layer in tiny("conformer", causal=True).layers}
+    assert "padding_mask" not in names and "frame_mask" not in names
