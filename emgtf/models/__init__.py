@@ -7,7 +7,7 @@ so a saved ``.keras`` file transcribes raw signal. ``model.name`` is the family 
 
     model = build("tds_conv_ctc")                       # Meta's baseline, 5,293,315 parameters
     model = build("rnn", cell="gru", hidden_size=128)   # any hyperparameter of the family
-    model = from_emg2qwerty("generic.ckpt")             # Meta's released weights (emg2qwerty.py)
+    model = from_emg2qwerty("generic.ckpt")             # Meta's or SplashNet's weights (emg2qwerty.py)
     initialise_from(model, source)                      # fine-tuning: weights of a trained model
     frames = emission_lengths(model, emg_lengths)       # frames of output per input length
 """
