@@ -1,6 +1,7 @@
-"""``python -m emgtf.convert SRC OUT.keras``: one of Meta's emg2qwerty checkpoints as a .keras file.
+"""``python -m emgtf.convert SRC OUT.keras``: one of Meta's emg2qwerty checkpoints, or one of
+SplashNet's, as a .keras file.
 
-SRC is a PyTorch Lightning ``.ckpt`` as Meta releases them (reading it needs torch:
+SRC is a PyTorch Lightning ``.ckpt`` as Meta and SplashNet release them (reading it needs torch:
 ``pip install "emgtf[torch]"``) or braindecode's ``.safetensors``. OUT is written once, never
 over an existing file, and works with ``python -m emgtf.evaluate``, ``transcribe`` and
 ``export``. The work is :func:`emgtf.models.emg2qwerty.convert`.
@@ -16,10 +17,10 @@ from emgtf.cli.parsing import ArgumentParser
 def main(argv: list[str]) -> int:
     parser = ArgumentParser(
         prog="python -m emgtf.convert",
-        description="Convert one of Meta's emg2qwerty checkpoints (.ckpt or .safetensors) into an "
-        "emgtf .keras file.",
+        description="Convert one of Meta's emg2qwerty checkpoints (.ckpt or .safetensors) or "
+        "SplashNet's (.ckpt) into an emgtf .keras file.",
     )
-    parser.add_argument("src", metavar="SRC", help="Meta's .ckpt or braindecode's .safetensors")
+    parser.add_argument("src", metavar="SRC", help="Meta's or SplashNet's .ckpt, or braindecode's .safetensors")
     parser.add_argument(
         "out", metavar="OUT.keras", help="the .keras file to write (must not exist)"
     )

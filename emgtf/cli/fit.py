@@ -63,8 +63,16 @@ def _parser():
     )
 
 
+def _name(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def _is_key(override: str, *keys: str) -> bool:
-    return override.split("=", 1)[0].lstrip("+~") in keys
+    return _name(override) in keys
+
+
+def _is_hyperparameter(override: str) -> bool:
+    return _name(override).startswith("model.")
 
 
 def load_config(overrides: list[str]):
@@ -72,17 +80,18 @@ def load_config(overrides: list[str]):
     config.yaml with the other overrides applied."""
     from emgtf import config as config_lib
 
-    cfg = config_lib.compose("fit", overrides)
+    # model.* hyperparameters may belong to the checkpoint's family, not yet chosen: the first
+    # composition only reads checkpoint= and resume=.
+    cfg = config_lib.compose("fit", [o for o in overrides if not _is_hyperparameter(o)])
     if not cfg.resume:
+        with_model = list(overrides)
         if cfg.checkpoint is not None:
             # Fine-tuning (checkpoint=generic.keras): the model family is the checkpoint's unless
             # model=... says otherwise, so Meta's converted model needs no model=tds_conv_ctc.
             from emgtf.training.personalization import checkpoint_model_overrides
 
             with_model = checkpoint_model_overrides(overrides, cfg.checkpoint)
-            if with_model != list(overrides):
-                cfg = config_lib.compose("fit", with_model)
-        return cfg
+        return config_lib.compose("fit", with_model)
     if cfg.run_dir is None:
         raise EmgtfError("resume=true needs run_dir=<the folder of the run to continue>")
     run_dir = Path(str(cfg.run_dir)).expanduser()

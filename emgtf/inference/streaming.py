@@ -93,7 +93,7 @@ def model_reach(model) -> Reach:
     past = future = 0
     unbounded = False
     # The layers that refuse most plainly first: "self-attention" says more than "positions".
-    first = ("Bidirectional", "TransformerBlock", "MultiHeadAttention")
+    first = ("Bidirectional", "TransformerBlock", "MultiHeadAttention", "ConformerBlock")
     for layer in sorted(model.layers, key=lambda layer: type(layer).__name__ not in first):
         kind = type(layer).__name__
         where = f"model '{name}': layer '{layer.name}' ({kind})"
@@ -102,6 +102,11 @@ def model_reach(model) -> Reach:
                 f"{where} is a bidirectional RNN, so every emission depends on the rest of the "
                 f"session and none can be streamed; {_WHOLE_SESSION}, or stream a unidirectional "
                 "rnn (model.bidirectional=false) or the TDS baseline"
+            )
+        if kind == "ConformerBlock" and not layer.causal:
+            raise EmgtfError(
+                f"{where} {_GLOBAL['TransformerBlock']}, so no emission is final before the "
+                f"session ends; {_WHOLE_SESSION}, or stream a causal conformer (model.causal=true)"
             )
         if kind in _GLOBAL:
             raise EmgtfError(
@@ -112,6 +117,8 @@ def model_reach(model) -> Reach:
             if getattr(layer, "go_backwards", False):
                 raise EmgtfError(f"{where} runs backwards in time, so it cannot stream; {_WHOLE_SESSION}")
             unbounded = True
+        elif kind == "ConformerBlock":  # causal attention: the whole past, so windowed
+            unbounded = True
         elif kind == "ConvBlock1D":
             span = (layer.kernel_size - 1) * layer.dilation * layer.num_convs
             if layer.causal:
@@ -121,8 +128,7 @@ def model_reach(model) -> Reach:
                 past += per_conv // 2 * layer.num_convs
                 future += span - per_conv // 2 * layer.num_convs
         elif kind == "ConvSubsampling":
-            before = (layer.kernel_size - 1) // 2
-            after = layer.kernel_size - 1 - before
+            before, after = layer.padding
             for stage in range(layer.stages):  # stage i pads frames 2^i input frames wide
                 past += before * 2**stage
                 future += after * 2**stage

@@ -7,7 +7,8 @@ so a saved ``.keras`` file transcribes raw signal. ``model.name`` is the family 
 
     model = build("tds_conv_ctc")                       # Meta's baseline, 5,293,315 parameters
     model = build("rnn", cell="gru", hidden_size=128)   # any hyperparameter of the family
-    model = from_emg2qwerty("generic.ckpt")             # Meta's released weights (emg2qwerty.py)
+    model = from_emg2qwerty("generic.ckpt")             # Meta's or SplashNet's weights (emg2qwerty.py)
+    initialise_from(model, source)                      # fine-tuning: weights of a trained model
     frames = emission_lengths(model, emg_lengths)       # frames of output per input length
 """
 
@@ -18,7 +19,7 @@ from types import ModuleType
 import keras
 
 from emgtf.errors import EmgtfError
-from emgtf.models import conv_resnet, hybrid, rnn, splashnet, tcn, tds, transformer
+from emgtf.models import conformer, conv_resnet, hybrid, rnn, splashnet, tcn, tds, transformer
 from emgtf.models.emg2qwerty import from_emg2qwerty
 from emgtf.models.hyperparameters import COMMON_DEFAULTS, resolve
 from emgtf.models.emission import EmissionRule, emission_lengths, emitted_frames
@@ -33,12 +34,14 @@ __all__ = [
     "emission_rule",
     "emitted_frames",
     "from_emg2qwerty",
+    "initialise_from",
 ]
 
 # A family: NAME, DESCRIPTION, DEFAULTS, build(hp), emission_rule(hp) (a module, or a variant).
 _FAMILIES: dict[str, ModuleType] = {
     m.NAME: m
-    for m in (tds, rnn, tcn, hybrid, conv_resnet, transformer, splashnet.SPLASHNET, splashnet.SPLASHNET_MINI)
+    for m in (tds, rnn, tcn, hybrid, conv_resnet, transformer, conformer, splashnet.SPLASHNET,
+              splashnet.SPLASHNET_MINI)
 }
 
 
@@ -76,3 +79,17 @@ def emission_rule(name: str, **hyperparameters) -> str:
     family = _family(name)
     hp = resolve(name, {**COMMON_DEFAULTS, **family.DEFAULTS}, hyperparameters)
     return family.emission_rule(hp)
+
+
+def initialise_from(model: keras.Model, source: keras.Model) -> None:
+    """Sets ``model``'s weights from ``source``, a model of the same family (fine-tuning).
+
+    The same architecture: copied as they are (a mismatch raises Keras's ValueError). A source
+    whose hands share one MLP and TDS stack (``share_hands``) into a model whose hands have their
+    own (``share_hands=false`` with ``split_hands``): each hand starts from the shared weights, so
+    the outputs are the same until training moves the hands apart.
+    """
+    if tds.can_unshare(source, model):
+        tds.unshare_hands(source, model)
+    else:
+        model.set_weights(source.get_weights())

@@ -1,4 +1,5 @@
-"""Meta's released emg2qwerty checkpoints as emgtf ``tds_conv_ctc`` models.
+"""Meta's released emg2qwerty checkpoints as emgtf ``tds_conv_ctc`` models, and SplashNet's as
+``splashnet`` / ``splashnet_mini`` models.
 
 Two file formats hold the TDS-Conv CTC baseline's weights (emg2qwerty paper and repository,
 Sivakumar et al. 2024):
@@ -20,6 +21,17 @@ The state-dict keys and their PyTorch layouts:
     model.3.tds_conv_blocks.{2k}.layer_norm.*
     model.3.tds_conv_blocks.{2k+1}.fc_block.{0,2}.* and .layer_norm.*
     model.4.weight/bias                        Linear(2 * mlp_features[-1] -> 99)
+
+SplashNet's checkpoints (``splashnet.ckpt``, ``splashnet-mini.ckpt``, arXiv 2506.12356) are
+Lightning ``.ckpt`` files of the same kind whose ``hyper_parameters`` add ``share_hand_weights``
+and ``spec_norm`` (``rolling`` or ``batch``) and have ``in_features`` 96 (16 electrodes x 6
+bands). Their key names are not published; emgtf reads them in the style of Meta's, one module
+per hand's weights (1 when shared, else 2):
+
+    model.0.batch_norm.*                                  spec_norm "batch" only
+    model.1.mlps.{h}.mlp.{2i}.weight/bias                 in = electrode * 6 + band
+    model.2.encoders.{h}.tds_conv_blocks.{k}.*            as above, over one hand's features
+    model.4.weight/bias                                   Linear(2 * mlp_features[-1] -> 99)
 
     model = from_emg2qwerty("generic.ckpt")   # (batch, samples, 2, 16) -> (batch, frames - 124, 99)
     convert("generic.ckpt", "generic.keras")  # the same model as a .keras file
@@ -43,12 +55,17 @@ __all__ = ["convert", "from_emg2qwerty", "read_checkpoint"]
 FAMILY = "tds_conv_ctc"
 # The reference front end: 16 electrodes x 33 bins of the 64-point spectrogram per band.
 IN_FEATURES = NUM_CHANNELS * 33
+# SplashNet's: 16 electrodes x 6 bands.
+SPLASHNET_IN_FEATURES = NUM_CHANNELS * 6
+SPLASHNET_NORMS = ("rolling", "batch")
 TORCH_INSTALL = 'pip install "emgtf[torch]"'
 _CLASSIFIER = "model.4."
 _SAFETENSORS_CLASSIFIER = "final_layer."
 # Counts training steps only; nothing in the forward pass reads it.
 _OPTIONAL = {"model.0.batch_norm.num_batches_tracked"}
 _HYPERPARAMETERS = ("in_features", "mlp_features", "block_channels", "kernel_width")
+_SPLASHNET_HYPERPARAMETERS = ("share_hand_weights", "spec_norm")
+_SPLASHNET_ENCODERS = "model.2.encoders."
 
 
 def _first_line(error: BaseException) -> str:
@@ -148,7 +165,9 @@ def _read_torch(path: Path) -> _Checkpoint:
                          "not a mapping")
     if hyper_parameters is not None:
         hyper_parameters = {
-            k: _plain(hyper_parameters[k]) for k in _HYPERPARAMETERS if k in hyper_parameters
+            k: _plain(hyper_parameters[k])
+            for k in (*_HYPERPARAMETERS, *_SPLASHNET_HYPERPARAMETERS)
+            if k in hyper_parameters
         }
     return _Checkpoint(path, tensors, hyper_parameters, _CLASSIFIER)
 
@@ -164,20 +183,44 @@ def _read_safetensors(path: Path) -> _Checkpoint:
 
 
 def read_checkpoint(path) -> tuple[dict, dict]:
-    """Checked tensors and hyperparameters of a Meta ``.ckpt`` or braindecode ``.safetensors``.
+    """Checked tensors and hyperparameters of a Meta or SplashNet ``.ckpt`` or braindecode
+    ``.safetensors``.
 
     Returns ``(tensors, hyperparameters)``: the state dict as numpy arrays in PyTorch layouts,
     keyed as in Meta's ``.ckpt`` (``model.4.*`` for the classifier), without
-    ``num_batches_tracked``; and emgtf's ``tds_conv_ctc`` hyperparameters ``mlp_features``,
-    ``block_channels``, ``kernel_width``. Anything but exactly the expected tensors raises a
-    one-line EmgtfError naming the file and the key.
+    ``num_batches_tracked``; and emgtf's hyperparameters ``mlp_features``, ``block_channels``,
+    ``kernel_width`` (plus, for SplashNet, ``share_hands`` and ``norm``). Anything but exactly the
+    expected tensors raises a one-line EmgtfError naming the file and the key.
     """
+    tensors, hp = _read(path)
+    return tensors, _emgtf_hyperparameters(hp)
+
+
+def _read(path) -> tuple[dict, dict]:
     path = Path(path).expanduser()
     ckpt = _read_torch(path) if _sniff(path) == "torch" else _read_safetensors(path)
     hp = _hyperparameters(ckpt)
     _check_tensors(ckpt, hp)
-    tensors = {k: v for k, v in ckpt.tensors.items() if k not in _OPTIONAL}
-    return tensors, {k: hp[k] for k in ("mlp_features", "block_channels", "kernel_width")}
+    return {k: v for k, v in ckpt.tensors.items() if k not in _OPTIONAL}, hp
+
+
+def _emgtf_hyperparameters(hp: dict) -> dict:
+    out = {k: hp[k] for k in ("mlp_features", "block_channels", "kernel_width")}
+    if hp["splashnet"]:
+        out.update(share_hands=hp["share"], norm=hp["norm"])
+    return out
+
+
+def _family(hp: dict) -> str:
+    """emgtf's family of a checkpoint: SplashNet-mini's sizes are ``splashnet_mini``, any other
+    SplashNet ``splashnet``."""
+    from emgtf.models.splashnet import SPLASHNET, SPLASHNET_MINI
+
+    if not hp["splashnet"]:
+        return FAMILY
+    mini = SPLASHNET_MINI.DEFAULTS
+    sizes = ("mlp_features", "block_channels", "kernel_width")
+    return SPLASHNET_MINI.NAME if all(hp[k] == mini[k] for k in sizes) else SPLASHNET.NAME
 
 
 # --- hyperparameters and shapes ----------------------------------------------------------------
@@ -212,21 +255,42 @@ def _mlp_key(band: int, layer: int) -> str:
     return f"model.1.mlps.{band}.mlp.{2 * layer}"
 
 
-def _block_key(index: int) -> str:
-    return f"model.3.tds_conv_blocks.{index}"
+def _block_key(index: int, encoder: int | None = None) -> str:
+    """Meta's one encoder (``encoder`` None), or SplashNet's encoder of hand ``encoder``."""
+    if encoder is None:
+        return f"model.3.tds_conv_blocks.{index}"
+    return f"{_SPLASHNET_ENCODERS}{encoder}.tds_conv_blocks.{index}"
+
+
+def _is_splashnet(ckpt: _Checkpoint) -> bool:
+    stored = ckpt.hyper_parameters or {}
+    return any(k in stored for k in _SPLASHNET_HYPERPARAMETERS) or any(
+        k.startswith(_SPLASHNET_ENCODERS) for k in ckpt.tensors
+    )
 
 
 def _inferred(ckpt: _Checkpoint) -> dict:
     """Hyperparameters read off the tensor shapes (what a safetensors file has)."""
+    splashnet = _is_splashnet(ckpt)
+    encoder = 0 if splashnet else None
     in_features = _shape(ckpt, _mlp_key(0, 0) + ".weight", 2)[1]
     mlp_features = []
     while _mlp_key(0, len(mlp_features)) + ".weight" in ckpt.tensors:
         mlp_features.append(_shape(ckpt, _mlp_key(0, len(mlp_features)) + ".weight", 2)[0])
-    first = _shape(ckpt, _block_key(0) + ".conv2d.weight", 4)
+    first = _shape(ckpt, _block_key(0, encoder) + ".conv2d.weight", 4)
     block_channels = []
-    while _block_key(2 * len(block_channels)) + ".conv2d.weight" in ckpt.tensors:
-        key = _block_key(2 * len(block_channels)) + ".conv2d.weight"
+    while _block_key(2 * len(block_channels), encoder) + ".conv2d.weight" in ckpt.tensors:
+        key = _block_key(2 * len(block_channels), encoder) + ".conv2d.weight"
         block_channels.append(_shape(ckpt, key, 4)[0])
+    if splashnet:
+        return {
+            "in_features": in_features,
+            "mlp_features": mlp_features,
+            "block_channels": block_channels,
+            "kernel_width": first[3],
+            "share_hand_weights": _mlp_key(1, 0) + ".weight" not in ckpt.tensors,
+            "spec_norm": "batch" if "model.0.batch_norm.weight" in ckpt.tensors else "rolling",
+        }
     return {
         "in_features": in_features,
         "mlp_features": mlp_features,
@@ -238,47 +302,76 @@ def _inferred(ckpt: _Checkpoint) -> dict:
 def _hyperparameters(ckpt: _Checkpoint) -> dict:
     """The checkpoint's own hyperparameters where it has them, else the shapes'."""
     stored = ckpt.hyper_parameters or {}
-    hp = dict(stored) if all(k in stored for k in _HYPERPARAMETERS) else {
-        **_inferred(ckpt), **stored
-    }
+    splashnet = _is_splashnet(ckpt)
+    required = (*_HYPERPARAMETERS, *(_SPLASHNET_HYPERPARAMETERS if splashnet else ()))
+    hp = dict(stored) if all(k in stored for k in required) else {**_inferred(ckpt), **stored}
     in_features = _positive_int(ckpt, "in_features", hp["in_features"])
-    if in_features != IN_FEATURES:
+    expected = SPLASHNET_IN_FEATURES if splashnet else IN_FEATURES
+    if in_features != expected:
         source = ("hyper_parameters.in_features" if "in_features" in stored
                   else f"tensor {ckpt.name(_mlp_key(0, 0) + '.weight')!r} has in_features")
-        raise ckpt.fail(
-            f"{source} {in_features}, not {IN_FEATURES} (16 electrodes x 33 bins of the "
-            "64-point spectrogram): not a TDS-Conv CTC baseline checkpoint"
-        )
-    return {
+        what = ("16 electrodes x 6 bands: not a SplashNet checkpoint" if splashnet else
+                "16 electrodes x 33 bins of the 64-point spectrogram: not a TDS-Conv CTC baseline "
+                "checkpoint")
+        raise ckpt.fail(f"{source} {in_features}, not {expected} ({what})")
+    out = {
         "in_features": in_features,
         "mlp_features": _int_list(ckpt, "mlp_features", hp["mlp_features"]),
         "block_channels": _int_list(ckpt, "block_channels", hp["block_channels"]),
         "kernel_width": _positive_int(ckpt, "kernel_width", hp["kernel_width"]),
+        "splashnet": splashnet,
+        "share": True,
+        "norm": "batch",
     }
+    if splashnet:
+        share = hp["share_hand_weights"]
+        if not isinstance(share, bool):
+            raise ckpt.fail(f"hyper_parameters.share_hand_weights: expected true or false, got {share!r}")
+        norm = hp["spec_norm"]
+        if norm not in SPLASHNET_NORMS:
+            raise ckpt.fail(f"hyper_parameters.spec_norm: expected one of "
+                            f"{', '.join(SPLASHNET_NORMS)}, got {norm!r}")
+        out.update(share=share, norm=norm)
+    return out
+
+
+def _modules(hp: dict) -> int:
+    """MLPs (and, for SplashNet, TDS encoders) in the file: one per band unless shared."""
+    return 1 if hp["splashnet"] and hp["share"] else NUM_BANDS
+
+
+def _encoders(hp: dict) -> list:
+    """The ``encoder`` argument of :func:`_block_key` for each TDS encoder in the file."""
+    return list(range(_modules(hp))) if hp["splashnet"] else [None]
 
 
 def _expected_shapes(hp: dict) -> dict[str, tuple[int, ...]]:
     """Every tensor of the reference model with these hyperparameters, in state-dict order."""
     channels = NUM_BANDS * NUM_CHANNELS
-    shapes = {f"model.0.batch_norm.{name}": (channels,)
-              for name in ("weight", "bias", "running_mean", "running_var")}
-    for band in range(NUM_BANDS):
+    shapes = {}
+    if hp["norm"] == "batch":
+        shapes.update({f"model.0.batch_norm.{name}": (channels,)
+                       for name in ("weight", "bias", "running_mean", "running_var")})
+    for band in range(_modules(hp)):
         fan_in = hp["in_features"]
         for layer, fan_out in enumerate(hp["mlp_features"]):
             shapes[_mlp_key(band, layer) + ".weight"] = (fan_out, fan_in)
             shapes[_mlp_key(band, layer) + ".bias"] = (fan_out,)
             fan_in = fan_out
-    width = NUM_BANDS * hp["mlp_features"][-1]
-    for k, c in enumerate(hp["block_channels"]):
-        conv, fc = _block_key(2 * k), _block_key(2 * k + 1)
-        shapes[conv + ".conv2d.weight"] = (c, c, 1, hp["kernel_width"])
-        shapes[conv + ".conv2d.bias"] = (c,)
-        shapes[conv + ".layer_norm.weight"] = shapes[conv + ".layer_norm.bias"] = (width,)
-        for i in (0, 2):
-            shapes[f"{fc}.fc_block.{i}.weight"] = (width, width)
-            shapes[f"{fc}.fc_block.{i}.bias"] = (width,)
-        shapes[fc + ".layer_norm.weight"] = shapes[fc + ".layer_norm.bias"] = (width,)
-    shapes[_CLASSIFIER + "weight"] = (charset().num_classes, width)
+    features = NUM_BANDS * hp["mlp_features"][-1]
+    # SplashNet's encoders each see one hand's features.
+    width = hp["mlp_features"][-1] if hp["splashnet"] else features
+    for encoder in _encoders(hp):
+        for k, c in enumerate(hp["block_channels"]):
+            conv, fc = _block_key(2 * k, encoder), _block_key(2 * k + 1, encoder)
+            shapes[conv + ".conv2d.weight"] = (c, c, 1, hp["kernel_width"])
+            shapes[conv + ".conv2d.bias"] = (c,)
+            shapes[conv + ".layer_norm.weight"] = shapes[conv + ".layer_norm.bias"] = (width,)
+            for i in (0, 2):
+                shapes[f"{fc}.fc_block.{i}.weight"] = (width, width)
+                shapes[f"{fc}.fc_block.{i}.bias"] = (width,)
+            shapes[fc + ".layer_norm.weight"] = shapes[fc + ".layer_norm.bias"] = (width,)
+    shapes[_CLASSIFIER + "weight"] = (charset().num_classes, features)
     shapes[_CLASSIFIER + "bias"] = (charset().num_classes,)
     return shapes
 
@@ -289,6 +382,8 @@ def _check_tensors(ckpt: _Checkpoint, hp: dict) -> None:
     expected = _expected_shapes(hp)
     stored = all(k in (ckpt.hyper_parameters or {}) for k in _HYPERPARAMETERS)
     architecture = ", ".join(f"{k}={hp[k]}" for k in _HYPERPARAMETERS[1:])
+    if hp["splashnet"]:
+        architecture += f", share_hand_weights={hp['share']}, spec_norm={hp['norm']}"
     why = (f"the checkpoint's hyper_parameters say {architecture}" if stored
            else "not a TDS-Conv CTC checkpoint?")
     for key in expected:
@@ -312,55 +407,46 @@ def _assign(assigned: list, variable, value: np.ndarray) -> None:
 
 
 def from_emg2qwerty(path) -> keras.Model:
-    """An emgtf ``tds_conv_ctc`` model with the weights of Meta's checkpoint at ``path``.
+    """An emgtf model with the weights of Meta's or SplashNet's checkpoint at ``path``.
 
     ``path``: a PyTorch Lightning ``.ckpt`` (needs torch) or braindecode ``.safetensors``. The
-    model is built with the checkpoint's own ``mlp_features``, ``block_channels`` and
-    ``kernel_width`` and maps raw EMG ``(batch, samples, 2, 16)`` to log-probabilities
-    ``(batch, frames - len(block_channels) * (kernel_width - 1), 99)``, frames = 1 + (samples -
-    64) // 16, as the PyTorch model does on the same signal.
+    model (``tds_conv_ctc``, or ``splashnet`` / ``splashnet_mini``) is built with the
+    checkpoint's own ``mlp_features``, ``block_channels`` and ``kernel_width`` (and SplashNet's
+    hand sharing and normalisation) and maps raw EMG ``(batch, samples, 2, 16)`` to
+    log-probabilities ``(batch, frames - len(block_channels) * (kernel_width - 1), 99)``, frames
+    = 1 + (samples - 64) // 16, as the PyTorch model does on the same signal.
     """
     from emgtf.models import build  # emgtf.models imports this module
 
     path = Path(path).expanduser()
-    tensors, hp = read_checkpoint(path)
+    tensors, ckpt_hp = _read(path)
     try:
-        model = build(FAMILY, **hp)
+        model = build(_family(ckpt_hp), **_emgtf_hyperparameters(ckpt_hp))
     except EmgtfError as e:
         raise EmgtfError(f"{path}: {e}") from None
     assigned: list = []
 
-    norm = model.get_layer("spectrogram_norm")
-    bn = "model.0.batch_norm."
-    _assign(assigned, norm.gamma, tensors[bn + "weight"])
-    _assign(assigned, norm.beta, tensors[bn + "bias"])
-    _assign(assigned, norm.moving_mean, tensors[bn + "running_mean"])
-    # PyTorch keeps the unbiased variance where Keras keeps the biased one, but both normalise
-    # inference inputs by the stored value itself, so the number carries over unchanged.
-    _assign(assigned, norm.moving_variance, tensors[bn + "running_var"])
+    if ckpt_hp["norm"] == "batch":
+        norm = model.get_layer("spectrogram_norm")
+        bn = "model.0.batch_norm."
+        _assign(assigned, norm.gamma, tensors[bn + "weight"])
+        _assign(assigned, norm.beta, tensors[bn + "bias"])
+        _assign(assigned, norm.moving_mean, tensors[bn + "running_mean"])
+        # PyTorch keeps the unbiased variance where Keras keeps the biased one, but both
+        # normalise inference inputs by the stored value itself, so the number carries over.
+        _assign(assigned, norm.moving_variance, tensors[bn + "running_var"])
 
-    # Linear weights are (out, in); Keras kernels are (in, out), one per band stacked first.
+    # Linear weights are (out, in); Keras kernels are (in, out), one per MLP stacked first.
     mlp = model.get_layer("rotation_mlp")
     for layer, (kernel, bias) in enumerate(zip(mlp.kernels, mlp.biases, strict=True)):
-        keys = [_mlp_key(band, layer) for band in range(NUM_BANDS)]
+        keys = [_mlp_key(band, layer) for band in range(_modules(ckpt_hp))]
         _assign(assigned, kernel, np.stack([tensors[k + ".weight"].T for k in keys]))
         _assign(assigned, bias, np.stack([tensors[k + ".bias"] for k in keys]))
 
-    for k in range(len(hp["block_channels"])):
-        conv, fc = _block_key(2 * k), _block_key(2 * k + 1)
-        block = model.get_layer(f"tds_conv_{k + 1}")
-        # Conv2d weight (out, in, 1, time) -> Conv2D kernel (time, 1, in, out) over
-        # (batch, time, width, channels): the same cross-correlation.
-        _assign(assigned, block.conv.kernel, tensors[conv + ".conv2d.weight"].transpose(3, 2, 1, 0))
-        _assign(assigned, block.conv.bias, tensors[conv + ".conv2d.bias"])
-        _assign(assigned, block.layer_norm.gamma, tensors[conv + ".layer_norm.weight"])
-        _assign(assigned, block.layer_norm.beta, tensors[conv + ".layer_norm.bias"])
-        block = model.get_layer(f"tds_fc_{k + 1}")
-        for dense, i in ((block.dense_1, 0), (block.dense_2, 2)):
-            _assign(assigned, dense.kernel, tensors[f"{fc}.fc_block.{i}.weight"].T)
-            _assign(assigned, dense.bias, tensors[f"{fc}.fc_block.{i}.bias"])
-        _assign(assigned, block.layer_norm.gamma, tensors[fc + ".layer_norm.weight"])
-        _assign(assigned, block.layer_norm.beta, tensors[fc + ".layer_norm.bias"])
+    for encoder in _encoders(ckpt_hp):
+        # A shared encoder is emgtf's one stack; separate hands are its hand{h}_ stacks.
+        prefix = "" if encoder is None or ckpt_hp["share"] else f"hand{encoder}_"
+        _assign_encoder(assigned, model, tensors, ckpt_hp, encoder, prefix)
 
     classifier = model.get_layer("classifier")
     _assign(assigned, classifier.kernel, tensors[_CLASSIFIER + "weight"].T)
@@ -371,6 +457,24 @@ def from_emg2qwerty(path) -> keras.Model:
     if left:
         raise RuntimeError(f"from_emg2qwerty: no checkpoint tensor for {', '.join(left)}")
     return model
+
+
+def _assign_encoder(assigned: list, model, tensors: dict, hp: dict, encoder, prefix: str) -> None:
+    for k in range(len(hp["block_channels"])):
+        conv, fc = _block_key(2 * k, encoder), _block_key(2 * k + 1, encoder)
+        block = model.get_layer(f"{prefix}tds_conv_{k + 1}")
+        # Conv2d weight (out, in, 1, time) -> Conv2D kernel (time, 1, in, out) over
+        # (batch, time, width, channels): the same cross-correlation.
+        _assign(assigned, block.conv.kernel, tensors[conv + ".conv2d.weight"].transpose(3, 2, 1, 0))
+        _assign(assigned, block.conv.bias, tensors[conv + ".conv2d.bias"])
+        _assign(assigned, block.layer_norm.gamma, tensors[conv + ".layer_norm.weight"])
+        _assign(assigned, block.layer_norm.beta, tensors[conv + ".layer_norm.bias"])
+        block = model.get_layer(f"{prefix}tds_fc_{k + 1}")
+        for dense, i in ((block.dense_1, 0), (block.dense_2, 2)):
+            _assign(assigned, dense.kernel, tensors[f"{fc}.fc_block.{i}.weight"].T)
+            _assign(assigned, dense.bias, tensors[f"{fc}.fc_block.{i}.bias"])
+        _assign(assigned, block.layer_norm.gamma, tensors[fc + ".layer_norm.weight"])
+        _assign(assigned, block.layer_norm.beta, tensors[fc + ".layer_norm.bias"])
 
 
 def convert(src, out_path) -> keras.Model:

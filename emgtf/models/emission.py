@@ -21,18 +21,22 @@ from emgtf.models.layers import LogSpectrogram, frames_for_samples, nonnegative
 def emission_lengths(model, input_lengths):
     """Output frames of ``model`` for inputs of ``input_lengths`` samples.
 
-    Composes ``compute_output_length`` of every layer that has one, in ``model.layers`` order.
-    Takes and returns the same kind: a python int, a numpy array (a list becomes one) or a
-    tensor. Never negative: 0 means the input is too short to give any output.
+    Composes ``compute_output_length`` of every layer that has one along the model's graph, from
+    the input to the output: each layer's length is its first input's, so parallel branches of the
+    same length (one TDS stack per hand) count once. Takes and returns the same kind: a python
+    int, a numpy array (a list becomes one) or a tensor. Never negative: 0 means the input is too
+    short to give any output.
     """
     lengths = input_lengths
     if isinstance(lengths, (list, tuple)):
         lengths = np.asarray(lengths)
-    for layer in model.layers:
+    after: dict[str, object] = {}  # layer name -> lengths of its output
+    for layer in model.layers:  # topological order
+        inputs = layer._inbound_nodes[0].input_tensors
+        length = after[inputs[0]._keras_history[0].name] if inputs else lengths
         compute = getattr(layer, "compute_output_length", None)
-        if compute is not None:
-            lengths = compute(lengths)
-    return nonnegative(lengths)
+        after[layer.name] = length if compute is None else compute(length)
+    return nonnegative(after[model.outputs[0]._keras_history[0].name])
 
 
 def emitted_frames(model, input_lengths, available_frames):

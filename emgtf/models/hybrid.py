@@ -16,7 +16,8 @@ from emgtf.models.rnn import CELLS, recurrent_stack
 NAME = "tds_rnn"
 DESCRIPTION = "TDS front + BiLSTM / BiGRU"
 DEFAULTS = {
-    **{k: v for k, v in tds.DEFAULTS.items() if k != "share_hands"},  # one recurrent head for both hands
+    # One recurrent head for both hands: the hands are never kept apart.
+    **{k: v for k, v in tds.DEFAULTS.items() if k not in ("share_hands", "split_hands")},
     "cell": "lstm",
     "hidden_size": 256,
     "num_layers": 1,

@@ -4,7 +4,10 @@ Its changes to the baseline, each also one hyperparameter of ``tds_conv_ctc`` fo
 ``norm=rolling`` (RollingTimeNorm instead of SpectrogramNorm), ``spectrum=6band`` (the log bins
 summed into 6 bands, so each band's MLP input is 16 x 6 = 96), ``share_hands=true`` (one front MLP
 and one TDS stack for both hands, joined at the classifier), and aggressive channel masking (no
-time masks, 2 frequency masks of up to 12 bins, drawn per electrode). SplashNet: mlp [528],
+time masks, 2 frequency masks of up to 12 bins, drawn per electrode). ``split_hands`` is on, so
+``share_hands=false`` keeps the hands apart with a MLP and TDS stack each (SplashNet's un-shared
+fine-tuning: ``fit checkpoint=splashnet.keras model.share_hands=false`` starts both hands from the
+shared weights). SplashNet: mlp [528],
 blocks [24, 24, 48, 48]; SplashNet-mini: mlp [384], blocks [24, 24, 24, 24]; about 1/2 and 1/4 of
 the baseline's parameters.
 """
@@ -19,6 +22,7 @@ _SPLASHNET = {
     "spectrum": "6band",
     "norm": "rolling",
     "share_hands": True,
+    "split_hands": True,
     "n_time_masks": 0,
     "n_freq_masks": 2,
     "freq_mask_param": 12,

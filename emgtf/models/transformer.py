@@ -38,22 +38,14 @@ DEFAULTS = {
 }
 
 
-def build(hp: dict) -> keras.Model:
-    reg = Regularization.from_hyperparameters(hp)
-    d_model = H.positive_int(NAME, hp, "d_model")
-    num_heads = H.positive_int(NAME, hp, "num_heads")
-    if d_model % num_heads:
-        raise H.fail(NAME, "num_heads", f"{num_heads} does not divide d_model {d_model}")
+def subsampled(inputs, x, hp: dict, reg: Regularization, family: str, d_model: int, *,
+               use_mask: bool, causal: bool = False):
+    """The front's frames ``x`` as ``(batch, frames / subsampling, d_model)`` (strided
+    convolutions, or a Dense layer when ``subsampling`` is 1) and the padding mask of those
+    frames (None unless ``use_mask``), both from raw EMG ``inputs``."""
     subsampling = hp["subsampling"]
     if subsampling not in SUBSAMPLING:
-        raise H.fail(NAME, "subsampling", f"expected 1, 2 or 4, got {subsampling!r}")
-    ff_size = H.positive_int(NAME, hp, "ff_size")
-    conv_kernel = H.positive_int(NAME, hp, "conv_kernel", minimum=0)
-    use_mask = H.boolean(NAME, hp, "padding_mask")
-
-    inputs = frontend.emg_input()
-    x = frontend.spectrogram(inputs, hp)
-    x = frontend.features(x, hp, reg, NAME)
+        raise H.fail(family, "subsampling", f"expected 1, 2 or 4, got {subsampling!r}")
     frame_mask = mask = None
     if use_mask:
         frame_mask = FramePaddingMask(
@@ -66,6 +58,7 @@ def build(hp: dict) -> keras.Model:
             d_model,
             batch_norm=reg.batch_norm,
             kernel_regularizer=reg.kernel_regularizer(),
+            causal=causal,
             name="subsampling",
         )
         x = subsample(x) if frame_mask is None else subsample(x, padding_mask=frame_mask)
@@ -77,7 +70,24 @@ def build(hp: dict) -> keras.Model:
                 name="padding_mask",
             )(inputs)
     else:
-        x = reg.dense(d_model, name="transformer_input")(x)
+        x = reg.dense(d_model, name=f"{family}_input")(x)
+    return x, mask
+
+
+def build(hp: dict) -> keras.Model:
+    reg = Regularization.from_hyperparameters(hp)
+    d_model = H.positive_int(NAME, hp, "d_model")
+    num_heads = H.positive_int(NAME, hp, "num_heads")
+    if d_model % num_heads:
+        raise H.fail(NAME, "num_heads", f"{num_heads} does not divide d_model {d_model}")
+    ff_size = H.positive_int(NAME, hp, "ff_size")
+    conv_kernel = H.positive_int(NAME, hp, "conv_kernel", minimum=0)
+    use_mask = H.boolean(NAME, hp, "padding_mask")
+
+    inputs = frontend.emg_input()
+    x = frontend.spectrogram(inputs, hp)
+    x = frontend.features(x, hp, reg, NAME)
+    x, mask = subsampled(inputs, x, hp, reg, NAME, d_model, use_mask=use_mask)
     x = SinusoidalPositionEncoding(name="position_encoding")(x)
     x = reg.apply_dropout(x, name="input_dropout")
     for i in range(H.positive_int(NAME, hp, "num_layers")):

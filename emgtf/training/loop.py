@@ -174,12 +174,14 @@ def train(
     if cfg.get("checkpoint") is not None and not resume:
         source = load_checkpoint(cfg.checkpoint, family)
         try:
-            model.set_weights(source.get_weights())
+            models.initialise_from(model, source)
         except ValueError as e:
             raise EmgtfError(
                 f"checkpoint {cfg.checkpoint} does not fit the model.* hyperparameters "
                 f"({str(e).splitlines()[0]})"
             ) from None
+        except EmgtfError as e:  # un-sharing the hands of a checkpoint that differs otherwise
+            raise EmgtfError(f"checkpoint {cfg.checkpoint}: {e}") from None
         del source
 
     claim = claim_run_dir(cfg.run_dir, resume=resume, family=family)

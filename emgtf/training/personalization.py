@@ -36,19 +36,21 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def is_model_override(override: str) -> bool:
-    key = _key(override)
-    return key == "model" or key.startswith("model.")
+def chooses_model(override: str) -> bool:
+    """``model=...`` (or ``model.family=...``): the override names the family. ``model.x=...``
+    only changes a hyperparameter of whichever family is chosen."""
+    return _key(override) in ("model", "model.family")
 
 
 def checkpoint_model_overrides(overrides: Sequence[str], checkpoint) -> list[str]:
-    """``model=<family of checkpoint>`` in front of ``overrides`` unless they choose the model.
+    """``model=<family of checkpoint>`` in front of ``overrides`` unless they choose the model, so
+    ``checkpoint=X model.share_hands=false`` changes X's own family.
 
     The family's YAML hyperparameters are then used (for ``tds_conv_ctc`` they are the reference's,
     which a converted Meta checkpoint has); a checkpoint whose shapes differ fails with one line
     when its weights are loaded, naming the checkpoint.
     """
-    if checkpoint is None or any(is_model_override(o) for o in overrides):
+    if checkpoint is None or any(chooses_model(o) for o in overrides):
         return list(overrides)
     from emgtf.inference.checkpoints import checkpoint_family
 

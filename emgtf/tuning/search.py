@@ -48,7 +48,7 @@ OBJECTIVE = "val_CER"
 PROJECT = "keras_tuner"  # KerasTuner's project folder inside the run folder
 TUNE_KEYS = ("space", "tuner")  # keys of configs/tune.yaml that are not part of a trial's fit config
 SEARCH_KEYS = ("resume", "run_dir")  # top-level keys that mean the search, not its trials
-ALGORITHMS = ("random", "bayesian", "hyperband")
+ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
 REPORTED = ("val_CER", "val_IER", "val_DER", "val_SER", "val_loss", "loss")
 
 
@@ -142,6 +142,8 @@ def _make_oracle(settings: dict, seed: int, epochs: int):
     )
     if settings["algorithm"] == "random":
         return keras_tuner.oracles.RandomSearchOracle(max_trials=settings["max_trials"], **common)
+    if settings["algorithm"] == "grid":  # every combination once, in order: equal budgets
+        return keras_tuner.oracles.GridSearchOracle(max_trials=settings["max_trials"], **common)
     if settings["algorithm"] == "bayesian":
         return keras_tuner.oracles.BayesianOptimizationOracle(
             max_trials=settings["max_trials"], num_initial_points=settings["num_initial_points"], **common

@@ -138,6 +138,16 @@ def test_a_unidirectional_rnn_streams_windowed():
     assert updates[-1].committed == ctc_greedy(streamed[None], [len(streamed)])[0]
 
 
+def test_a_conformer_streams_only_when_causal():
+    tiny = dict(mlp_features=[16], d_model=16, num_heads=2, num_layers=1, ff_size=16, conv_kernel=3)
+    with pytest.raises(EmgtfError, match=r"^model 'conformer': layer 'conformer_block_1' \(ConformerBlock\) "
+                       r"attends over the whole input .*model.causal=true\)$") as caught:
+        model_reach(models.build("conformer", **tiny))
+    assert "\n" not in str(caught.value)
+    reach = model_reach(models.build("conformer", causal=True, **tiny))
+    assert reach.unbounded_past and reach.future == 0  # causal subsampling: no future padding
+
+
 def test_models_that_cannot_stream_are_one_line_errors(setup, tmp_path, capsys):
     birnn = models.build("rnn", mlp_features=[16], hidden_size=8, num_layers=1)
     with pytest.raises(EmgtfError, match="bidirectional RNN, so every emission depends on the rest"):

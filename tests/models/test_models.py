@@ -12,7 +12,8 @@ from emgtf.errors import EmgtfError
 from emgtf.training.losses import CTCLoss, pack_targets
 from emgtf.cli.models import main as models_main
 
-FAMILIES = ["tds_conv_ctc", "rnn", "tcn", "tds_rnn", "conv_resnet", "transformer", "splashnet", "splashnet_mini"]
+FAMILIES = ["tds_conv_ctc", "rnn", "tcn", "tds_rnn", "conv_resnet", "transformer", "conformer", "splashnet",
+            "splashnet_mini"]
 
 # Small enough to build and run in well under a second each; every structural option that the
 # family has is switched on (GRU on the ConvResNet, conformer module on the transformer).
@@ -27,6 +28,7 @@ TINY = {
     "transformer": dict(
         mlp_features=[16], d_model=16, num_heads=2, num_layers=2, ff_size=32, conv_kernel=3
     ),
+    "conformer": dict(mlp_features=[16], d_model=16, num_heads=2, num_layers=2, ff_size=32, conv_kernel=3),
     "splashnet": dict(mlp_features=[16], block_channels=[4, 8], kernel_width=4),
     "splashnet_mini": dict(mlp_features=[16], block_channels=[4, 4], kernel_width=4),
 }
@@ -309,3 +311,61 @@ def test_each_splashnet_change_is_one_override_of_the_baseline():
                              (dict(share_hands=True), "fold_hands")):
         names = [lay.name for lay in tiny("tds_conv_ctc", **overrides).layers]
         assert layer in names, overrides
+
+
+def test_unsharing_the_hands_keeps_the_outputs_then_trains_each_hand_apart():
+    keras.utils.set_random_seed(3)
+    shared = tiny("splashnet_mini", spec_augment=False)
+    unshared = tiny("splashnet_mini", spec_augment=False, share_hands=False)
+    names = {layer.name for layer in unshared.layers}
+    assert {"split_hands", "hand0_tds_conv_1", "hand1_tds_fc_2", "join_hands"} <= names
+    assert "fold_hands" not in names
+    models.initialise_from(unshared, shared)
+    x = emg(2, 1200)
+    np.testing.assert_allclose(ops.convert_to_numpy(unshared(x)), ops.convert_to_numpy(shared(x)), atol=1e-6)
+    # Every weight of the shared MLP and TDS stack now exists once per hand; the classifier once.
+    per_hand = shared.get_layer("rotation_mlp").count_params() + sum(
+        layer.count_params() for layer in shared.layers if layer.name.startswith("tds_"))
+    assert unshared.count_params() == shared.count_params() + per_hand
+    unshared.compile(optimizer=keras.optimizers.Adam(1e-3), loss=CTCLoss(), run_eagerly=True)  # one step: no tracing
+    xb, yb = _ctc_batch(unshared)
+    before = {w.path: ops.convert_to_numpy(w) for w in unshared.trainable_weights}
+    unshared.train_on_batch(xb, yb)
+
+    def step(layer_name):  # the change of the layer's first weight (its kernel)
+        kernel = unshared.get_layer(layer_name).trainable_weights[0]
+        return ops.convert_to_numpy(kernel) - before[kernel.path]
+
+    for name in ("tds_conv_1", "tds_fc_2"):
+        left, right = step(f"hand0_{name}"), step(f"hand1_{name}")
+        assert np.abs(left).max() > 0 and np.abs(right).max() > 0
+        assert np.abs(left - right).max() > 1e-6, name
+    mlp = unshared.get_layer("rotation_mlp")
+    moved = ops.convert_to_numpy(mlp.kernels[0]) - before[mlp.kernels[0].path]
+    assert np.abs(moved[0] - moved[1]).max() > 1e-6
+
+
+def test_unsharing_refuses_a_model_that_differs_otherwise():
+    shared = tiny("splashnet_mini")
+    with pytest.raises(EmgtfError, match="hand0_tds_conv_1"):
+        models.initialise_from(tiny("splashnet_mini", share_hands=False, block_channels=[8, 8]), shared)
+    with pytest.raises(ValueError):  # joint hands (the baseline): nothing to un-share into
+        models.initialise_from(tiny("splashnet_mini", share_hands=False, split_hands=False), shared)
+
+
+def test_conformer_is_sized_like_the_baseline_and_its_causal_option_never_reads_ahead():
+    assert abs(models.build("conformer").count_params() / 5_293_315 - 1) < 0.1
+    x = emg(1, 1600)
+    later = x.copy()
+    later[:, 1000:] = emg(1, 600, seed=7)
+    # Spectrogram frames whose 64-sample windows end before sample 1000: 0 .. 58; at 2x
+    # subsampling, emissions 0 .. 29 read only those.
+    for causal in (True, False):
+        model = tiny("conformer", causal=causal, dropout=0.0)
+        a = ops.convert_to_numpy(model(x, training=False))
+        b = ops.convert_to_numpy(model(later, training=False))
+        early = np.abs(a[:, :30] - b[:, :30]).max()
+        assert (early < 1e-5) if causal else (early > 1e-3), (causal, early)
+        assert np.abs(a[:, 40:] - b[:, 40:]).max() > 1e-3
+    names = {layer.name for layer in tiny("conformer", causal=True).layers}
+    assert "padding_mask" not in names and "frame_mask" not in names

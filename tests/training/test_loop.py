@@ -236,3 +236,28 @@ def test_nan_stops_training_naming_epoch_and_step_and_keeps_the_last_good_checkp
     weights = load_checkpoint(tmp_path / "nan" / "last.keras").get_weights()
     assert all(np.isfinite(w).all() for w in weights)
     assert len(read_history(tmp_path / "nan" / "history.csv")) == 1
+
+
+@pytest.mark.slow  # a whole fit run with its test evaluation: ~20 s on 2 cores
+def test_fit_unshares_the_hands_of_a_shared_checkpoint(data, tmp_path):
+    """``fit checkpoint=<splashnet> model.share_hands=false``: the checkpoint's family, each hand
+    its own TDS stack, both starting from the shared weights."""
+    from emgtf import models
+    from tests.helpers import random_emg
+
+    root, split = data
+    keras.utils.set_random_seed(0)
+    sizes = ["model.mlp_features=[16]", "model.block_channels=[4,4]", "model.kernel_width=4"]
+    shared = models.build("splashnet_mini", mlp_features=[16], block_channels=[4, 4], kernel_width=4)
+    shared.save(tmp_path / "shared.keras")
+    args = [a for a in tiny_overrides(root, split, tmp_path / "ft", "logger=none", "trainer.epochs=1",
+                                      "schedule=constant", f"checkpoint={tmp_path / 'shared.keras'}",
+                                      "model.share_hands=false", *sizes)
+            if not a.startswith(("model.hidden_size", "model.num_layers"))]
+    cfg = fit.load_config(args)
+    assert cfg.model.family == "splashnet_mini" and cfg.model.share_hands is False
+    result = training.train(cfg, hp_overrides={"optimizer.learning_rate": 1e-12})
+    tuned = load_checkpoint(result.last_checkpoint, "splashnet_mini")
+    assert "hand1_tds_fc_2" in {layer.name for layer in tuned.layers}
+    x = random_emg(1, 1500)
+    np.testing.assert_allclose(tuned(x, training=False).numpy(), shared(x, training=False).numpy(), atol=1e-5)

@@ -227,8 +227,8 @@ def test_unknown_space_or_search_setting_is_a_one_line_error(data, tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("emgtf.tune: error: space=regularisation: unknown search space 'regularisation'")
     assert "regularization" in err and "\n" not in err
-    with pytest.raises(EmgtfError, match="tuner.algorithm: unknown algorithm 'grid'"):
-        tune.Search(tiny(data, tmp_path / "b", "tuner.algorithm=grid"))
+    with pytest.raises(EmgtfError, match="tuner.algorithm: unknown algorithm 'annealing'"):
+        tune.Search(tiny(data, tmp_path / "b", "tuner.algorithm=annealing"))
     with pytest.raises(EmgtfError, match="unknown config key 'tuner.max_trails'"):
         tune.Search(tiny(data, tmp_path / "c", "tuner.max_trails=3"))
     with pytest.raises(EmgtfError, match="chooses the model itself"):
@@ -270,6 +270,32 @@ def test_family_space_activates_only_the_chosen_familys_sub_space():
         if family == "tds_conv_ctc":
             assert overrides["block_channels"] == [24] * values["tds_blocks"]
     assert len(seen) >= 4
+
+
+def test_families_space_trains_every_family_once_under_grid_search(tmp_path):
+    from emgtf import models
+    from emgtf.tuning.search import _make_oracle
+
+    space = search_space.load("families")
+    search_space.check_keys(space, config.compose("fit"))
+    options = list(space["model"].values)
+    assert sorted(search_space.model_option_family(o) for o in options) == sorted(models.available())
+    hp = keras_tuner.HyperParameters()
+    space.declare(hp)
+    settings = {"algorithm": "grid", "max_trials": 20, "max_retries_per_trial": 0,
+                "max_consecutive_failed_trials": 3}
+    oracle = _make_oracle(settings, seed=0, epochs=1)
+    oracle.hyperparameters = hp
+    oracle._set_project_dir(str(tmp_path), "families")
+    drawn = []
+    for _ in range(len(options) + 2):
+        trial = oracle.create_trial("chief")
+        if trial.status != "RUNNING":
+            break
+        drawn.append(space.to_overrides(trial.hyperparameters.values)[0])
+        oracle.update_trial(trial.trial_id, {"val_CER": 50.0})
+        oracle.end_trial(trial)
+    assert drawn == options  # each once, in the space's order, then the grid is exhausted
 
 
 def _free_port() -> int:

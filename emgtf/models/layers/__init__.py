@@ -9,15 +9,18 @@ The raw EMG window goes into the model; the feature layers are its first layers:
 - :mod:`~emgtf.models.layers.normalization`: ``SpectrogramNorm``, ``RollingTimeNorm``;
 - :mod:`~emgtf.models.layers.rotation_mlp`: ``RotationInvariantMLP``;
 - :mod:`~emgtf.models.layers.tds`: ``TDSConvBlock``, ``TDSFullyConnectedBlock``;
-- :mod:`~emgtf.models.layers.bands`: ``FoldBands``, ``UnfoldBands`` (one encoder per hand, shared);
+- :mod:`~emgtf.models.layers.bands`: ``FoldBands``, ``UnfoldBands`` (one encoder per hand, shared),
+  ``SplitBands`` (one encoder per hand, each its own);
 - :mod:`~emgtf.models.layers.conv`: ``ConvBlock1D``, ``ConvSubsampling``;
+- :mod:`~emgtf.models.layers.conformer`: ``ConformerBlock`` (rotary positions, causal option);
 - :mod:`~emgtf.models.layers.transformer`: ``SinusoidalPositionEncoding``, ``FramePaddingMask``,
   ``TransformerBlock``.
 """
 
 from emgtf.models.layers.augmentation import SpecAugment, TemporalCropResize
-from emgtf.models.layers.bands import FoldBands, UnfoldBands
+from emgtf.models.layers.bands import FoldBands, SplitBands, UnfoldBands
 from emgtf.models.layers.base import nonnegative
+from emgtf.models.layers.conformer import ConformerBlock
 from emgtf.models.layers.conv import ConvBlock1D, ConvSubsampling
 from emgtf.models.layers.normalization import RollingTimeNorm, SpectrogramNorm
 from emgtf.models.layers.rotation_mlp import RotationInvariantMLP
@@ -35,6 +38,7 @@ from emgtf.models.layers.transformer import (
 )
 
 __all__ = [
+    "ConformerBlock",
     "POWER_FLOOR",
     "ConvBlock1D",
     "ConvSubsampling",
@@ -47,6 +51,7 @@ __all__ = [
     "SpecAugment",
     "SpectrogramNorm",
     "SpectrumBands",
+    "SplitBands",
     "TDSConvBlock",
     "TDSFullyConnectedBlock",
     "TemporalCropResize",

@@ -1,5 +1,7 @@
 """Moving the two hands between the feature axis and the batch axis, so that one stack of layers
-runs on each hand's features with shared weights (SplashNet's split-and-share encoder)."""
+runs on each hand's features with shared weights (SplashNet's split-and-share encoder), or
+splitting the features into one tensor per hand for stacks with their own weights (its un-shared
+fine-tuning variant)."""
 
 from __future__ import annotations
 
@@ -51,6 +53,25 @@ class UnfoldBands(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         batch = None if input_shape[0] is None else input_shape[0] // self.bands
         return (batch, input_shape[1], input_shape[2] * self.bands)
+
+    def get_config(self):
+        return {**super().get_config(), "bands": self.bands}
+
+
+@register
+class SplitBands(keras.layers.Layer):
+    """``(B, F, bands * f)`` -> a list of ``bands`` tensors ``(B, F, f)``, band-major: each hand's
+    half of the features, for per-hand layers joined again by concatenation."""
+
+    def __init__(self, bands: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.bands = int(bands)
+
+    def call(self, inputs):
+        return ops.split(inputs, self.bands, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return [(input_shape[0], input_shape[1], input_shape[2] // self.bands)] * self.bands
 
     def get_config(self):
         return {**super().get_config(), "bands": self.bands}

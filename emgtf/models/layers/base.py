@@ -23,6 +23,19 @@ register = keras.saving.register_keras_serializable(package="emgtf")
 NORM_EPSILON = 1e-5
 
 
+class MaskedInputBuild:
+    """For layers called as ``layer(frames, padding_mask=mask)``: built from the frames' shape
+    alone. Keras would otherwise record the mask's shape too and call ``build()`` with both on
+    reload. The layer's ``build`` stores ``self._built_input_shape``."""
+
+    def get_build_config(self):
+        return {"input_shape": self._built_input_shape}
+
+    def build_from_config(self, config):
+        if config:
+            self.build(config["input_shape"])
+
+
 def nonnegative(lengths):
     """``max(lengths, 0)`` for python ints, numpy values and backend tensors alike."""
     if isinstance(lengths, (int, np.integer)) and not isinstance(lengths, bool):

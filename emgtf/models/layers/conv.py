@@ -10,6 +10,7 @@ from keras import ops
 
 from emgtf.models.layers.base import (
     NORM_EPSILON,
+    MaskedInputBuild,
     nonnegative,
     register,
     serialize_regularizer,
@@ -117,16 +118,17 @@ class ConvBlock1D(keras.layers.Layer):
 
 
 @register
-class ConvSubsampling(keras.layers.Layer):
+class ConvSubsampling(MaskedInputBuild, keras.layers.Layer):
     """Strided convolutions that shorten the frame sequence by ``factor`` (1, 2, 4, 8, ...).
 
     Input ``(batch, frames, features)`` and an optional ``padding_mask`` ``(batch, frames)``;
     output ``(batch, ceil(frames / factor), filters)``: one convolution (``kernel_size``, stride
     2, optional BatchNorm, ReLU) per halving. Output frame i of a stage reads input frames
     ``2i - (kernel_size - 1) // 2 ...``: fixed padding rather than Keras' "same", whose
-    alignment flips with the parity of the length. Padded frames are zeroed before each stage,
-    so an example reads the same values in a padded batch as alone. Attention cost falls with
-    the square of the factor.
+    alignment flips with the parity of the length. ``causal``: frames ``2i - kernel_size + 1
+    ... 2i`` instead, none later than the output's own. Padded frames are zeroed before each
+    stage, so an example reads the same values in a padded batch as alone. Attention cost falls
+    with the square of the factor.
     """
 
     def __init__(
@@ -136,9 +138,11 @@ class ConvSubsampling(keras.layers.Layer):
         kernel_size=3,
         batch_norm=False,
         kernel_regularizer=None,
+        causal=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.causal = bool(causal)
         factor = int(factor)
         if factor < 1 or factor & (factor - 1):
             raise ValueError(f"factor must be a power of 2, got {factor}")
@@ -179,18 +183,15 @@ class ConvSubsampling(keras.layers.Layer):
             if self.norms:
                 self.norms[i].build((None, None, features))
 
-    # Built from the frames' shape alone (see TransformerBlock).
-    def get_build_config(self):
-        return {"input_shape": self._built_input_shape}
-
-    def build_from_config(self, config):
-        if config:
-            self.build(config["input_shape"])
+    @property
+    def padding(self) -> tuple[int, int]:
+        """Input frames of zero padding (before, after) of each stage's convolution."""
+        before = self.kernel_size - 1 if self.causal else (self.kernel_size - 1) // 2
+        return before, self.kernel_size - 1 - before
 
     def call(self, inputs, padding_mask=None, training=None):
         x = inputs
-        before = (self.kernel_size - 1) // 2
-        after = self.kernel_size - 1 - before
+        before, after = self.padding
         for i, conv in enumerate(self.convs):
             if padding_mask is not None:
                 x = x * ops.cast(padding_mask, x.dtype)[:, :, None]
@@ -222,4 +223,5 @@ class ConvSubsampling(keras.layers.Layer):
             "kernel_size": self.kernel_size,
             "batch_norm": self.batch_norm,
             "kernel_regularizer": serialize_regularizer(self.kernel_regularizer),
+            "causal": self.causal,
         }

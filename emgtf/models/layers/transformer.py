@@ -7,7 +7,7 @@ import math
 import keras
 from keras import ops
 
-from emgtf.models.layers.base import NORM_EPSILON, register, serialize_regularizer
+from emgtf.models.layers.base import MaskedInputBuild, NORM_EPSILON, register, serialize_regularizer
 from emgtf.models.layers.spectrogram import frames_for_samples
 
 
@@ -88,7 +88,7 @@ class FramePaddingMask(keras.layers.Layer):
 
 
 @register
-class TransformerBlock(keras.layers.Layer):
+class TransformerBlock(MaskedInputBuild, keras.layers.Layer):
     """Pre-LayerNorm transformer encoder block, optionally with a Conformer convolution module.
 
     Input ``(batch, frames, d_model)`` and an optional ``padding_mask`` ``(batch, frames)`` (1 =
@@ -202,15 +202,6 @@ class TransformerBlock(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
-
-    # Built from the frames' shape alone; Keras would otherwise record the mask's shape too and
-    # call build() with both on reload.
-    def get_build_config(self):
-        return {"input_shape": self._built_input_shape}
-
-    def build_from_config(self, config):
-        if config:
-            self.build(config["input_shape"])
 
     def get_config(self):
         return {
