@@ -280,9 +280,10 @@ def _count_devices(kind: str, devices):
     return devices, "CPU"
 
 
-def _configure_devices(n: int, device_type: str) -> list[str]:
+def _configure_devices(n: int, device_type: str, *, names: bool) -> list[str]:
     """Makes ``n`` devices of ``device_type`` visible (logical CPU devices on a CPU-only host),
-    which TensorFlow allows only before it starts; returns their names."""
+    which TensorFlow allows only before it starts; returns their names if ``names`` (listing them
+    starts TensorFlow, which multi-worker collectives must come before)."""
     import tensorflow as tf
 
     try:
@@ -293,6 +294,8 @@ def _configure_devices(n: int, device_type: str) -> list[str]:
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
     except RuntimeError:
         pass  # TensorFlow already runs (an earlier run of this process): use what it has
+    if not names:
+        return []
     have = tf.config.list_logical_devices(device_type)
     if len(have) < n:
         raise EmgtfError(f"trainer.devices={n}: TensorFlow already started in this process with "
@@ -319,13 +322,17 @@ def setup(cfg) -> Distribution:
     else:
         import tensorflow as tf
 
-        names = _configure_devices(n, device_type)
+        names = _configure_devices(n, device_type, names=kind == "mirrored")
         if kind == "mirrored":
             engine = tf.distribute.MirroredStrategy(names)
             dist = Distribution(kind, n, engine=engine)
         else:
             cluster = read_cluster()
-            engine = tf.distribute.MultiWorkerMirroredStrategy()
+            try:
+                engine = tf.distribute.MultiWorkerMirroredStrategy()
+            except RuntimeError as e:
+                raise EmgtfError(f"trainer.strategy=multi_worker must start before TensorFlow does in "
+                                 f"this process ({e}); run the training in a new process") from None
             dist = Distribution(kind, n, cluster.tasks, cluster.pipeline, cluster.chief, engine)
     _STARTED[key] = dist
     return dist

@@ -319,6 +319,14 @@ def _train_in(path: Path, cfg, model, *, family, split, root, split_spec, resume
                 )
         else:
             print(f"emgtf.fit: {path} already has {initial_epoch} epochs (trainer.epochs={epochs})")
+    except ValueError as e:
+        if distribution.kind == "multi_worker" and "PerReplica" in str(e):
+            # Keras 3's fit cannot take MultiWorkerMirroredStrategy's batches yet (it fails
+            # before the first step); a one-line error instead of a page of tensors.
+            raise EmgtfError("trainer.strategy=multi_worker: Keras 3's model.fit fails on "
+                             "MultiWorkerMirroredStrategy batches before the first step (upstream bug "
+                             "keras-team/keras#20585); train on one host (mirrored) for now") from None
+        raise
     except KeyboardInterrupt:
         if state.last_checkpoint.is_file():
             print(f"\nemgtf.fit: interrupted; continue with: python -m emgtf.fit resume=true run_dir={path}",
