@@ -30,7 +30,9 @@ COMMON_KEYS = (
     ("data.root", "folder of session .hdf5 files; null = the embedded synthetic dataset"),
     ("data.split", "split name (configs/splits) or split file; null = the dataset's own"),
     ("trainer.epochs", "epochs to train"),
-    ("trainer.batch_size", "windows per batch"),
+    ("trainer.batch_size", "windows per batch of one device"),
+    ("trainer.devices", "devices to train on: N or auto (all GPUs)"),
+    ("trainer.strategy", "auto | one_device | mirrored | multi_worker | data_parallel"),
     ("trainer.window_length", "samples per training window (+ trainer.padding of context)"),
     ("optimizer.learning_rate", "peak learning rate"),
     ("trainer.mixed_precision", "false | true | mixed_bfloat16"),
@@ -125,6 +127,8 @@ def main(argv: list[str]) -> int:
 
     make_decoder(cfg.decoder)  # a bad decoder option or a missing LM fails now, not after training
     result = train(cfg)
+    if not result.chief:
+        return 0  # another host of a cluster: the chief writes the run folder and evaluates
     if result.best_checkpoint is None:
         print("emgtf.fit: no best checkpoint to evaluate", file=sys.stderr)
         return 0

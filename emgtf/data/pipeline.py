@@ -401,6 +401,7 @@ def make_dataset(
     drop_remainder: bool = False,
     num_parallel_calls: int | None = None,
     max_open_files: int = 64,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """A tf.data.Dataset of padded dict batches of windows of the given session files.
 
@@ -414,7 +415,12 @@ def make_dataset(
     ``augment``: raw-signal augmentations (:class:`Augmentations` or a dict of its fields), for
     training only. ``fraction`` in (0, 1]: keep this share of the windows (at least one), a fixed
     random subset drawn with ``seed``. ``num_parallel_calls``: batches prepared at once (default
-    AUTOTUNE); batches always come in a deterministic order.
+    AUTOTUNE); batches always come in a deterministic order. ``shard`` = (index, count): this
+    pipeline reads only its share of the windows, for one of ``count`` hosts training together:
+    every host draws the same subset, jitter and order (the same ``seed``) and takes every
+    count-th window of it, so the shares are disjoint and equal in size (up to count - 1 windows
+    of an epoch are left out, different ones each epoch when shuffled); augmentation draws
+    differ between the shares.
 
     A session shorter than the window gives no windows and one warning; if no session gives any,
     or the list is empty, it is an :class:`EmgtfError`. See the module docstring for the windows
@@ -440,6 +446,13 @@ def make_dataset(
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
         raise EmgtfError(f"seed must be a non-negative integer or None, got {seed!r}")
     augment = as_augmentations(augment)
+    if shard is not None:
+        index, count = shard
+        count = _positive_int("shard count", count)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+            raise EmgtfError(f"shard must be (index, count) with 0 <= index < count, got {shard!r}")
+        if seed is None:
+            raise EmgtfError("shard needs a seed: every host must draw the same order of windows")
 
     indexed = [_index_session(p) for p in paths]
     table = _window_table(indexed, window_length, stride)
@@ -451,6 +464,8 @@ def make_dataset(
         states = np.random.SeedSequence(int(seed)).generate_state(4)
         subset_rng = np.random.default_rng(int(states[0]))
         jitter_seed, shuffle_seed, augment_seed = (int(s) for s in states[1:])
+        if shard is not None and shard[0] > 0:
+            augment_seed = int(np.random.SeedSequence([int(seed), shard[0]]).generate_state(1)[0])
 
     total = len(table["session"])
     if fraction < 1:
@@ -468,6 +483,8 @@ def make_dataset(
         rows = rows.map(lambda s, o, _, n: (s, o, n))
     if shuffle:
         rows = rows.shuffle(total, seed=shuffle_seed, reshuffle_each_iteration=True)
+    if shard is not None:
+        rows = rows.take(total - total % shard[1]).shard(shard[1], shard[0])
     batches = rows.batch(batch_size, drop_remainder=drop_remainder)
 
     reader = _Reader(indexed, left, right, None if window_length is None else left + window_length + right,

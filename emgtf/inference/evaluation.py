@@ -19,13 +19,16 @@ from emgtf.files import write_json
 from emgtf.inference.runners import check_finite, forward
 
 
-def validate(model, dataset, loss, decoder=None, *, samples: int = 0, source: str | None = None) -> dict:
+def validate(model, dataset, loss, decoder=None, *, samples: int = 0, source: str | None = None,
+             forward_fn=None) -> dict:
     """Loss and error rates of ``model`` on every window of ``dataset`` (dict batches).
 
     The loss is averaged over windows like the training loss; the rates are summed over the split
     (:class:`emgtf.metrics.ErrorCounter`). Greedy decoding unless a ``decoder`` is given.
     ``samples`` > 0 adds ``"samples"``: (prediction, target) of the first that many windows.
     Non-finite log-probabilities are an EmgtfError naming ``source`` (the model), session and frame.
+    ``forward_fn`` (emg -> log-probabilities) replaces :func:`forward`, e.g. for a model trained on
+    several devices (:meth:`emgtf.training.distribute.Distribution.forward`).
     """
     import keras
 
@@ -40,7 +43,7 @@ def validate(model, dataset, loss, decoder=None, *, samples: int = 0, source: st
     total_loss, windows = 0.0, 0
     kept = []
     for batch in dataset:
-        log_probs = forward(model, batch["emg"])
+        log_probs = forward(model, batch["emg"]) if forward_fn is None else forward_fn(batch["emg"])
         emitted = emitted_frames(model, batch["emg_lengths"].numpy(), log_probs.shape[1])
         _check(log_probs, emitted, batch, source or f"model {model.name}")
         labels, label_lengths = batch["labels"].numpy(), batch["label_lengths"].numpy()

@@ -7,7 +7,7 @@
 - :mod:`~emgtf.training.optimizers`, :mod:`~emgtf.training.schedules`: Adam(W) and warm-up + cosine;
 - :mod:`~emgtf.training.history`: ``history.csv`` and the end-of-run table;
 - :mod:`~emgtf.training.run_dir`: run folders; :mod:`~emgtf.training.runtime`: seed, determinism,
-  precision;
+  precision; :mod:`~emgtf.training.distribute`: several devices and hosts;
 - :mod:`~emgtf.training.wandb_logging`: Weights & Biases.
 """
 

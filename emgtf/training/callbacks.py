@@ -48,9 +48,10 @@ class Validation(keras.callbacks.Callback):
     """After every epoch: greedy CER etc. over the whole validation split into the logs
     (``val_loss``, ``val_CER``, ``val_IER``, ``val_DER``, ``val_SER``)."""
 
-    def __init__(self, dataset, loss, state: RunState):
+    def __init__(self, dataset, loss, state: RunState, forward=None):
         super().__init__()
         self.dataset, self.loss, self.state = dataset, loss, state
+        self.forward = forward  # emg -> log-probs; None: the usual one (see Distribution.forward)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.state.diverged or logs is None:
@@ -58,7 +59,8 @@ class Validation(keras.callbacks.Callback):
         from emgtf.inference.evaluation import validate
 
         source = f"the model of epoch {epoch + 1} (run folder {self.state.run_dir})"
-        result = validate(self.model, self.dataset, self.loss, samples=SAMPLE_DECODINGS, source=source)
+        result = validate(self.model, self.dataset, self.loss, samples=SAMPLE_DECODINGS, source=source,
+                          forward_fn=self.forward)
         self.state.samples = result["samples"]  # for the W&B table of sample decodings
         logs["val_loss"] = result["loss"]
         for rate in RATES:

@@ -59,6 +59,9 @@ def check_training_config(cfg) -> None:
             or any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in padding)):
         raise EmgtfError(f"trainer.padding must be two integers >= 0 (left, right), got {padding!r}")
     _number(cfg, "trainer.fraction", 0, 1, low_open=True, default=1.0)
+    from emgtf.training.distribute import check_config
+
+    check_config(cfg.trainer)
     if cfg.trainer.get("verbose", "auto") not in ("auto", 0, 1, 2):
         raise EmgtfError(f"trainer.verbose must be auto, 0, 1 or 2, got {cfg.trainer.verbose!r}")
 

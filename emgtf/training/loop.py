@@ -76,13 +76,14 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     epochs_completed: int = 0
     skipped_windows: int = 0
+    chief: bool = True  # False on the other hosts of a cluster: they write no run folder
 
 
 def _validate(cfg) -> None:
     check_training_config(cfg)
 
 
-def _datasets(cfg, split, model, packer):
+def _datasets(cfg, split, model, packer, distribution):
     from emgtf.data import make_dataset
 
     t = cfg.trainer
@@ -92,13 +93,15 @@ def _datasets(cfg, split, model, packer):
         [str(p) for p in split.train],
         stride=t.get("stride"),
         jitter=bool(t.jitter),
-        batch_size=int(t.batch_size),
+        batch_size=distribution.pipeline_batch(int(t.batch_size)),
         shuffle=True,
         seed=int(cfg.seed),
         augment=augment,
         fraction=float(t.get("fraction", 1.0)),
-        # XLA compiles one program per batch shape: no odd-sized last batch when it is on.
-        drop_remainder=bool(t.get("jit_compile", False)),
+        # XLA compiles one program per batch shape: no odd-sized last batch when it is on; with
+        # several replicas every replica gets a full batch at every step.
+        drop_remainder=bool(t.get("jit_compile", False)) or distribution.replicas > 1,
+        shard=distribution.shard(),
         **common,
     )
     # Validation windows are the training windows without jitter, shuffling or augmentation.
@@ -164,12 +167,14 @@ def train(
     # Config and file mistakes are reported above, before TensorFlow loads (seconds).
     from emgtf.training.runtime import setup_runtime
 
-    setup_runtime(cfg)
+    distribution = setup_runtime(cfg)
     from emgtf import models
 
     # The model is built (in memory only) before the run folder is claimed, so that a model that
-    # cannot fit the window leaves no folder behind.
-    model = models.build(family, **hp)
+    # cannot fit the window leaves no folder behind. Under several devices its variables are the
+    # engine's (mirrored on every replica), so it is built in the engine's scope.
+    with distribution.scope():
+        model = models.build(family, **hp)
     check_window_fits(model, cfg)
     if cfg.get("checkpoint") is not None and not resume:
         source = load_checkpoint(cfg.checkpoint, family)
@@ -184,11 +189,14 @@ def train(
             raise EmgtfError(f"checkpoint {cfg.checkpoint}: {e}") from None
         del source
 
+    run = dict(family=family, split=split, root=root, split_spec=split_spec,
+               extra_callbacks=extra_callbacks, wandb_session=wandb_session, distribution=distribution)
+    if not distribution.chief:
+        return _train_as_worker(cfg, model, **run)
     claim = claim_run_dir(cfg.run_dir, resume=resume, family=family)
     try:
-        result = _train_in(claim.path, cfg, model, family, split, root, split_spec,
-                           resume=claim.resume, extra_callbacks=extra_callbacks,
-                           wandb_session=wandb_session)
+        with distribution.scope():
+            result = _train_in(claim.path, cfg, model, resume=claim.resume, source=claim.path, **run)
     except BaseException:
         claim.release(discard=True)  # a folder this run created and never wrote to goes again
         raise
@@ -196,11 +204,32 @@ def train(
     return result
 
 
-def _train_in(path: Path, cfg, model, family, split, root, split_spec, *, resume: bool,
-              extra_callbacks, wandb_session) -> TrainResult:
-    """The run itself, in the claimed (locked) folder ``path``."""
+def _train_as_worker(cfg, model, **run) -> TrainResult:
+    """A host other than the chief: the same steps (the engine needs every host at every save
+    and collective), its files in a temporary folder that goes at the end; a resumed run starts
+    from the chief's run folder, which every host must see."""
+    import shutil
+    import tempfile
+
+    source = Path(str(cfg.run_dir)).expanduser() if cfg.run_dir is not None else None
+    resume = bool(cfg.resume) and source is not None and (source / "last.keras").is_file()
+    scratch = Path(tempfile.mkdtemp(prefix="emgtf-worker-"))
+    try:
+        with run["distribution"].scope():
+            result = _train_in(scratch, cfg, model, resume=resume, source=source, **run)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result.chief = False
+    result.best_checkpoint = result.last_checkpoint = None
+    return result
+
+
+def _train_in(path: Path, cfg, model, *, family, split, root, split_spec, resume: bool, source,
+              extra_callbacks, wandb_session, distribution) -> TrainResult:
+    """The run itself, writing into the claimed (locked) folder ``path`` (a temporary one on a
+    host other than the chief), resuming from the run folder ``source``."""
     if resume:
-        check_family(path / "last.keras", family)
+        check_family(source / "last.keras", family)
     import keras
 
     from emgtf.training import wandb_logging
@@ -217,9 +246,15 @@ def _train_in(path: Path, cfg, model, family, split, root, split_spec, *, resume
     from emgtf.training.schedules import make_schedule
 
     packer = TargetPacker(model)
-    train_ds, val_ds = _datasets(cfg, split, model, packer)
-    steps = int(train_ds.cardinality())
+    train_ds, val_ds = _datasets(cfg, split, model, packer, distribution)
+    steps = distribution.steps(int(train_ds.cardinality()))
+    distribution.check_same_on_all_hosts(cfg, steps)
     if steps <= 0:
+        if distribution.replicas > 1:
+            raise EmgtfError(
+                f"the training split gave no full step: a step of {distribution.replicas} devices "
+                f"takes {int(cfg.trainer.batch_size) * distribution.replicas} windows "
+                "(trainer.batch_size is per device)")
         raise EmgtfError("the training split gave no batches (sessions shorter than trainer.window_length?)")
     epochs = int(cfg.trainer.epochs)
     schedule = make_schedule(
@@ -235,8 +270,8 @@ def _train_in(path: Path, cfg, model, family, split, root, split_spec, *, resume
     state = RunState(run_dir=path)
     initial_epoch = 0
     if resume:
-        initial_epoch = _restore(model, path, steps)
-        state.history = [r for r in read_history(path / "history.csv", missing_ok=True) if r["epoch"] <= initial_epoch]
+        initial_epoch = _restore(model, source, steps)
+        state.history = [r for r in read_history(source / "history.csv", missing_ok=True) if r["epoch"] <= initial_epoch]
         validated = [r for r in state.history if "val/CER" in r]
         if validated:
             best = min(validated, key=lambda r: (r["val/CER"], r.get("val/loss", math.inf)))
@@ -249,29 +284,34 @@ def _train_in(path: Path, cfg, model, family, split, root, split_spec, *, resume
     callbacks = [
         DivergenceGuard(state),
         LearningRateLog(state),
-        Validation(val_ds, loss, state),
+        Validation(val_ds, loss, state, forward=distribution.forward(model)),
         History(state),
         Checkpoints(state, {"steps_per_epoch": steps, "family": family}),
     ]
-    if cfg.logger.get("tensorboard", False) and _tensorboard_available():
+    if distribution.chief and cfg.logger.get("tensorboard", False) and _tensorboard_available():
         callbacks.append(
             keras.callbacks.TensorBoard(log_dir=str(path / "tensorboard"), write_graph=False, profile_batch=0)
         )
     # W&B (logger=wandb) must never stop a run: wandb_logging warns and goes on without it.
-    wandb_run = wandb_logging.start_run(cfg, path, resume=resume, session=wandb_session)
+    wandb_run = (wandb_logging.start_run(cfg, path, resume=resume, session=wandb_session)
+                 if distribution.chief else None)
     wandb_logger = wandb_logging.WandbLogger(wandb_run, state) if wandb_run is not None else None
     if wandb_logger is not None:
         callbacks.append(wandb_logger)
     callbacks.extend(extra_callbacks)
 
-    print(f"emgtf.fit: {family} ({model.count_params():,} parameters), {steps} steps per epoch, "
-          f"epochs {initial_epoch + 1}..{epochs}, run folder {path}", flush=True)
+    where = f"run folder {path}" if distribution.chief else (
+        f"host {distribution.pipeline} of {distribution.pipelines} (the chief writes the run folder)")
+    devices = (f", {distribution.replicas} devices ({distribution.kind}), global batch "
+               f"{int(cfg.trainer.batch_size) * distribution.replicas}" if distribution.replicas > 1 else "")
+    print(f"emgtf.fit: {family} ({model.count_params():,} parameters), {steps} steps per epoch{devices}, "
+          f"epochs {initial_epoch + 1}..{epochs}, {where}", flush=True)
     try:
         if initial_epoch < epochs:
             with data_errors():
                 model.fit(
                     # One iterator for the whole run, re-initialising the pipeline every epoch.
-                    train_ds.repeat(),
+                    distribution.fit_data(train_ds, steps),
                     steps_per_epoch=steps,
                     epochs=epochs,
                     initial_epoch=initial_epoch,
@@ -281,6 +321,14 @@ def _train_in(path: Path, cfg, model, family, split, root, split_spec, *, resume
                 )
         else:
             print(f"emgtf.fit: {path} already has {initial_epoch} epochs (trainer.epochs={epochs})")
+    except ValueError as e:
+        if distribution.kind == "multi_worker" and "PerReplica" in str(e):
+            # Keras 3's fit cannot take MultiWorkerMirroredStrategy's batches yet (it fails
+            # before the first step); a one-line error instead of a page of tensors.
+            raise EmgtfError("trainer.strategy=multi_worker: Keras 3's model.fit fails on "
+                             "MultiWorkerMirroredStrategy batches before the first step (upstream bug "
+                             "keras-team/keras#20585); train on one host (mirrored) for now") from None
+        raise
     except KeyboardInterrupt:
         if state.last_checkpoint.is_file():
             print(f"\nemgtf.fit: interrupted; continue with: python -m emgtf.fit resume=true run_dir={path}",
@@ -306,7 +354,8 @@ def _train_in(path: Path, cfg, model, family, split, root, split_spec, *, resume
         epochs_completed=completed,
         skipped_windows=packer.skipped,
     )
-    print(summary_table(result), flush=True)
+    if distribution.chief:
+        print(summary_table(result), flush=True)
     return result
 
 

@@ -1,4 +1,5 @@
-"""Process-wide settings a run needs before its model is built: seed, determinism, precision."""
+"""Process-wide settings a run needs before its model is built: devices and their engine
+(:mod:`emgtf.training.distribute`), seed, determinism, precision."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ def _precision_policy(value) -> str:
 
 
 def setup_runtime(cfg):
+    """Applies the run's process-wide settings; returns its
+    :class:`~emgtf.training.distribute.Distribution`."""
+    from emgtf.training.distribute import setup
+
+    # First: logical devices and multi-worker collectives can only be set up before TensorFlow
+    # starts, and the calls below start it.
+    distribution = setup(cfg)
     import keras
     import tensorflow as tf
 
@@ -38,3 +46,4 @@ def setup_runtime(cfg):
 
         tf_config.disable_op_determinism()
     keras.config.set_dtype_policy(_precision_policy(cfg.trainer.get("mixed_precision", False)))
+    return distribution
