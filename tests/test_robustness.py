@@ -108,6 +108,47 @@ def test_a_run_that_died_before_its_first_checkpoint_restarts(tmp_path):
         claim_run_dir(tmp_path, resume=False, family="tcn")
 
 
+class Killed(Exception):
+    """Stands for the process dying in its first epoch."""
+
+
+def test_resume_of_a_run_that_died_before_its_first_checkpoint_starts_from_its_checkpoint(data, tmp_path, capfd):
+    import keras
+
+    from emgtf import models, training
+    from emgtf.cli import fit
+
+    keras.utils.set_random_seed(1)
+    start = models.build("tcn", **TINY_TCN)
+    start.set_weights([w + 0.25 if w.dtype.kind == "f" else w for w in start.get_weights()])
+    start.save(tmp_path / "start.keras")
+    run = tmp_path / "run"
+
+    class Die(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            raise Killed
+
+    with pytest.raises(Killed):
+        training.train(fit_cfg(data, run, f"checkpoint={tmp_path / 'start.keras'}"), extra_callbacks=[Die()])
+    assert not (run / "last.keras").exists() and (run / "config.yaml").is_file()
+
+    first_epoch = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            first_epoch.extend(self.model.get_weights())
+
+    capfd.readouterr()
+    training.train(fit.load_config(["resume=true", f"run_dir={run}"]), extra_callbacks=[Record()])
+    err = capfd.readouterr().err
+    assert "stopped before its first checkpoint; starting it afresh" in err
+    assert f"starting from the weights of checkpoint {tmp_path / 'start.keras'}" in err
+    assert len(first_epoch) == len(start.get_weights())
+    for got, want in zip(first_epoch, start.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert (run / "last.keras").is_file()
+
+
 # --- non-finite log-probabilities and overflowing EMG ----------------------------------------
 
 

@@ -171,19 +171,18 @@ def train(
     # cannot fit the window leaves no folder behind.
     model = models.build(family, **hp)
     check_window_fits(model, cfg)
-    if cfg.get("checkpoint") is not None and not resume:
-        source = load_checkpoint(cfg.checkpoint, family)
-        try:
-            model.set_weights(source.get_weights())
-        except ValueError as e:
-            raise EmgtfError(
-                f"checkpoint {cfg.checkpoint} does not fit the model.* hyperparameters "
-                f"({str(e).splitlines()[0]})"
-            ) from None
-        del source
+    start_from = cfg.get("checkpoint")
+    if start_from is not None and not resume:
+        _load_start_weights(model, start_from, family)
 
     claim = claim_run_dir(cfg.run_dir, resume=resume, family=family)
     try:
+        if resume and not claim.resume and start_from is not None:
+            # resume=true on a run that died before its first checkpoint starts it afresh: from
+            # the weights it was started from, as the fresh fit would have.
+            _load_start_weights(model, start_from, family)
+            print(f"emgtf.fit: starting from the weights of checkpoint {start_from} (the run's checkpoint=)",
+                  file=sys.stderr, flush=True)
         result = _train_in(claim.path, cfg, model, family, split, root, split_spec,
                            resume=claim.resume, extra_callbacks=extra_callbacks,
                            wandb_session=wandb_session)
@@ -192,6 +191,19 @@ def train(
         raise
     claim.release()
     return result
+
+
+def _load_start_weights(model, checkpoint, family: str) -> None:
+    """``model`` gets the weights of ``checkpoint`` (fine-tuning's start); one line if they do not fit."""
+    source = load_checkpoint(checkpoint, family)
+    try:
+        model.set_weights(source.get_weights())
+    except ValueError as e:
+        raise EmgtfError(
+            f"checkpoint {checkpoint} does not fit the model.* hyperparameters "
+            f"({str(e).splitlines()[0]})"
+        ) from None
+    del source
 
 
 def _train_in(path: Path, cfg, model, family, split, root, split_spec, *, resume: bool,
