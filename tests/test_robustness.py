@@ -255,6 +255,31 @@ def test_unknown_added_keys_are_refused():
     config.compose("fit", ["+trainer.stride=100"])  # adding a key that exists is harmless
 
 
+def test_force_add_overrides_behave_as_hydra_documents(data, tmp_path):
+    """``++key=value``: override the key if it exists, else add it (Hydra's force-add). Adding is
+    refused as for ``+key``, except model.* and decoder.* keys, which the model family refuses."""
+    from emgtf import training
+    from emgtf.cli import fit
+
+    cfg = config.compose("fit", ["++trainer.epochs=3", "++seed=7"])
+    assert cfg.trainer.epochs == 3 and cfg.seed == 7
+    for override, key in [("++trainer.foo=1", "trainer.foo"), ("++nothing=1", "nothing")]:
+        with pytest.raises(EmgtfError, match=f"unknown config key '{key}' .*emgtf reads no such key"):
+            config.compose("fit", [override])
+    with pytest.raises(EmgtfError, match="unknown hyperparameter 'foo'"):
+        training.train(fit_cfg(data, tmp_path / "run", "++model.foo=1"))
+    assert not (tmp_path / "run").exists()
+
+    # On a saved run's config (resume=true ...) the same rules.
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "config.yaml").write_text(config.to_yaml(fit_cfg(data, saved)))
+    resumed = fit.load_config(["resume=true", f"run_dir={saved}", "++trainer.epochs=5", "++model.foo=1"])
+    assert resumed.trainer.epochs == 5 and resumed.model.foo == 1
+    with pytest.raises(EmgtfError, match="unknown config key 'trainer.foo'"):
+        fit.load_config(["resume=true", f"run_dir={saved}", "++trainer.foo=1"])
+
+
 @pytest.mark.parametrize("override, family", [("model.kernel_width=500", "tds_conv_ctc"),
                                               ("model.n_fft=100000", "tcn")])
 def test_model_sizes_must_fit_the_window(data, tmp_path, override, family):
