@@ -67,6 +67,16 @@ def _parse(overrides: Sequence[str]):
     return parsed
 
 
+def parse_value(overrides: Sequence[str], key: str):
+    """The value the last of ``overrides`` gives ``key`` (None if none does), read without composing
+    a config: for the checks a command makes before its slow imports."""
+    value = None
+    for o in _parse(overrides):
+        if o.key_or_group == key and not o.is_delete():
+            value = o.value()
+    return value
+
+
 def group_options(group: str) -> list[str]:
     """The options of a config group (the YAML files in configs/<group>/), sorted."""
     directory = config_dir() / group

@@ -76,6 +76,52 @@ def test_second_fit_on_a_locked_run_dir_stops_with_one_line(data, tmp_path):
     assert not run.exists() or not any(run.iterdir())
 
 
+def tune_overrides(data, run_dir):
+    return tiny_tcn_overrides(data, run_dir, "space=regularization", "tuner.max_trials=100")
+
+
+def test_second_tune_on_a_locked_folder_stops_with_one_line(data, tmp_path):
+    from emgtf.training.run_lock import LOCK_FILE, RunLock
+
+    run = tmp_path / "search"
+    with RunLock.acquire(run):  # this process plays the running search
+        proc = run_cli("tune", *tune_overrides(data, run))
+        assert_one_line(proc, f"pid {os.getpid()}", socket.gethostname(), "in use")
+        assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE]
+
+
+@pytest.mark.slow  # a real search starts and trains; about 20 s
+def test_two_tunes_on_one_folder(data, tmp_path):
+    """A real search holds its folder: a second ``python -m emgtf.tune`` there stops at once naming
+    it, and leaves its files alone; Ctrl-C ends the first, which releases the lock."""
+    import signal
+    import time
+
+    from emgtf.training.run_lock import LOCK_FILE, read_holder
+
+    run = tmp_path / "search"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with open(tmp_path / "first.err", "w") as err:
+        first = subprocess.Popen([sys.executable, "-m", "emgtf.tune", *tune_overrides(data, run)],
+                                 stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 240
+        while read_holder(run / LOCK_FILE).get("pid") != first.pid or not (run / "search.json").is_file():
+            assert first.poll() is None, (tmp_path / "first.err").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the first search never took its lock"
+            time.sleep(0.2)
+        before = {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.is_file() and p.name != LOCK_FILE}
+        second = run_cli("tune", *tune_overrides(data, run))
+        assert_one_line(second, f"pid {first.pid}", socket.gethostname(), "in use", str(run))
+        assert first.poll() is None  # still searching, its files untouched
+        for name, mtime in before.items():
+            assert (run / name).stat().st_mtime_ns == mtime, name
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=120)
+    assert not (run / LOCK_FILE).exists()  # released on Ctrl-C
+
+
 def test_stale_lock_is_taken_over_with_a_warning(tmp_path):
     from emgtf.training.run_lock import LOCK_FILE, RunLock, RunLocked, read_holder
 
