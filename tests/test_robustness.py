@@ -413,13 +413,25 @@ def test_saved_model_signatures_check_their_inputs(tmp_path):
 # --- a full disk -----------------------------------------------------------------------------
 
 
-def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(data, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def finished_run(data, tmp_path_factory):
+    """A finished one-epoch run folder (copy it before changing it)."""
+    from emgtf import training
+
+    run = tmp_path_factory.mktemp("finished") / "run"
+    training.train(fit_cfg(data, run))
+    return run
+
+
+def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(data, finished_run, tmp_path, monkeypatch):
+    import shutil
+
     import keras
 
     from emgtf import training
 
     run = tmp_path / "run"
-    training.train(fit_cfg(data, run))
+    shutil.copytree(finished_run, run)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
 
     def full_disk(self, filepath, *args, **kwargs):
@@ -433,6 +445,82 @@ def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(data, tmp_p
     assert (run / "best.keras").read_bytes() == before["best.keras"]
     assert not [p.name for p in run.iterdir() if p.name.startswith(".") and "tmp" in p.name]
     assert not (run / ".emgtf.lock").exists()  # released on the error
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs at ``tmp_path/disk``, unmounted afterwards; skipped where mounting is not
+    permitted (not root, a container without CAP_SYS_ADMIN)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    try:
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                              capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        pytest.skip("no mount command here; the simulated full disk above stands in")
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or proc.returncode}); "
+                    "the simulated full disk above stands in")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True, timeout=30)
+
+
+def fill(disk: Path, leave: int) -> None:
+    """Fills ``disk`` until only about ``leave`` bytes (whole pages) are free."""
+    stat = os.statvfs(disk)
+    free = stat.f_bavail * stat.f_frsize
+    with open(disk / "filler", "wb") as f:
+        f.write(b"\0" * max(0, free - leave))
+    stat = os.statvfs(disk)
+    assert stat.f_bavail * stat.f_frsize <= leave + stat.f_frsize
+
+
+def test_real_full_disk_while_checkpointing(data, finished_run, small_disk):
+    """A real full file system (tmpfs): the checkpoint write fails with one line, its temporary file
+    goes, and the previous epoch's checkpoints are intact."""
+    import shutil
+
+    from emgtf import training
+
+    run = small_disk / "run"
+    shutil.copytree(finished_run, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    checkpoint = len(before["last.keras"])
+    # Room for the small files an epoch writes before its checkpoint (lock, config.yaml and
+    # history.csv, each beside its old copy first), not for the checkpoint itself.
+    leave = 8 * 4096
+    assert checkpoint > 2 * leave
+    fill(small_disk, leave)
+    with pytest.raises(EmgtfError) as raised:
+        training.train(fit_cfg(data, run, "resume=true", "trainer.epochs=2"))
+    message = str(raised.value)
+    assert message == f"{run / 'last.keras'}: cannot write it (No space left on device); the previous version, if any, is intact"
+    assert (run / "last.keras").read_bytes() == before["last.keras"]
+    assert (run / "best.keras").read_bytes() == before["best.keras"]
+    assert (run / "last.json").read_bytes() == before["last.json"]
+    assert sorted(p.name for p in run.iterdir()) == sorted(before)  # no temporary file, no lock
+
+
+def test_real_full_disk_while_exporting(data, small_disk, tmp_path, capsys):
+    """``python -m emgtf.export`` onto a full file system: one line naming the export, and no
+    export folder (finished or partial) left behind."""
+    from emgtf import models
+    from emgtf.cli import run
+    from emgtf.cli.export import main
+
+    checkpoint = tmp_path / "best.keras"
+    models.build("tcn", **TINY_TCN).save(checkpoint)
+    fill(small_disk, 4096)
+    out = small_disk / "exports" / "tcn"
+    for fmt in ("keras", "saved_model"):
+        code = run(main, "emgtf.export", [f"checkpoint={checkpoint}", f"out={out}", f"format={fmt}"])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert lines[0].startswith(f"emgtf.export: error: {out}") and "No space left on device" in lines[0], err
+        assert not out.exists()
+        assert sorted(p.name for p in small_disk.rglob("*")) == ["exports", "filler"], fmt
 
 
 def test_report_write_error_names_the_file(tmp_path, monkeypatch):

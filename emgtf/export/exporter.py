@@ -47,8 +47,11 @@ def export_model(
         )
     rule = EmissionRule.from_model(model)
     doc = metadata(model, rule, fmt, checkpoint=checkpoint, training_config=training_config)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:  # a folder takes a block on most file systems (not on tmpfs): a full disk can fail here
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as e:
+        raise write_error(out, e) from None
     try:
         try:
             if fmt == "saved_model":
