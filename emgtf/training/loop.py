@@ -22,7 +22,8 @@ What one run does (``train(cfg)``):
   each, see :func:`_replay_epochs`). Same seed, same machine: the same history, resumed or not.
 
 Files in the run folder: ``config.yaml`` (resolved), ``history.csv``, ``best.keras``,
-``last.keras``, ``last.json``, ``tensorboard/``.
+``last.keras``, ``last.json``, ``tensorboard/`` (scalars; the validation confusion matrix as
+an image with ``logger.tensorboard_images``).
 """
 
 from __future__ import annotations
@@ -267,6 +268,10 @@ def _train_in(path: Path, cfg, model, family, split, root, split_spec, *, resume
         callbacks.append(
             keras.callbacks.TensorBoard(log_dir=str(path / "tensorboard"), write_graph=False, profile_batch=0)
         )
+        if cfg.logger.get("tensorboard_images", False):
+            from emgtf.training.tensorboard_figures import TensorBoardFigures
+
+            callbacks.append(TensorBoardFigures(path / "tensorboard", state))
     # W&B (logger=wandb) must never stop a run: wandb_logging warns and goes on without it.
     wandb_run = wandb_logging.start_run(cfg, path, resume=resume, session=wandb_session)
     wandb_logger = wandb_logging.WandbLogger(wandb_run, state) if wandb_run is not None else None
