@@ -67,6 +67,16 @@ def _parse(overrides: Sequence[str]):
     return parsed
 
 
+def parse_value(overrides: Sequence[str], key: str):
+    """The value the last of ``overrides`` gives ``key`` (None if none does), read without composing
+    a config: for the checks a command makes before its slow imports."""
+    value = None
+    for o in _parse(overrides):
+        if o.key_or_group == key and not o.is_delete():
+            value = o.value()
+    return value
+
+
 def group_options(group: str) -> list[str]:
     """The options of a config group (the YAML files in configs/<group>/), sorted."""
     directory = config_dir() / group
@@ -100,8 +110,10 @@ ADDABLE = ("model.", "decoder.")
 
 
 def _refuse_added_keys(config_name, overrides, parsed) -> None:
-    """``+trainer.foo=1`` adds a key no code reads: a typo that would be ignored silently."""
-    added = [o for o in parsed if o.is_add() and not o.is_force_add()
+    """``+trainer.foo=1`` adds a key no code reads: a typo that would be ignored silently. So does
+    ``++trainer.foo=1`` (Hydra's force-add: override the key if it exists, else add it), whose
+    override of an existing key is fine."""
+    added = [o for o in parsed if (o.is_add() or o.is_force_add())
              and not str(o.key_or_group).startswith(ADDABLE) and o.key_or_group not in GROUPS]
     if not added:
         return
@@ -181,7 +193,8 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         if o.is_delete():
             raise EmgtfError(f"cannot delete '{key}' from a saved run's config")
         absent = OmegaConf.select(cfg, key, default="__absent__") == "__absent__"
-        if absent and (not o.is_add() or (not o.is_force_add() and not str(key).startswith(ADDABLE))):
+        # + and ++ may add model.* and decoder.* keys (checked where they are used), as in compose.
+        if absent and (not (o.is_add() or o.is_force_add()) or not str(key).startswith(ADDABLE)):
             raise EmgtfError(f"unknown config key '{key}' (override '{o.input_line}')")
         try:
             OmegaConf.update(cfg, key, o.value(), merge=True, force_add=o.is_add() or o.is_force_add())

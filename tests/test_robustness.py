@@ -76,6 +76,52 @@ def test_second_fit_on_a_locked_run_dir_stops_with_one_line(data, tmp_path):
     assert not run.exists() or not any(run.iterdir())
 
 
+def tune_overrides(data, run_dir):
+    return tiny_tcn_overrides(data, run_dir, "space=regularization", "tuner.max_trials=100")
+
+
+def test_second_tune_on_a_locked_folder_stops_with_one_line(data, tmp_path):
+    from emgtf.training.run_lock import LOCK_FILE, RunLock
+
+    run = tmp_path / "search"
+    with RunLock.acquire(run):  # this process plays the running search
+        proc = run_cli("tune", *tune_overrides(data, run))
+        assert_one_line(proc, f"pid {os.getpid()}", socket.gethostname(), "in use")
+        assert sorted(p.name for p in run.iterdir()) == [LOCK_FILE]
+
+
+@pytest.mark.slow  # a real search starts and trains; about 20 s
+def test_two_tunes_on_one_folder(data, tmp_path):
+    """A real search holds its folder: a second ``python -m emgtf.tune`` there stops at once naming
+    it, and leaves its files alone; Ctrl-C ends the first, which releases the lock."""
+    import signal
+    import time
+
+    from emgtf.training.run_lock import LOCK_FILE, read_holder
+
+    run = tmp_path / "search"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with open(tmp_path / "first.err", "w") as err:
+        first = subprocess.Popen([sys.executable, "-m", "emgtf.tune", *tune_overrides(data, run)],
+                                 stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 240
+        while read_holder(run / LOCK_FILE).get("pid") != first.pid or not (run / "search.json").is_file():
+            assert first.poll() is None, (tmp_path / "first.err").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the first search never took its lock"
+            time.sleep(0.2)
+        before = {p.name: p.stat().st_mtime_ns for p in run.iterdir() if p.is_file() and p.name != LOCK_FILE}
+        second = run_cli("tune", *tune_overrides(data, run))
+        assert_one_line(second, f"pid {first.pid}", socket.gethostname(), "in use", str(run))
+        assert first.poll() is None  # still searching, its files untouched
+        for name, mtime in before.items():
+            assert (run / name).stat().st_mtime_ns == mtime, name
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=120)
+    assert not (run / LOCK_FILE).exists()  # released on Ctrl-C
+
+
 def test_stale_lock_is_taken_over_with_a_warning(tmp_path):
     from emgtf.training.run_lock import LOCK_FILE, RunLock, RunLocked, read_holder
 
@@ -106,6 +152,47 @@ def test_a_run_that_died_before_its_first_checkpoint_restarts(tmp_path):
     (tmp_path / "history.csv").write_text("epoch\n1\n")  # a run with results is never reused
     with pytest.raises(EmgtfError, match="is not empty"):
         claim_run_dir(tmp_path, resume=False, family="tcn")
+
+
+class Killed(Exception):
+    """Stands for the process dying in its first epoch."""
+
+
+def test_resume_of_a_run_that_died_before_its_first_checkpoint_starts_from_its_checkpoint(data, tmp_path, capfd):
+    import keras
+
+    from emgtf import models, training
+    from emgtf.cli import fit
+
+    keras.utils.set_random_seed(1)
+    start = models.build("tcn", **TINY_TCN)
+    start.set_weights([w + 0.25 if w.dtype.kind == "f" else w for w in start.get_weights()])
+    start.save(tmp_path / "start.keras")
+    run = tmp_path / "run"
+
+    class Die(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            raise Killed
+
+    with pytest.raises(Killed):
+        training.train(fit_cfg(data, run, f"checkpoint={tmp_path / 'start.keras'}"), extra_callbacks=[Die()])
+    assert not (run / "last.keras").exists() and (run / "config.yaml").is_file()
+
+    first_epoch = []
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            first_epoch.extend(self.model.get_weights())
+
+    capfd.readouterr()
+    training.train(fit.load_config(["resume=true", f"run_dir={run}"]), extra_callbacks=[Record()])
+    err = capfd.readouterr().err
+    assert "stopped before its first checkpoint; starting it afresh" in err
+    assert f"starting from the weights of checkpoint {tmp_path / 'start.keras'}" in err
+    assert len(first_epoch) == len(start.get_weights())
+    for got, want in zip(first_epoch, start.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert (run / "last.keras").is_file()
 
 
 # --- non-finite log-probabilities and overflowing EMG ----------------------------------------
@@ -214,6 +301,31 @@ def test_unknown_added_keys_are_refused():
     config.compose("fit", ["+trainer.stride=100"])  # adding a key that exists is harmless
 
 
+def test_force_add_overrides_behave_as_hydra_documents(data, tmp_path):
+    """``++key=value``: override the key if it exists, else add it (Hydra's force-add). Adding is
+    refused as for ``+key``, except model.* and decoder.* keys, which the model family refuses."""
+    from emgtf import training
+    from emgtf.cli import fit
+
+    cfg = config.compose("fit", ["++trainer.epochs=3", "++seed=7"])
+    assert cfg.trainer.epochs == 3 and cfg.seed == 7
+    for override, key in [("++trainer.foo=1", "trainer.foo"), ("++nothing=1", "nothing")]:
+        with pytest.raises(EmgtfError, match=f"unknown config key '{key}' .*emgtf reads no such key"):
+            config.compose("fit", [override])
+    with pytest.raises(EmgtfError, match="unknown hyperparameter 'foo'"):
+        training.train(fit_cfg(data, tmp_path / "run", "++model.foo=1"))
+    assert not (tmp_path / "run").exists()
+
+    # On a saved run's config (resume=true ...) the same rules.
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "config.yaml").write_text(config.to_yaml(fit_cfg(data, saved)))
+    resumed = fit.load_config(["resume=true", f"run_dir={saved}", "++trainer.epochs=5", "++model.foo=1"])
+    assert resumed.trainer.epochs == 5 and resumed.model.foo == 1
+    with pytest.raises(EmgtfError, match="unknown config key 'trainer.foo'"):
+        fit.load_config(["resume=true", f"run_dir={saved}", "++trainer.foo=1"])
+
+
 @pytest.mark.parametrize("override, family", [("model.kernel_width=500", "tds_conv_ctc"),
                                               ("model.n_fft=100000", "tcn")])
 def test_model_sizes_must_fit_the_window(data, tmp_path, override, family):
@@ -301,13 +413,25 @@ def test_saved_model_signatures_check_their_inputs(tmp_path):
 # --- a full disk -----------------------------------------------------------------------------
 
 
-def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(data, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def finished_run(data, tmp_path_factory):
+    """A finished one-epoch run folder (copy it before changing it)."""
+    from emgtf import training
+
+    run = tmp_path_factory.mktemp("finished") / "run"
+    training.train(fit_cfg(data, run))
+    return run
+
+
+def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(data, finished_run, tmp_path, monkeypatch):
+    import shutil
+
     import keras
 
     from emgtf import training
 
     run = tmp_path / "run"
-    training.train(fit_cfg(data, run))
+    shutil.copytree(finished_run, run)
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
 
     def full_disk(self, filepath, *args, **kwargs):
@@ -321,6 +445,82 @@ def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(data, tmp_p
     assert (run / "best.keras").read_bytes() == before["best.keras"]
     assert not [p.name for p in run.iterdir() if p.name.startswith(".") and "tmp" in p.name]
     assert not (run / ".emgtf.lock").exists()  # released on the error
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs at ``tmp_path/disk``, unmounted afterwards; skipped where mounting is not
+    permitted (not root, a container without CAP_SYS_ADMIN)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    try:
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                              capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        pytest.skip("no mount command here; the simulated full disk above stands in")
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip() or proc.returncode}); "
+                    "the simulated full disk above stands in")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True, timeout=30)
+
+
+def fill(disk: Path, leave: int) -> None:
+    """Fills ``disk`` until only about ``leave`` bytes (whole pages) are free."""
+    stat = os.statvfs(disk)
+    free = stat.f_bavail * stat.f_frsize
+    with open(disk / "filler", "wb") as f:
+        f.write(b"\0" * max(0, free - leave))
+    stat = os.statvfs(disk)
+    assert stat.f_bavail * stat.f_frsize <= leave + stat.f_frsize
+
+
+def test_real_full_disk_while_checkpointing(data, finished_run, small_disk):
+    """A real full file system (tmpfs): the checkpoint write fails with one line, its temporary file
+    goes, and the previous epoch's checkpoints are intact."""
+    import shutil
+
+    from emgtf import training
+
+    run = small_disk / "run"
+    shutil.copytree(finished_run, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    checkpoint = len(before["last.keras"])
+    # Room for the small files an epoch writes before its checkpoint (lock, config.yaml and
+    # history.csv, each beside its old copy first), not for the checkpoint itself.
+    leave = 8 * 4096
+    assert checkpoint > 2 * leave
+    fill(small_disk, leave)
+    with pytest.raises(EmgtfError) as raised:
+        training.train(fit_cfg(data, run, "resume=true", "trainer.epochs=2"))
+    message = str(raised.value)
+    assert message == f"{run / 'last.keras'}: cannot write it (No space left on device); the previous version, if any, is intact"
+    assert (run / "last.keras").read_bytes() == before["last.keras"]
+    assert (run / "best.keras").read_bytes() == before["best.keras"]
+    assert (run / "last.json").read_bytes() == before["last.json"]
+    assert sorted(p.name for p in run.iterdir()) == sorted(before)  # no temporary file, no lock
+
+
+def test_real_full_disk_while_exporting(data, small_disk, tmp_path, capsys):
+    """``python -m emgtf.export`` onto a full file system: one line naming the export, and no
+    export folder (finished or partial) left behind."""
+    from emgtf import models
+    from emgtf.cli import run
+    from emgtf.cli.export import main
+
+    checkpoint = tmp_path / "best.keras"
+    models.build("tcn", **TINY_TCN).save(checkpoint)
+    fill(small_disk, 4096)
+    out = small_disk / "exports" / "tcn"
+    for fmt in ("keras", "saved_model"):
+        code = run(main, "emgtf.export", [f"checkpoint={checkpoint}", f"out={out}", f"format={fmt}"])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert lines[0].startswith(f"emgtf.export: error: {out}") and "No space left on device" in lines[0], err
+        assert not out.exists()
+        assert sorted(p.name for p in small_disk.rglob("*")) == ["exports", "filler"], fmt
 
 
 def test_report_write_error_names_the_file(tmp_path, monkeypatch):

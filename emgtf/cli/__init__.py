@@ -19,7 +19,8 @@ from emgtf.errors import EmgtfError
 COMMANDS = {
     "fit": ("train a model, then evaluate its best checkpoint on test", True),
     "evaluate": ("CER / IER / DER / SER of a checkpoint on whole sessions", True),
-    "tune": ("KerasTuner search over fit configs", True),
+    # tune loads TensorFlow itself, after refusing a search folder in use (emgtf.cli.tune).
+    "tune": ("KerasTuner search over fit configs", False),
     "personalize": ("a fit run per user from a generic checkpoint, then the per-user table", True),
     "export": ("write a SavedModel / .keras / ONNX model with export.json", True),
     "transcribe": ("decode one session file", True),
@@ -49,7 +50,15 @@ def configure_process(*, tensorflow: bool) -> None:
     # elsewhere (AVX2) its Eigen kernels train the TDS model about 1.4-1.8x slower. A user's own
     # setting wins.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    if tensorflow and os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+    if tensorflow:
+        load_tensorflow()
+
+
+def load_tensorflow() -> None:
+    """Imports TensorFlow quietly (:func:`quiet_tensorflow_import`) when Keras runs on it: what
+    :func:`configure_process` does for a command that uses TensorFlow, or the command itself later
+    (after the checks that need no TensorFlow, so that they answer in a second)."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         quiet_tensorflow_import()
 
 

@@ -76,8 +76,19 @@ def main(argv: list[str]) -> int:
         split=cfg.data.split,
         output=cfg.output,
         overwrite=bool(cfg.overwrite),
+        report=_flag(cfg, "report"),
+        report_session=cfg.report_session,
+        report_seconds=cfg.report_seconds,
+        report_start=cfg.report_start,
     )
     return 0
+
+
+def _flag(cfg, key: str) -> bool:
+    value = cfg.get(key)
+    if not isinstance(value, bool):
+        raise EmgtfError(f"{key} must be true or false, got {value!r}")
+    return value
 
 
 

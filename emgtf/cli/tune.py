@@ -48,7 +48,12 @@ def _parser():
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    from emgtf.tuning.search import Search, run_search
+    from emgtf.cli import load_tensorflow
+    from emgtf.tuning.search import Search, check_folder_free, run_search
+
+    if not args.dry_run:
+        check_folder_free(args.overrides)  # a search folder in use: one line at once, not after TensorFlow loads
+    load_tensorflow()
 
     if args.dry_run:
         from emgtf import config as config_lib

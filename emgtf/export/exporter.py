@@ -60,8 +60,11 @@ def export_model(
     layout = step_layout(model, stream_chunk_samples) if streaming or fmt == "tflite" else None
     doc = metadata(model, rule, fmt, checkpoint=checkpoint, training_config=training_config,
                    stream_layout=layout)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    try:  # a folder takes a block on most file systems (not on tmpfs): a full disk can fail here
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as e:
+        raise write_error(out, e) from None
     try:
         try:
             if fmt == "saved_model":

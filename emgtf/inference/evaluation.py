@@ -147,11 +147,21 @@ def evaluate_checkpoint(
     output=None,
     overwrite: bool = False,
     model=None,
+    report: bool = False,
+    report_session: str | None = None,
+    report_seconds: float = 4.0,
+    report_start: float | None = None,
 ) -> tuple[dict, Path]:
     """Evaluates ``checkpoint`` on split part ``part``; writes and returns the JSON report.
 
     ``root``/``split`` default to the run's config.yaml beside the checkpoint, else the synthetic
     default. ``model``: the already loaded checkpoint, to skip loading it again.
+
+    ``report``: also write the error-analysis report (:mod:`emgtf.reporting`) into
+    ``<JSON stem>-report/`` beside the JSON, with the alignment view of session ``report_session``
+    (None: the first one evaluated), ``report_seconds`` from ``report_start`` (seconds from its
+    first sample; None: just before its first keystroke). Report options are checked before the
+    evaluation starts.
     """
     from omegaconf import OmegaConf
 
@@ -178,6 +188,8 @@ def evaluate_checkpoint(
     output = Path(output) if output is not None else default_output(checkpoint, part, decoder_cfg)
     if output.exists() and not overwrite:
         raise EmgtfError(f"{output} exists; pass overwrite=true to replace it (or output=<another path>)")
+    report_dir = _check_report(output, files, part, overwrite, report_session, report_seconds,
+                               report_start) if report else None
 
     decoder = make_decoder(decoder_cfg)
     if model is None:
@@ -199,4 +211,69 @@ def evaluate_checkpoint(
     write_json(output, report)
     print(rates_table(report))
     print(f"report: {output}", flush=True)
+    if report_dir is not None:
+        write_evaluation_report(output, report_dir, model, files, decoder, session=report_session,
+                                seconds=report_seconds, start=report_start, source=f"checkpoint {checkpoint}")
     return report, output
+
+
+def _session_names(files) -> list[str]:
+    from emgtf.data import EMGSession
+
+    names = []
+    for path in files:
+        with EMGSession(path) as session:
+            names.append(session.session_name)
+    return names
+
+
+def _check_report(output: Path, files, part: str, overwrite: bool, session, seconds, start) -> Path:
+    """The report folder of ``output``, after checking the report options (one line each)."""
+    from emgtf.reporting.build import evaluation_report_dir
+
+    for key, value, lowest in (("report_seconds", seconds, None), ("report_start", start, 0.0)):
+        if value is None and key == "report_start":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or (
+                value <= 0 if lowest is None else value < lowest):
+            bound = "> 0" if lowest is None else ">= 0 (seconds from the session's first sample) or null"
+            raise EmgtfError(f"{key} must be a number {bound}, got {value!r}")
+    if session is not None:
+        names = _session_names(files)
+        if str(session) not in names:
+            shown = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
+            raise EmgtfError(f"report_session={session}: no such {part} session (the {len(names)} "
+                             f"{part} sessions: {shown})")
+    out = evaluation_report_dir(output)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not (overwrite and (out / "index.html").is_file()):
+            raise EmgtfError(f"{out} exists and is not an empty folder; pass overwrite=true to replace "
+                             "that report (or output=<another path>)")
+    return out
+
+
+def write_evaluation_report(output: Path, out: Path, model, files, decoder, *, session=None,
+                            seconds: float = 4.0, start=None, source=None) -> list[Path]:
+    """The error-analysis report of the evaluation JSON ``output`` (``emgtf.report``'s) plus the
+    alignment view of one session, written into ``out`` (an existing report there is replaced)."""
+    import shutil
+
+    from emgtf.inference.alignment import session_alignment
+    from emgtf.reporting.build import Inputs, load_evaluation, write_report
+
+    evaluation = load_evaluation(output)
+    scored = [s["session"] for s in evaluation.report["sessions"]]
+    if not scored:
+        raise EmgtfError(f"{output}: no session was evaluated, so there is no report to write")
+    chosen = str(session) if session is not None else scored[0]
+    if chosen not in scored:
+        raise EmgtfError(f"report_session={chosen}: that session was skipped by the evaluation (too short)")
+    path = files[_session_names(files).index(chosen)]
+    evaluation.alignment = session_alignment(model, path, decoder, seconds=float(seconds),
+                                             start=None if start is None else float(start), source=source)
+    if out.exists() and (out / "index.html").is_file():
+        shutil.rmtree(out)
+    written = write_report(Inputs(paths=[output], evaluations=[evaluation]), out)
+    print(f"alignment view: {evaluation.alignment.describe()}", flush=True)
+    print(f"error-analysis report: {written[-1]} ({len(written)} files in {out})", flush=True)
+    return written

@@ -8,6 +8,8 @@ output for a slice of a session; nothing here runs a model.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -139,3 +141,43 @@ def alignment_figure(
     if title:
         fig.suptitle(plain(title), fontsize=10)
     return fig
+
+
+@dataclass
+class AlignmentView:
+    """What :func:`alignment_figure` draws for one session (see its arguments), on one clock:
+    seconds from the session's first sample."""
+
+    session: str
+    spectrogram: np.ndarray
+    log_probs: np.ndarray
+    key_times: np.ndarray
+    keys: str
+    decoded: str | None
+    decoded_times: Sequence[float] | None
+    frame_rate: float
+    emission_rate: float
+    emission_start: float
+    start: float
+    path: Path | None = None
+    window: tuple[float, float] | None = None  # the seconds asked for (the frames cover about them)
+
+    @property
+    def end(self) -> float:
+        return self.start + len(self.spectrogram) / self.frame_rate
+
+    def describe(self) -> str:
+        """``session NAME, A-B s``: the session and the seconds shown."""
+        start, end = self.window or (self.start, self.end)
+        return f"session {self.session}, {start:.2f}-{end:.2f} s"
+
+    def caption(self) -> str:
+        return (f"alignment view of {self.describe()}: log spectrogram of both bands with the keystrokes, "
+                "per-frame key probabilities, typed and decoded keys")
+
+    def figure(self) -> Figure:
+        return alignment_figure(
+            self.spectrogram, self.log_probs, self.key_times, self.keys, self.decoded, self.decoded_times,
+            frame_rate=self.frame_rate, emission_rate=self.emission_rate, emission_start=self.emission_start,
+            start=self.start, title=f"session {self.session}",
+        )

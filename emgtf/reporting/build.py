@@ -7,7 +7,9 @@ What a folder holds:
   ``summary.csv`` (one row per run: label, folder, best epoch, best val rates, test CER and the
   config keys that differ between the runs);
 - an error analysis per evaluation report (a JSON given, or a single run's own test report):
-  ``[prefix]confusion``, ``[prefix]substitutions`` and ``[prefix]key_rates`` (PNG and SVG);
+  ``[prefix]confusion``, ``[prefix]substitutions`` and ``[prefix]key_rates`` (PNG and SVG), and
+  from ``python -m emgtf.evaluate ... report=true`` (which has the model) ``alignment``, the
+  alignment view of one session;
 - ``index.html``: every figure (embedded) and the numbers as tables.
 
 All inputs are read and checked before the folder is created, so a bad input leaves nothing
@@ -25,6 +27,7 @@ from pathlib import Path
 from emgtf.errors import EmgtfError
 from emgtf.files import fresh_path
 from emgtf.reporting import html
+from emgtf.reporting.alignment import AlignmentView
 from emgtf.reporting.error_analysis import EditAnalysis, analyze_edits, report_pairs
 from emgtf.reporting.runs import RATES, Run, format_value, label_runs, load_runs, read_json
 
@@ -50,6 +53,7 @@ class Evaluation:
     analysis: EditAnalysis
     prefix: str = ""
     title: str = ""
+    alignment: AlignmentView | None = None  # one session's alignment view (evaluate report=true)
 
 
 @dataclass
@@ -101,12 +105,18 @@ def read_inputs(paths: Sequence) -> Inputs:
     return inputs
 
 
+def evaluation_report_dir(path: Path) -> Path:
+    """``<report stem>-report`` beside an evaluation JSON: where its report goes by default."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-report")
+
+
 def default_out(inputs: Inputs) -> Path:
     """``<run or tune folder>/report`` for one folder, ``<report stem>-report`` beside one JSON,
     else a fresh ``reports/<date>-<time>-compare``."""
     if len(inputs.paths) == 1:
         path = inputs.paths[0]
-        return path / "report" if path.is_dir() else path.with_name(f"{path.stem}-report")
+        return path / "report" if path.is_dir() else evaluation_report_dir(path)
     return fresh_path(Path("reports") / f"{datetime.now():%Y%m%d-%H%M%S}-compare")
 
 
@@ -213,6 +223,9 @@ def _evaluation_section(evaluation: Evaluation, out: Path, written: list[Path]) 
         css_id=f"{p}top-substitutions"))
     written += save(key_rates_figure(a), out / f"{p}key_rates")
     section.blocks.append(_image(out, f"{p}key_rates", "per-key insertion and deletion rates"))
+    if evaluation.alignment is not None:
+        written += save(evaluation.alignment.figure(), out / f"{p}alignment")
+        section.blocks.append(_image(out, f"{p}alignment", evaluation.alignment.caption()))
     return section
 
 

@@ -127,3 +127,15 @@ def key_rates_figure(analysis: EditAnalysis, *, title: str | None = None) -> Fig
     if title:
         fig.suptitle(plain(title), fontsize=10)
     return fig
+
+
+def val_confusion_image(pairs, epoch: int) -> tuple[np.ndarray, str]:
+    """The confusion matrix of ``pairs`` ((prediction, target) of validation windows) after
+    ``epoch`` (1-based) as a (height, width, 3) uint8 image, and its caption: what the TensorBoard
+    and W&B loggers show."""
+    from emgtf.reporting.error_analysis import analyze_edits
+    from emgtf.reporting.figures import to_rgb
+
+    predictions, targets = zip(*pairs)
+    title = f"substitutions in {len(pairs)} val windows, epoch {epoch}"
+    return to_rgb(confusion_figure(analyze_edits(predictions, targets), title=title)), title

@@ -9,6 +9,7 @@ each callback in order and the validation callback adds ``val_loss`` and ``val_C
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ class RunState:
     diverged: tuple[int, int] | None = None  # (epoch, step), both 1-based
     epoch_started: float = 0.0
     samples: list = field(default_factory=list)  # (prediction, target) of the first val windows
+    val_pairs: list = field(default_factory=list)  # (prediction, target) of every val window
 
     @property
     def best_checkpoint(self) -> Path:
@@ -59,9 +61,11 @@ class Validation(keras.callbacks.Callback):
         from emgtf.inference.evaluation import validate
 
         source = f"the model of epoch {epoch + 1} (run folder {self.state.run_dir})"
-        result = validate(self.model, self.dataset, self.loss, samples=SAMPLE_DECODINGS, source=source,
+        # Every window's decoding: the TensorBoard confusion image shows the whole split.
+        result = validate(self.model, self.dataset, self.loss, samples=sys.maxsize, source=source,
                           forward_fn=self.forward)
-        self.state.samples = result["samples"]  # for the W&B table of sample decodings
+        self.state.val_pairs = result["samples"]
+        self.state.samples = result["samples"][:SAMPLE_DECODINGS]  # for the W&B table of sample decodings
         logs["val_loss"] = result["loss"]
         for rate in RATES:
             logs[f"val_{rate}"] = result[rate]

@@ -22,7 +22,8 @@ What one run does (``train(cfg)``):
   each, see :func:`_replay_epochs`). Same seed, same machine: the same history, resumed or not.
 
 Files in the run folder: ``config.yaml`` (resolved), ``history.csv``, ``best.keras``,
-``last.keras``, ``last.json``, ``tensorboard/``.
+``last.keras``, ``last.json``, ``tensorboard/`` (scalars; the validation confusion matrix as
+an image with ``logger.tensorboard_images``).
 """
 
 from __future__ import annotations
@@ -176,18 +177,9 @@ def train(
     with distribution.scope():
         model = models.build(family, **hp)
     check_window_fits(model, cfg)
-    if cfg.get("checkpoint") is not None and not resume:
-        source = load_checkpoint(cfg.checkpoint, family)
-        try:
-            models.initialise_from(model, source)
-        except ValueError as e:
-            raise EmgtfError(
-                f"checkpoint {cfg.checkpoint} does not fit the model.* hyperparameters "
-                f"({str(e).splitlines()[0]})"
-            ) from None
-        except EmgtfError as e:  # un-sharing the hands of a checkpoint that differs otherwise
-            raise EmgtfError(f"checkpoint {cfg.checkpoint}: {e}") from None
-        del source
+    start_from = cfg.get("checkpoint")
+    if start_from is not None and not resume:
+        _load_start_weights(model, start_from, family)
 
     run = dict(family=family, split=split, root=root, split_spec=split_spec,
                extra_callbacks=extra_callbacks, wandb_session=wandb_session, distribution=distribution)
@@ -195,6 +187,12 @@ def train(
         return _train_as_worker(cfg, model, **run)
     claim = claim_run_dir(cfg.run_dir, resume=resume, family=family)
     try:
+        if resume and not claim.resume and start_from is not None:
+            # resume=true on a run that died before its first checkpoint starts it afresh: from
+            # the weights it was started from, as the fresh fit would have.
+            _load_start_weights(model, start_from, family)
+            print(f"emgtf.fit: starting from the weights of checkpoint {start_from} (the run's checkpoint=)",
+                  file=sys.stderr, flush=True)
         with distribution.scope():
             result = _train_in(claim.path, cfg, model, resume=claim.resume, source=claim.path, **run)
     except BaseException:
@@ -202,6 +200,24 @@ def train(
         raise
     claim.release()
     return result
+
+
+def _load_start_weights(model, checkpoint, family: str) -> None:
+    """``model`` gets the weights of ``checkpoint`` (fine-tuning's start, un-sharing the hands of a
+    shared-hands checkpoint); one line if they do not fit."""
+    from emgtf import models
+
+    source = load_checkpoint(checkpoint, family)
+    try:
+        models.initialise_from(model, source)
+    except ValueError as e:
+        raise EmgtfError(
+            f"checkpoint {checkpoint} does not fit the model.* hyperparameters "
+            f"({str(e).splitlines()[0]})"
+        ) from None
+    except EmgtfError as e:  # un-sharing the hands of a checkpoint that differs otherwise
+        raise EmgtfError(f"checkpoint {checkpoint}: {e}") from None
+    del source
 
 
 def _train_as_worker(cfg, model, **run) -> TrainResult:
@@ -292,6 +308,10 @@ def _train_in(path: Path, cfg, model, *, family, split, root, split_spec, resume
         callbacks.append(
             keras.callbacks.TensorBoard(log_dir=str(path / "tensorboard"), write_graph=False, profile_batch=0)
         )
+        if cfg.logger.get("tensorboard_images", False):
+            from emgtf.training.tensorboard_figures import TensorBoardFigures
+
+            callbacks.append(TensorBoardFigures(path / "tensorboard", state))
     # W&B (logger=wandb) must never stop a run: wandb_logging warns and goes on without it.
     wandb_run = (wandb_logging.start_run(cfg, path, resume=resume, session=wandb_session)
                  if distribution.chief else None)

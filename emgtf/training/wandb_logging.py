@@ -268,13 +268,9 @@ class WandbLogger(keras.callbacks.Callback):
             return
         import wandb
 
-        from emgtf.reporting.error_analysis import analyze_edits
-        from emgtf.reporting.error_figures import confusion_figure
-        from emgtf.reporting.figures import to_rgb
+        from emgtf.reporting.error_figures import val_confusion_image
 
-        predictions, targets = zip(*samples)
-        title = f"substitutions in {len(samples)} val windows, epoch {self.last_epoch}"
-        image = to_rgb(confusion_figure(analyze_edits(predictions, targets), title=title))
+        image, title = val_confusion_image(list(samples), self.last_epoch)
         self.run.log({CONFUSION_KEY: wandb.Image(image, caption=title)}, step=self.last_epoch)
 
     def _log_checkpoint(self) -> None:

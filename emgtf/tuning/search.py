@@ -634,6 +634,17 @@ def _make_tuner_class():
 
 
 
+def check_folder_free(overrides: Sequence[str]) -> None:
+    """Raises :class:`~emgtf.training.run_lock.RunLocked` naming the holder if the ``run_dir=`` of
+    ``overrides`` is held by a live single-machine search or fit; needs no TensorFlow, so the
+    command makes it before loading it. (A distributed search shares its folder by design.)"""
+    from emgtf.config import parse_value
+
+    run_dir = parse_value(overrides, "run_dir")
+    if run_dir is not None and distributed_role() == "single":
+        check_free(Path(str(run_dir)).expanduser())
+
+
 def run_search(overrides: Sequence[str] = (), *, callbacks: Sequence = (), log=print) -> SearchResult:
     """Python entry point: the search ``python -m emgtf.tune *overrides`` would run.
 

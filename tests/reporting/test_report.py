@@ -12,6 +12,7 @@ import sys
 import xml.etree.ElementTree as ElementTree
 
 import matplotlib.image
+import numpy as np
 import pytest
 from rapidfuzz.distance import Levenshtein
 
@@ -20,7 +21,7 @@ from emgtf.cli import fit
 from emgtf.training.history import read_history
 from emgtf.cli import run
 from emgtf.cli.report import main
-from tests.helpers import make_tiny_split, tiny_tcn_overrides
+from tests.helpers import make_session_file, make_tiny_split, tiny_tcn_overrides
 from tests.reporting.tiny import Tables, subprocess_env
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -191,3 +192,112 @@ def test_cli_runs_headless_without_tensorflow(runs, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
     assert done.stderr.startswith(f"emgtf.report: error: {out} is not an empty folder")
+
+
+# --- python -m emgtf.evaluate ... report=true ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_test_sessions(runs, tmp_path_factory):
+    """Run ``a``'s sessions plus one more, ``first``, with a split whose test part is first, test."""
+    from emgtf.data.splits import write_split_file
+
+    saved = config.load_saved(runs[0] / "config.yaml")
+    root = tmp_path_factory.mktemp("two")
+    for name in ("train", "val", "test"):
+        shutil.copy(f"{saved.data.root}/{name}.hdf5", root)
+    make_session_file(root / "first.hdf5", seed=7)
+    path = write_split_file(root / "two.yaml", name="two", train=["train"], val=["val"], test=["first", "test"])
+    return root, path
+
+
+def evaluate_cli(capsys, *argv):
+    from emgtf.cli import evaluate
+
+    code = run(evaluate.main, "emgtf.evaluate", list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_evaluate_report_true_writes_the_error_analysis_and_an_alignment_view(runs, two_test_sessions, tmp_path, capsys):
+    a, _ = runs
+    root, split = two_test_sessions
+    output = tmp_path / "eval" / "best.two.json"
+    code, out, err = evaluate_cli(capsys, f"checkpoint={a / 'best.keras'}", f"data.root={root}", f"data.split={split}",
+                                  f"output={output}", "report=true", "report_session=test", "report_seconds=2.5",
+                                  "report_start=0.5")
+    assert code == 0, err
+    folder = tmp_path / "eval" / "best.two-report"
+    check_figures(folder, "confusion", "substitutions", "key_rates", "alignment")
+    assert "alignment view: session test, 0.50-3.00 s" in out
+    page = (folder / "index.html").read_text(encoding="utf-8")
+    assert "alignment view of session test, 0.50-3.00 s" in page
+    svg = (folder / "alignment.svg").read_text(encoding="utf-8")
+    assert "session test" in svg and "session first" not in svg
+    tables = Tables(page)
+    report = json.loads(output.read_text())
+    assert tables.column("sessions", "session") == ["first", "test"] == [s["session"] for s in report["sessions"]]
+
+
+@pytest.mark.slow  # two evaluations with their reports; about 20 s
+def test_evaluate_report_defaults_to_the_first_session_and_overwrite_replaces_it(runs, two_test_sessions, tmp_path,
+                                                                               capsys):
+    a, _ = runs
+    root, split = two_test_sessions
+    output = tmp_path / "eval" / "best.two.json"
+    argv = [f"checkpoint={a / 'best.keras'}", f"data.root={root}", f"data.split={split}", f"output={output}",
+            "report=true"]
+    assert evaluate_cli(capsys, *argv, "report_session=test")[0] == 0
+    folder = tmp_path / "eval" / "best.two-report"
+    output.unlink()  # a report folder is never written over either
+    code, _, err = evaluate_cli(capsys, *argv)
+    assert code == 2 and not output.exists() and f"{folder} exists and is not an empty folder; pass overwrite=true" in err
+    code, out, err = evaluate_cli(capsys, *argv, "overwrite=true")
+    assert code == 0, err
+    assert "alignment view: session first, 0.00-4.00 s" in out  # its first key at 0.25 s; 4 s by default
+    assert "session first" in (folder / "alignment.svg").read_text(encoding="utf-8")
+
+
+def test_alignment_view_holds_the_sessions_numbers(runs, tmp_path):
+    """The view's keys, key times and log-probabilities are the session's and the model's."""
+    from emgtf import SAMPLE_RATE
+    from emgtf.data import EMGSession
+    from emgtf.inference.alignment import session_alignment
+    from emgtf.inference.checkpoints import load_checkpoint
+    from emgtf.inference.runners import forward
+    from emgtf.models.emission import EmissionRule
+
+    a, _ = runs
+    model = load_checkpoint(a / "best.keras")
+    path = config.load_saved(a / "config.yaml").data.root + "/test.hdf5"
+    view = session_alignment(model, path, seconds=1.5, start=0.8)
+    with EMGSession(path) as session:
+        t0 = session.timestamps[0]
+        truth = session.ground_truth(t0 + 0.8, t0 + 2.3)
+        emg = session.read()
+    assert view.session == "test" and view.keys == truth.text == "ell"
+    np.testing.assert_allclose(view.key_times, truth.timestamps - t0)
+    rule = EmissionRule.from_model(model)
+    assert view.spectrogram.shape == (rule.frames(int(1.5 * SAMPLE_RATE)), 2, 16, rule.n_fft // 2 + 1)
+    whole = forward(model, emg[None])[0]
+    first = int(round((view.emission_start * SAMPLE_RATE - rule.n_fft / 2) / rule.stride - rule.center_offset_frames))
+    np.testing.assert_allclose(view.log_probs, whole[first:first + len(view.log_probs)], atol=1e-5)
+    assert 0.8 <= view.emission_start < 0.8 + 1 / rule.emission_rate
+    assert view.window == (0.8, 2.3) and view.end == pytest.approx(2.3, abs=rule.n_fft / SAMPLE_RATE)
+
+
+def test_evaluate_report_options_are_checked_first(runs, two_test_sessions, tmp_path, capsys):
+    a, _ = runs
+    root, split = two_test_sessions
+    output = tmp_path / "r.json"
+    common = [f"checkpoint={a / 'best.keras'}", f"data.root={root}", f"data.split={split}", f"output={output}",
+              "report=true"]
+    for extra, message in [("report_session=nope", "report_session=nope: no such test session (the 2 test sessions: first, test)"),
+                           ("report_seconds=0", "report_seconds must be a number > 0, got 0"),
+                           ("report_start=-1", "report_start must be a number >= 0")]:
+        code, out, err = evaluate_cli(capsys, *common, extra)
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+        assert err.startswith("emgtf.evaluate: error: ") and message in err, err
+        assert not output.exists()  # refused before evaluating
+    code, _, err = evaluate_cli(capsys, *common[:-1], "report=yes")
+    assert code == 2 and "report must be true or false" in err

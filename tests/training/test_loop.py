@@ -93,6 +93,43 @@ def test_fit_writes_config_history_checkpoints_and_test_report(fitted, data):
     assert [s["session"] for s in report["sessions"]] == ["test"] and report["split"] == "test"
 
 
+def image_summaries(folder, tag):
+    """(step, description, decoded image) of every ``tag`` image summary in ``folder``'s event files."""
+    import io
+
+    import matplotlib.image
+    import tensorflow as tf
+
+    found = []
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    assert value.metadata.plugin_data.plugin_name == "images"
+                    width, height, png = value.tensor.string_val[:3]
+                    image = matplotlib.image.imread(io.BytesIO(png), format="png")
+                    assert image.shape[:2] == (int(height), int(width))
+                    found.append((event.step, value.metadata.summary_description, image))
+    return found
+
+
+def test_validation_confusion_matrix_is_a_tensorboard_image_every_epoch(fitted, data):
+    from emgtf.data import make_dataset
+
+    root, _ = data
+    images = image_summaries(fitted / "tensorboard" / "validation", "val/confusion")
+    # Every window the validation scored (tiny_overrides: 2000 + 200/100 samples, batch 8).
+    val = make_dataset([str(root / "val.hdf5")], window_length=2000, padding=(200, 100), batch_size=8)
+    windows = sum(int(batch["emg"].shape[0]) for batch in val)
+    # At the steps of Keras's own epoch scalars (0-based epochs).
+    assert [(step, text) for step, text, _ in images] == [
+        (0, f"substitutions in {windows} val windows, epoch 1"),
+        (1, f"substitutions in {windows} val windows, epoch 2"),
+    ]
+    for _, _, image in images:
+        assert image.shape[0] > 500 and image.shape[2] in (3, 4) and np.ptp(image) > 0
+
+
 def test_same_seed_same_history_and_resume_continues_exactly(fitted, data, tmp_path):
     """Run B stops after epoch 1 (a kill) and is resumed: its history equals run A's, row for row
     (the second run of the same seed reproduces the first, and the resumed epoch uses the same
