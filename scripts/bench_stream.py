@@ -4,7 +4,9 @@
 
 Replays a generated session (emgtf.synth, data set seed 0) through a StreamingDecoder with
 emgtf.inference.replay, as fast as it goes: once with greedy decoding, once with the default beam
-search (beam 50) fused with an LM (--lm, else the default LM if built, else the Reuters fixture).
+search (beam 50) fused with an LM (--lm, else the default LM if built, else the Reuters fixture);
+for a model with an incremental step (the TDS baseline), also once greedy through the windowed
+path (each push re-running the model over the kept receptive field), side by side.
 The model is --checkpoint, else Meta's full-size TDS baseline with untrained (seeded) weights:
 the CPU figures hold for any weights; an untrained model's keys, and so its latencies, are
 noise. Latency of a key: from its press to the first chunk whose output shows it; the model's
@@ -62,13 +64,13 @@ def main(argv: list[str]) -> int:
         keras.utils.set_random_seed(0)
         model, source = models.build("tds_conv_ctc"), "tds_conv_ctc defaults, untrained (seed 0)"
 
-        def streamer(decoder):
-            return StreamingDecoder.from_model(model, decoder)
+        def streamer(decoder, incremental=True):
+            return StreamingDecoder.from_model(model, decoder, incremental=incremental)
     else:
         source = str(args.checkpoint)
 
-        def streamer(decoder):
-            return StreamingDecoder.load(args.checkpoint, decoder)
+        def streamer(decoder, incremental=True):
+            return StreamingDecoder.load(args.checkpoint, decoder, incremental=incremental)
 
     greedy = streamer(GreedyDecoder())
     rule = greedy.rule
@@ -77,12 +79,17 @@ def main(argv: list[str]) -> int:
               "chunk_samples": chunk, "chunk_ms": 1000 * chunk / rule.sample_rate,
               "right_context_ms": round(1000 * (rule.center_offset_frames * rule.hop_length + rule.n_fft / 2)
                                         / rule.sample_rate, 1),
-              "lm": str(lm_path)}
+              "lm": str(lm_path), "path": greedy.describe()}
     with tempfile.TemporaryDirectory() as folder:
         session = generate_session(folder, seed=0, minutes=args.seconds / 60).path
         replay(greedy, session, chunk_samples=chunk)  # warm-up: traces, caches
-        for name, decoder in (("greedy", GreedyDecoder()), ("beam_lm", BeamSearchDecoder(lm_path=lm_path))):
-            run = replay(streamer(decoder), session, chunk_samples=chunk)
+        runs = [("greedy", GreedyDecoder(), True), ("beam_lm", BeamSearchDecoder(lm_path=lm_path), True)]
+        if greedy.step is not None:
+            runs.append(("windowed_greedy", GreedyDecoder(), False))
+        for name, decoder, incremental in runs:
+            if not incremental:  # its own warm-up: the windowed path traces each input length
+                replay(streamer(GreedyDecoder(), False), session, chunk_samples=chunk)
+            run = replay(streamer(decoder, incremental), session, chunk_samples=chunk)
             result.update(figures(name, run))
         result["seconds"] = run.seconds
     print(json.dumps(result))

@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
     chunk_samples = max(1, round(args.chunk_ms * rule.sample_rate / 1000))
     print(
         f"emgtf.stream: {streamer.runner.family} from {streamer.runner.source} "
-        f"({streamer.reach.describe()}), {_describe_decoder(decoder)}, chunks of {chunk_samples} "
+        f"({streamer.reach.describe()}; {streamer.describe()}), {_describe_decoder(decoder)}, chunks of {chunk_samples} "
         f"samples, {'real time' if args.realtime else 'as fast as possible'}",
         file=sys.stderr,
         flush=True,
