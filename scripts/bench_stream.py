@@ -1,6 +1,6 @@
 """Streaming cost: CPU time per chunk and key latency of the TDS model, greedy and LM beam.
 
-    python scripts/benchmark.py stream [--checkpoint PATH] [--seconds 60] [--chunk-ms 40] [--lm PATH]
+    python scripts/benchmark.py stream [--checkpoint PATH] [--seconds 60] [--chunk-ms 40] [--lm PATH] [--threads N]
 
 Replays a generated session (emgtf.synth, data set seed 0) through a StreamingDecoder with
 emgtf.inference.replay, as fast as it goes: once with greedy decoding, once with the default beam
@@ -50,7 +50,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="session length (default 60)")
     parser.add_argument("--chunk-ms", type=float, default=40.0, help="chunk length (default 40)")
     parser.add_argument("--lm", type=Path, default=None, help="LM of the beam run")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="TensorFlow threads (default: TensorFlow's, every core)")
     args = parser.parse_args(argv)
+    from emgtf.inference.streaming import limit_threads
+
+    limit_threads(args.threads)
 
     import keras
 
@@ -75,7 +80,7 @@ def main(argv: list[str]) -> int:
     greedy = streamer(GreedyDecoder())
     rule = greedy.rule
     chunk = int(round(args.chunk_ms * rule.sample_rate / 1000))
-    result = {"benchmark": "stream", "cpu_count": os.cpu_count(), "model": source,
+    result = {"benchmark": "stream", "cpu_count": os.cpu_count(), "threads": args.threads, "model": source,
               "chunk_samples": chunk, "chunk_ms": 1000 * chunk / rule.sample_rate,
               "right_context_ms": round(1000 * (rule.center_offset_frames * rule.hop_length + rule.n_fft / 2)
                                         / rule.sample_rate, 1),

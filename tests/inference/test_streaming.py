@@ -17,7 +17,7 @@ from emgtf.decoding import BeamSearchDecoder, ctc_greedy, make_decoder
 from emgtf.errors import EmgtfError
 from emgtf.inference.replay import replay
 from emgtf.inference.runners import keras_runner, load_runner
-from emgtf.inference.streaming import StreamingDecoder, model_reach
+from emgtf.inference.streaming import MAX_STEP_HOPS, StreamingDecoder, model_reach
 from emgtf.inference.transcription import transcribe
 from emgtf.synth import generate_session
 from tests.helpers import random_emg
@@ -94,10 +94,12 @@ def test_tds_streams_exactly_from_one_sample_to_one_second_chunks(setup):
         assert largest <= streamer.max_buffer_samples
         assert_same_best_class(streamed, offline)
         assert updates[-1].committed == ctc_greedy(streamed[None], [len(streamed)])[0]
-        # Each spectrogram frame computed once, in one step run per push that completes a hop.
+        # Each spectrogram frame computed once: one step run per push that completes a hop (a
+        # run per MAX_STEP_HOPS of them).
         assert streamer.frames_computed == len(emg) // hop
         ends = np.minimum(np.arange(chunk, len(emg) + chunk, chunk), len(emg))
-        assert streamer.model_runs == len(np.unique(ends // hop)) - (chunk < hop)
+        new_hops = np.diff(ends // hop, prepend=0)
+        assert streamer.model_runs == np.sum(-(-new_hops // MAX_STEP_HOPS))
 
 
 def test_the_incremental_step_computes_each_hop_once_not_the_receptive_field(setup):
@@ -309,3 +311,13 @@ def test_stream_command_bad_input_is_one_line(setup, small_lm, capsys):
     code = run(main, "emgtf.stream", ["--model", str(setup["ckpt"]), str(setup["root"] / "none.hdf5")])
     err = capsys.readouterr().err
     assert code == 2 and "none.hdf5" in err and len(err.strip().splitlines()) == 1
+
+
+def test_threads_are_set_before_tensorflow_runs_or_refused(setup):
+    from emgtf.inference.streaming import limit_threads
+
+    limit_threads(None)  # TensorFlow's default: nothing to set
+    with pytest.raises(EmgtfError, match="threads must be >= 1, got 0"):
+        limit_threads(0)
+    with pytest.raises(EmgtfError, match="only be set before it runs anything"):
+        limit_threads(1)  # the fixture's model has run
