@@ -26,6 +26,7 @@ import numpy as np
 from emgtf import NUM_BANDS, NUM_CHANNELS, SAMPLE_RATE
 from emgtf.errors import EmgtfError
 from emgtf.export.metadata import MODEL_FILES
+from emgtf.models.streaming import StateLayout
 
 __all__ = [
     "DEFAULT_CHUNK_SAMPLES", "StepLayout", "run_step_stream", "step_function", "step_layout",
@@ -46,27 +47,21 @@ CALIBRATION_MINUTES, EVALUATION_MINUTES = 1 / 3, 0.5
 _RAW_SCOPE = "raw_signal"
 
 @dataclass(frozen=True)
-class StepLayout:
-    """Where each part of the state lies: ``parts`` is ``(name, shape)`` in order, ``name``
-    "samples" for the raw sample overlap, else the TDS block whose input frames it keeps."""
+class StepLayout(StateLayout):
+    """The :class:`~emgtf.models.streaming.StateLayout` of a step traced for chunks of
+    ``chunk_samples`` (``frames_per_step`` hops)."""
 
-    chunk_samples: int
-    parts: tuple
-    frames_per_step: int
-    warmup_emissions: int
-
-    @property
-    def state_size(self) -> int:
-        return sum(math.prod(shape) for _, shape in self.parts)
+    chunk_samples: int = 0
+    frames_per_step: int = 0
 
     @classmethod
     def from_json(cls, doc, where) -> "StepLayout":
         """The layout export.json's ``streaming`` entry records (``where`` names the file)."""
         try:
             parts = tuple((str(p["name"]), tuple(int(n) for n in p["shape"])) for p in doc["state_layout"])
-            layout = cls(int(doc["chunk_samples"]), parts, int(doc["frames_per_step"]),
-                         int(doc["warmup_emissions"]))
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            chunk, frames = int(doc["chunk_samples"]), int(doc["frames_per_step"])
+            layout = cls(chunk // frames, parts, int(doc["warmup_emissions"]), chunk, frames)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError):
             raise EmgtfError(f"{where}: 'streaming' does not describe a streaming step") from None
         if layout.state_size != doc.get("state_size"):
             raise EmgtfError(f"{where}: 'streaming.state_size' disagrees with its state_layout")
@@ -108,7 +103,7 @@ def step_layout(model, chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> StepLayout
             f"stream_chunk_samples must be a positive multiple of the hop length ({hop} samples), "
             f"got {chunk_samples!r}"
         )
-    return StepLayout(int(chunk_samples), core.parts, int(chunk_samples) // hop, core.warmup_emissions)
+    return StepLayout(hop, core.parts, core.warmup_emissions, int(chunk_samples), int(chunk_samples) // hop)
 
 
 def step_function(model, layout: StepLayout):
@@ -116,12 +111,10 @@ def step_function(model, layout: StepLayout):
     fixed input signature (``state``, ``chunk``) returning ``{"next_state", "log_probs"}``."""
     import tensorflow as tf
 
-    from emgtf.models.streaming import StateLayout, incremental_step
-
-    core = StateLayout(layout.chunk_samples // layout.frames_per_step, layout.parts, layout.warmup_emissions)
+    from emgtf.models.streaming import incremental_step
 
     def step(state, chunk):
-        next_state, log_probs = incremental_step(model, core, state, chunk, raw_scope=_RAW_SCOPE)
+        next_state, log_probs = incremental_step(model, layout, state, chunk, raw_scope=_RAW_SCOPE)
         return {"next_state": next_state, "log_probs": log_probs}
 
     signature = [

@@ -336,7 +336,7 @@ class StreamingDecoder:
         from pathlib import Path
 
         from emgtf.inference.checkpoints import load_checkpoint
-        from emgtf.inference.runners import keras_runner, load_runner
+        from emgtf.inference.runners import load_runner
 
         path = Path(path).expanduser()
         if path.is_file():
