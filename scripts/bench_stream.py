@@ -1,10 +1,12 @@
 """Streaming cost: CPU time per chunk and key latency of the TDS model, greedy and LM beam.
 
-    python scripts/benchmark.py stream [--checkpoint PATH] [--seconds 60] [--chunk-ms 40] [--lm PATH]
+    python scripts/benchmark.py stream [--checkpoint PATH] [--seconds 60] [--chunk-ms 40] [--lm PATH] [--threads N]
 
 Replays a generated session (emgtf.synth, data set seed 0) through a StreamingDecoder with
 emgtf.inference.replay, as fast as it goes: once with greedy decoding, once with the default beam
-search (beam 50) fused with an LM (--lm, else the default LM if built, else the Reuters fixture).
+search (beam 50) fused with an LM (--lm, else the default LM if built, else the Reuters fixture);
+for a model with an incremental step (the TDS baseline), also once greedy through the windowed
+path (each push re-running the model over the kept receptive field), side by side.
 The model is --checkpoint, else Meta's full-size TDS baseline with untrained (seeded) weights:
 the CPU figures hold for any weights; an untrained model's keys, and so its latencies, are
 noise. Latency of a key: from its press to the first chunk whose output shows it; the model's
@@ -48,7 +50,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="session length (default 60)")
     parser.add_argument("--chunk-ms", type=float, default=40.0, help="chunk length (default 40)")
     parser.add_argument("--lm", type=Path, default=None, help="LM of the beam run")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="TensorFlow threads (default: TensorFlow's, every core)")
     args = parser.parse_args(argv)
+    from emgtf.inference.streaming import limit_threads
+
+    limit_threads(args.threads)
 
     import keras
 
@@ -62,27 +69,32 @@ def main(argv: list[str]) -> int:
         keras.utils.set_random_seed(0)
         model, source = models.build("tds_conv_ctc"), "tds_conv_ctc defaults, untrained (seed 0)"
 
-        def streamer(decoder):
-            return StreamingDecoder.from_model(model, decoder)
+        def streamer(decoder, incremental=True):
+            return StreamingDecoder.from_model(model, decoder, incremental=incremental)
     else:
         source = str(args.checkpoint)
 
-        def streamer(decoder):
-            return StreamingDecoder.load(args.checkpoint, decoder)
+        def streamer(decoder, incremental=True):
+            return StreamingDecoder.load(args.checkpoint, decoder, incremental=incremental)
 
     greedy = streamer(GreedyDecoder())
     rule = greedy.rule
     chunk = int(round(args.chunk_ms * rule.sample_rate / 1000))
-    result = {"benchmark": "stream", "cpu_count": os.cpu_count(), "model": source,
+    result = {"benchmark": "stream", "cpu_count": os.cpu_count(), "threads": args.threads, "model": source,
               "chunk_samples": chunk, "chunk_ms": 1000 * chunk / rule.sample_rate,
               "right_context_ms": round(1000 * (rule.center_offset_frames * rule.hop_length + rule.n_fft / 2)
                                         / rule.sample_rate, 1),
-              "lm": str(lm_path)}
+              "lm": str(lm_path), "path": greedy.describe()}
     with tempfile.TemporaryDirectory() as folder:
         session = generate_session(folder, seed=0, minutes=args.seconds / 60).path
         replay(greedy, session, chunk_samples=chunk)  # warm-up: traces, caches
-        for name, decoder in (("greedy", GreedyDecoder()), ("beam_lm", BeamSearchDecoder(lm_path=lm_path))):
-            run = replay(streamer(decoder), session, chunk_samples=chunk)
+        runs = [("greedy", GreedyDecoder(), True), ("beam_lm", BeamSearchDecoder(lm_path=lm_path), True)]
+        if greedy.step is not None:
+            runs.append(("windowed_greedy", GreedyDecoder(), False))
+        for name, decoder, incremental in runs:
+            if not incremental:  # its own warm-up: the windowed path traces each input length
+                replay(streamer(GreedyDecoder(), False), session, chunk_samples=chunk)
+            run = replay(streamer(decoder, incremental), session, chunk_samples=chunk)
             result.update(figures(name, run))
         result["seconds"] = run.seconds
     print(json.dumps(result))

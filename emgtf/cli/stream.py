@@ -1,4 +1,4 @@
-"""``python -m emgtf.stream --model CKPT_OR_EXPORT SESSION.hdf5 [--realtime] [--chunk-ms 40] [--decoder greedy|beam] [--lm PATH]``
+"""``python -m emgtf.stream --model CKPT_OR_EXPORT SESSION.hdf5 [--realtime] [--chunk-ms 40] [--decoder greedy|beam] [--lm PATH] [--threads N]``
 
 Replays a session file as a live stream of EMG chunks through a streaming decoder (see
 :mod:`emgtf.inference.streaming`), shows the text growing, then prints the final keys and text,
@@ -41,6 +41,8 @@ def _parser():
                         help="KenLM character model for beam search: an ARPA/binary file, or 'default'")
     parser.add_argument("--context-seconds", type=float, default=4.0,
                         help="signal each push re-reads for recurrent (unidirectional) models (default 4)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="TensorFlow threads (default: every core; 1 costs the TDS step less CPU)")
     return parser
 
 
@@ -91,6 +93,9 @@ def main(argv: list[str]) -> int:
         raise EmgtfError(f"--context-seconds must be > 0, got {args.context_seconds}")
     decoder = _decoder(args.decoder, args.lm)
     from emgtf.data import EMGSession
+    from emgtf.inference.streaming import limit_threads
+
+    limit_threads(args.threads)
 
     with EMGSession(args.session):  # a bad file fails before the model loads
         pass
@@ -103,7 +108,7 @@ def main(argv: list[str]) -> int:
     chunk_samples = max(1, round(args.chunk_ms * rule.sample_rate / 1000))
     print(
         f"emgtf.stream: {streamer.runner.family} from {streamer.runner.source} "
-        f"({streamer.reach.describe()}), {_describe_decoder(decoder)}, chunks of {chunk_samples} "
+        f"({streamer.reach.describe()}; {streamer.describe()}), {_describe_decoder(decoder)}, chunks of {chunk_samples} "
         f"samples, {'real time' if args.realtime else 'as fast as possible'}",
         file=sys.stderr,
         flush=True,

@@ -174,6 +174,7 @@ class BeamState:
         if lm is not None:
             lm.maybe_reset()  # only here: state ids must stay valid for the whole search
         self.committed_labels: list[int] = []
+        self._committed_text = ""  # of committed_labels[:len(_committed_text)], one char a key
         self.frames = 0  # frames consumed so far (skipped ones included)
         self.score: float | None = None
         # The beam, one entry per distinct prefix. A prefix is a linked list of [parent, label]
@@ -201,7 +202,10 @@ class BeamState:
 
     @property
     def committed(self) -> str:
-        return charset().labels_to_str(self.committed_labels)
+        # Only the keys committed since the last call are converted (CPU per chunk stays flat).
+        if len(self._committed_text) < len(self.committed_labels):
+            self._committed_text += charset().labels_to_str(self.committed_labels[len(self._committed_text):])
+        return self._committed_text
 
     def advance(self, log_probs, *, commit: bool = True) -> None:
         """Consumes (frames, 99) log-probabilities; ``commit`` then moves the keys all prefixes

@@ -71,11 +71,12 @@ class GreedyState:
 
     def __init__(self):
         self._last = -1  # the previous frame's label (-1: none yet)
-        self._labels: list[int] = []
+        # Text, not labels: a push converts only its new keys (a stream's CPU per chunk stays flat).
+        self._text = ""
 
     @property
     def committed(self) -> str:
-        return charset().labels_to_str(self._labels)
+        return self._text
 
     def advance(self, log_probs) -> None:
         """Consumes (frames, 99) log-probabilities."""
@@ -89,7 +90,7 @@ class GreedyState:
         keep = labels != cs.blank
         keep[0] &= labels[0] != self._last
         keep[1:] &= labels[1:] != labels[:-1]
-        self._labels += labels[keep].tolist()
+        self._text += cs.labels_to_str(labels[keep])
         self._last = int(labels[-1])
 
     def best(self) -> tuple[str, str]:

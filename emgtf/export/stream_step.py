@@ -2,24 +2,15 @@
 
 A device that streams EMG calls the step once per chunk of ``chunk_samples`` samples (fixed: a
 compiled TFLite model has fixed shapes) and feeds ``next_state`` back as the next call's
-``state``. The state is one float32 vector holding what the next emissions need and nothing
-more: the last ``n_fft - hop_length`` raw samples (the overlap of the next spectrogram frame)
-and, for each time-depth separable convolution block, the last ``kernel_width - 1`` frames of its
-input (its receptive field). So the step computes each spectrogram frame and each layer's frame
-once, and its cost per chunk is that of ``chunk_samples / hop_length`` frames.
+``state``. The step is :func:`emgtf.models.streaming.incremental_step` (the state, its warm-up
+and which models have one are described there) traced for that chunk size, so its cost per chunk
+is that of ``chunk_samples / hop_length`` frames.
 
 Shapes (no batch dimension): ``state`` float32 ``[state_size]``, ``chunk`` float32
 ``[chunk_samples, 2, 16]`` (raw EMG, left band first) -> ``next_state`` float32 ``[state_size]``,
-``log_probs`` float32 ``[chunk_samples / hop_length, 99]``.
-
-Start from a zero state. The first ``warmup_emissions`` outputs of a stream read that zero
-state and are discarded; output ``m`` after them is emission ``m - warmup_emissions`` of the
-whole recording, exactly (to float rounding). A stream ending in a partial chunk is padded with
-zeros; the recording's emissions are its first ``emissions(samples)`` (the emission rule), since
-no emission reads beyond its own window.
-
-Only models whose every layer works frame by frame or is an unpadded TDS convolution block, in a
-single chain, have such a step: the TDS baseline. Others are refused with one line.
+``log_probs`` float32 ``[chunk_samples / hop_length, 99]``. Start from a zero state and drop the
+first ``warmup_emissions`` outputs; a stream ending in a partial chunk is padded with zeros and
+the recording's emissions are its first ``emissions(samples)`` (the emission rule).
 """
 
 from __future__ import annotations
@@ -35,6 +26,7 @@ import numpy as np
 from emgtf import NUM_BANDS, NUM_CHANNELS, SAMPLE_RATE
 from emgtf.errors import EmgtfError
 from emgtf.export.metadata import MODEL_FILES
+from emgtf.models.streaming import StateLayout
 
 __all__ = [
     "DEFAULT_CHUNK_SAMPLES", "StepLayout", "run_step_stream", "step_function", "step_layout",
@@ -54,37 +46,22 @@ CALIBRATION_MINUTES, EVALUATION_MINUTES = 1 / 3, 0.5
 # the tiny test TDS: int8 throughout moves log-probabilities by up to 2.1, this way by 0.2).
 _RAW_SCOPE = "raw_signal"
 
-# Layers the step applies to the new frames alone: each computes a frame from that frame
-# (augmentation layers are the identity at inference).
-_PER_FRAME = {
-    "SpectrogramNorm", "SpecAugment", "TemporalCropResize", "RotationInvariantMLP", "Dense",
-    "Activation", "Dropout", "BatchNormalization", "LayerNormalization", "TDSFullyConnectedBlock",
-    "ReLU", "Identity",
-}
-
-
 @dataclass(frozen=True)
-class StepLayout:
-    """Where each part of the state lies: ``parts`` is ``(name, shape)`` in order, ``name``
-    "samples" for the raw sample overlap, else the TDS block whose input frames it keeps."""
+class StepLayout(StateLayout):
+    """The :class:`~emgtf.models.streaming.StateLayout` of a step traced for chunks of
+    ``chunk_samples`` (``frames_per_step`` hops)."""
 
-    chunk_samples: int
-    parts: tuple
-    frames_per_step: int
-    warmup_emissions: int
-
-    @property
-    def state_size(self) -> int:
-        return sum(math.prod(shape) for _, shape in self.parts)
+    chunk_samples: int = 0
+    frames_per_step: int = 0
 
     @classmethod
     def from_json(cls, doc, where) -> "StepLayout":
         """The layout export.json's ``streaming`` entry records (``where`` names the file)."""
         try:
             parts = tuple((str(p["name"]), tuple(int(n) for n in p["shape"])) for p in doc["state_layout"])
-            layout = cls(int(doc["chunk_samples"]), parts, int(doc["frames_per_step"]),
-                         int(doc["warmup_emissions"]))
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
+            chunk, frames = int(doc["chunk_samples"]), int(doc["frames_per_step"])
+            layout = cls(chunk // frames, parts, int(doc["warmup_emissions"]), chunk, frames)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError):
             raise EmgtfError(f"{where}: 'streaming' does not describe a streaming step") from None
         if layout.state_size != doc.get("state_size"):
             raise EmgtfError(f"{where}: 'streaming.state_size' disagrees with its state_layout")
@@ -112,85 +89,33 @@ class StepLayout:
         }
 
 
-def _chain(model):
-    """The model's layers after its input, checked to form one chain (each layer reads the
-    previous one's output), or a one-line error."""
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    previous = model.inputs[0]
-    for layer in layers:
-        if layer.input is not previous:
-            raise _refuse(model, f"layer '{layer.name}' does not read the output of the layer before it")
-        previous = layer.output
-    return layers
-
-
-def _refuse(model, why: str) -> EmgtfError:
-    return EmgtfError(
-        f"model '{model.name}' has no streaming step: {why}; only the TDS baseline (tds_conv_ctc) "
-        "streams this way"
-    )
-
-
 def step_layout(model, chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> StepLayout:
-    """The state layout of ``model``'s streaming step; raises EmgtfError (one line) for a model
-    or chunk size that has none."""
-    from emgtf.models.emission import EmissionRule
+    """The state layout of ``model``'s streaming step (:func:`emgtf.models.streaming.state_layout`)
+    for chunks of ``chunk_samples``; raises EmgtfError (one line) for a model or chunk size that
+    has none."""
+    from emgtf.models.streaming import state_layout
 
-    layers = _chain(model)
-    rule = EmissionRule.from_model(model)
-    spectrogram = layers[0]
-    if type(spectrogram).__name__ != "LogSpectrogram":
-        raise _refuse(model, "its first layer is not the log spectrogram")
-    n_fft, hop = spectrogram.n_fft, spectrogram.hop_length
+    core = state_layout(model)
+    hop = core.hop_length
     if isinstance(chunk_samples, bool) or not isinstance(chunk_samples, (int, np.integer)) \
             or chunk_samples < hop or chunk_samples % hop:
         raise EmgtfError(
             f"stream_chunk_samples must be a positive multiple of the hop length ({hop} samples), "
             f"got {chunk_samples!r}"
         )
-    if n_fft % hop:
-        raise _refuse(model, f"its n_fft ({n_fft}) is not a multiple of its hop length ({hop})")
-    overlap = n_fft - hop
-    parts = [("samples", (overlap, NUM_BANDS, NUM_CHANNELS))]
-    lost = 0
-    for layer in layers[1:]:
-        kind = type(layer).__name__
-        if kind == "TDSConvBlock":
-            parts.append((layer.name, (layer.kernel_width - 1, int(layer.input.shape[-1]))))
-            lost += layer.kernel_width - 1
-        elif kind == "Reshape" and layer.target_shape[0] == -1:
-            continue  # the dense front's flattening of each frame
-        elif kind not in _PER_FRAME:
-            raise _refuse(model, f"layer '{layer.name}' ({kind}) is not a per-frame layer or a TDS block")
-    if (lost, rule.subsampling) != (rule.lost_frames, 1):
-        raise _refuse(model, f"its emission rule ({rule.describe()}) is not its TDS blocks' frames")
-    return StepLayout(int(chunk_samples), tuple(parts), int(chunk_samples) // hop, overlap // hop + lost)
+    return StepLayout(hop, core.parts, core.warmup_emissions, int(chunk_samples), int(chunk_samples) // hop)
 
 
 def step_function(model, layout: StepLayout):
-    """The step as a ``tf.function`` with its input signature (``state``, ``chunk``) returning
-    ``{"next_state", "log_probs"}``."""
+    """The step (:func:`emgtf.models.streaming.incremental_step`) as a ``tf.function`` with its
+    fixed input signature (``state``, ``chunk``) returning ``{"next_state", "log_probs"}``."""
     import tensorflow as tf
 
-    layers = _chain(model)
-    sizes = [math.prod(shape) for _, shape in layout.parts]
+    from emgtf.models.streaming import incremental_step
 
     def step(state, chunk):
-        parts = tf.split(state, sizes)
-        with tf.name_scope(_RAW_SCOPE):
-            overlap = tf.reshape(parts[0], layout.parts[0][1])
-            signal = tf.concat([overlap, chunk], axis=0)
-            new_parts = [tf.reshape(signal[-layout.parts[0][1][0]:], [-1])]
-        x = layers[0](signal[None])  # (1, frames_per_step, 2, 16, bins)
-        cached = iter(zip(parts[1:], layout.parts[1:]))
-        for layer in layers[1:]:
-            if type(layer).__name__ == "TDSConvBlock":
-                part, (_, shape) = next(cached)
-                x = tf.concat([tf.reshape(part, shape)[None], x], axis=1)
-                new_parts.append(tf.reshape(x[0, -shape[0]:], [-1]))
-            x = layer(x, training=False)
-        return {"next_state": tf.concat(new_parts, axis=0),
-                "log_probs": tf.cast(x[0], tf.float32)}
+        next_state, log_probs = incremental_step(model, layout, state, chunk, raw_scope=_RAW_SCOPE)
+        return {"next_state": next_state, "log_probs": log_probs}
 
     signature = [
         tf.TensorSpec([layout.state_size], tf.float32, name="state"),
@@ -269,6 +194,7 @@ def write_tflite(model, layout: StepLayout, directory: Path, saved_model: Path, 
     from emgtf.decoding import ctc_greedy
     from emgtf.inference.runners import keras_runner
     from emgtf.metrics import error_rates
+    from emgtf.models.streaming import chain
 
     def converter():
         return tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[STEP_SIGNATURE])
@@ -301,7 +227,7 @@ def write_tflite(model, layout: StepLayout, directory: Path, saved_model: Path, 
     quantizing.optimizations = [tf.lite.Optimize.DEFAULT]
     quantizing.representative_dataset = representative
     options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=_spectrogram_tensors(flat, _chain(model)[0].name)
+        denylisted_nodes=_spectrogram_tensors(flat, chain(model)[0].name)
     )
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=quantizing, debug_dataset=representative, debug_options=options

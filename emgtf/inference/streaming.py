@@ -11,11 +11,14 @@ of the whole session, and it reads spectrogram frames ``e .. e + lost_frames`` (
 subsampling). What it reads beyond that window is the model's *reach* (:func:`model_reach`, read
 off its layers):
 
-- nothing (the TDS baseline: unpadded convolutions, per-frame layers): the decoder keeps only the
-  samples the next emission needs, at most ``lost_frames * hop + n_fft`` (1 + 124 frames of 64
-  samples every 16: 2048 samples, 1 s, for Meta's model), runs the model on them plus the new
-  samples and takes the complete emissions. These *are* the whole-session emissions (to float
-  rounding);
+- nothing (the TDS baseline: unpadded convolutions, per-frame layers): the model's incremental
+  step (:mod:`emgtf.models.streaming`) keeps the last ``n_fft - hop`` raw samples and each TDS
+  block's last ``kernel_width - 1`` input frames, and each push runs it once on the push's whole
+  hops (the rest waits for the next push), so every frame is computed once. Its emissions *are*
+  the whole-session emissions (to float rounding). Without a Keras model (a SavedModel or ONNX
+  export) the decoder instead keeps the samples the next emission needs, at most
+  ``lost_frames * hop + n_fft`` (2048 samples, 1 s, for Meta's model), and re-runs the model on
+  them plus the new samples: the same emissions at the cost of the whole receptive field;
 - a bounded number of frames of zero-padded past or future (causal or "same" padded dilated
   convolutions: the TCN, ConvResNet without GRU): as above with that many frames of context
   kept before, and emissions that still read the padding past the end held back until more
@@ -43,11 +46,14 @@ import numpy as np
 from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.errors import EmgtfError
 
-__all__ = ["Reach", "StreamUpdate", "StreamingDecoder", "model_reach", "DEFAULT_CONTEXT_SECONDS"]
+__all__ = ["CompiledStep", "Reach", "StreamUpdate", "StreamingDecoder", "model_reach", "DEFAULT_CONTEXT_SECONDS"]
 
 DEFAULT_CONTEXT_SECONDS = 4.0
 DEFAULT_MAX_PENDING_KEYS = 100  # about 20 s of typing
 _NO_EMISSIONS = np.zeros((0, 99), np.float32)
+# Hops per incremental step call at most (0.5 s): a push of an hour at once is stepped in
+# pieces, so its memory stays flat and at most this many step shapes are ever traced.
+MAX_STEP_HOPS = 64
 
 # Layers that compute each frame from that frame alone at inference (augmentation layers are
 # the identity then), or whose unpadded window the emission rule already counts (TDS blocks).
@@ -176,6 +182,87 @@ class StreamUpdate:
         return self.committed + self.partial
 
 
+class CompiledStep:
+    """A model's incremental step (:func:`emgtf.models.streaming.incremental_step`), compiled for
+    each number of hops a stream uses (TensorFlow: a ``tf.function`` traced once per hop count,
+    at most :data:`MAX_STEP_HOPS` of them, in practice one or two for a fixed push size; a static
+    frame count lets the layers pick their few-frame form; other backends run it eagerly).
+    ``step(state, samples)`` -> ``(next_state, log_probs)``: the state stays a backend tensor,
+    log_probs come as numpy (hops, 99)."""
+
+    def __init__(self, model):
+        import keras
+
+        from emgtf.models.streaming import incremental_step, state_layout
+
+        self.layout = layout = state_layout(model)
+
+        def step(state, samples):
+            return incremental_step(model, layout, state, samples)
+
+        self._step = step
+        self._traced = None
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            # Not XLA: on this CPU (AMD EPYC, 2 cores) it was slower than the graph (12.3 against
+            # 8.6 ms per 5-hop step of Meta's model, one thread).
+            function = tf.function(step)
+            self._traced = {}  # hop count -> concrete function (called without tf.function's dispatch)
+
+            def trace(hops):
+                return function.get_concrete_function(
+                    tf.TensorSpec([layout.state_size], tf.float32),
+                    tf.TensorSpec([hops * layout.hop_length, NUM_BANDS, NUM_CHANNELS], tf.float32),
+                )
+
+            self._trace = trace
+
+    def initial_state(self):
+        from keras import ops
+
+        return ops.convert_to_tensor(self.layout.initial_state())
+
+    def __call__(self, state, samples: np.ndarray):
+        from keras import ops
+
+        step = self._step
+        if self._traced is not None:
+            hops = len(samples) // self.layout.hop_length
+            step = self._traced.get(hops) or self._traced.setdefault(hops, self._trace(hops))
+        next_state, log_probs = step(state, ops.convert_to_tensor(samples))
+        return next_state, ops.convert_to_numpy(log_probs)
+
+
+def limit_threads(threads: int | None) -> None:
+    """Runs TensorFlow's ops on ``threads`` threads (None: its default, every core). A stream's
+    small steps gain little from more threads, whose idle spinning costs CPU time (Meta's TDS,
+    AMD EPYC, 2 cores: 8.6 ms of CPU per 40 ms step on one thread, 13.5 ms on the default pool).
+    Must come before TensorFlow runs anything; raises EmgtfError after."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise EmgtfError(f"threads must be >= 1, got {threads}")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        raise EmgtfError("TensorFlow's threads can only be set before it runs anything") from None
+
+
+def _compiled_step(model):
+    """The model's :class:`CompiledStep`, or None for a model that has none (windowed then)."""
+    from emgtf.models.streaming import state_layout
+
+    try:
+        state_layout(model)
+    except EmgtfError:
+        return None
+    return CompiledStep(model)
+
+
 @dataclass
 class _Buffer:
     """Samples ``[start, start + len(data))`` of the stream, kept for the next emissions."""
@@ -194,16 +281,19 @@ class StreamingDecoder:
         context_seconds: for recurrent models only, the signal before the new emissions each
             push runs the model on.
         min_step_samples: samples to gather before a model run (0: run on every push that
-            completes an emission).
+            completes an emission, or a hop on the incremental path).
         max_pending_keys: for beam search, the keys its best prefix may run ahead of the
             committed ones before the older half is committed (see
             :class:`emgtf.decoding.beam.BeamState`); None: only what every prefix agrees on.
+        step: the model's :class:`CompiledStep` (TDS): each push computes only its new frames;
+            None: each push re-runs the model over the kept receptive field (windowed).
 
     Use :meth:`from_model` (a Keras model) or :meth:`load` (a ``.keras`` file or export folder).
     """
 
     def __init__(self, runner, reach: Reach, decoder=None, *, context_seconds: float = DEFAULT_CONTEXT_SECONDS,
-                 min_step_samples: int = 0, max_pending_keys: int | None = DEFAULT_MAX_PENDING_KEYS):
+                 min_step_samples: int = 0, max_pending_keys: int | None = DEFAULT_MAX_PENDING_KEYS,
+                 step: CompiledStep | None = None):
         from emgtf.decoding import GreedyDecoder
 
         if not context_seconds > 0:
@@ -215,6 +305,7 @@ class StreamingDecoder:
         self.context_seconds = float(context_seconds)
         self.min_step_samples = max(0, int(min_step_samples))
         self.max_pending_keys = max_pending_keys
+        self.step = step
         sub = rule.subsampling
         # Emissions before the next one that each model run must recompute (padding at the
         # input's start spoils them), and emissions at its end held back (padding at its end).
@@ -224,7 +315,9 @@ class StreamingDecoder:
             self.context_emissions = math.ceil(reach.past / sub)
         self.holdback_emissions = math.ceil(reach.future / sub)
         # Between pushes the buffer holds fewer samples than the next emission beyond the kept
-        # context and held-back ones needs, plus what waits for the minimum step.
+        # context and held-back ones needs, plus what waits for the minimum step. (The step's
+        # state spans n_fft - hop + lost_frames * hop samples, and less than a hop waits: the
+        # same bound.)
         self.max_buffer_samples = (
             rule.samples_for(self.context_emissions + self.holdback_emissions + 1) - 1
             + self.min_step_samples
@@ -232,31 +325,36 @@ class StreamingDecoder:
         self.reset()
 
     @classmethod
-    def from_model(cls, model, decoder=None, **options) -> "StreamingDecoder":
-        """A streaming decoder of a Keras model."""
+    def from_model(cls, model, decoder=None, *, incremental: bool = True, source: str | None = None,
+                   **options) -> "StreamingDecoder":
+        """A streaming decoder of a Keras model: through its incremental step if it has one and
+        ``incremental`` (else windowed)."""
         from emgtf.inference.runners import keras_runner
 
         reach = model_reach(model)  # refuse before anything else is done
-        return cls(keras_runner(model), reach, decoder, **options)
+        step = _compiled_step(model) if incremental else None
+        return cls(keras_runner(model, source), reach, decoder, step=step, **options)
 
     @classmethod
-    def load(cls, path, decoder=None, **options) -> "StreamingDecoder":
-        """A streaming decoder of a ``.keras`` checkpoint or an export folder."""
+    def load(cls, path, decoder=None, *, incremental: bool = True, **options) -> "StreamingDecoder":
+        """A streaming decoder of a ``.keras`` checkpoint or an export folder (a Keras one streams
+        through the incremental step as :meth:`from_model`; SavedModel and ONNX ones windowed)."""
         from pathlib import Path
 
         from emgtf.inference.checkpoints import load_checkpoint
-        from emgtf.inference.runners import keras_runner, load_runner
+        from emgtf.inference.runners import load_runner
 
         path = Path(path).expanduser()
         if path.is_file():
-            model = load_checkpoint(path)
-            return cls(keras_runner(model, f"checkpoint {path}"), model_reach(model), decoder, **options)
+            return cls.from_model(load_checkpoint(path), decoder, incremental=incremental,
+                                  source=f"checkpoint {path}", **options)
         from emgtf.export.metadata import read_metadata
 
         runner = load_runner(path)
         doc = read_metadata(path)
         if doc["format"] == "keras":
-            reach = model_reach(load_checkpoint(path / str(doc.get("model_file"))))
+            model = load_checkpoint(path / str(doc.get("model_file")))
+            return cls.from_model(model, decoder, incremental=incremental, source=runner.source, **options)
         else:
             reach = _export_reach(path, runner.family, doc.get("training_config"))
         return cls(runner, reach, decoder, **options)
@@ -270,6 +368,10 @@ class StreamingDecoder:
         self._finished = False
         self._pending = 0  # samples pushed since the last model run
         self.model_runs = 0
+        self.frames_computed = 0  # spectrogram frames the model runs have computed
+        if self.step is not None:
+            self._state = self.step.initial_state()
+            self._step_outputs = 0  # of the step, warm-up included
 
     # --- the stream --------------------------------------------------------------------------
 
@@ -308,14 +410,25 @@ class StreamingDecoder:
 
     @property
     def buffered_samples(self) -> int:
-        """Samples kept for the next emissions (bounded by :attr:`max_buffer_samples`)."""
-        return len(self._buffer.data)
+        """Samples kept for the next emissions (bounded by :attr:`max_buffer_samples`); on the
+        incremental path, those waiting for a whole hop plus the span the step's fixed-size
+        state stands for."""
+        span = self.step.layout.span_samples if self.step is not None else 0
+        return len(self._buffer.data) + span
+
+    def describe(self) -> str:
+        """How each push computes its emissions, for a log line."""
+        if self.step is not None:
+            return "incremental step, each frame computed once"
+        return "windowed, each push re-runs the model over the kept signal"
 
     # --- internals ---------------------------------------------------------------------------
 
     def _run(self, *, final: bool) -> np.ndarray:
         """Runs the model on the buffer if that completes emissions; decodes them; trims.
         Returns the new emissions (new, 99)."""
+        if self.step is not None:
+            return self._run_step()
         rule, buf = self.rule, self._buffer
         first = buf.start // rule.stride  # session index of the buffer's emission 0
         available = rule.emissions(len(buf.data))
@@ -328,6 +441,7 @@ class StreamingDecoder:
         needed = len(buf.data) if final else rule.samples_for(stop + self.holdback_emissions)
         log_probs = self.runner.log_probs(buf.data[:needed])
         self.model_runs += 1
+        self.frames_computed += rule.frames(needed)
         emitted = log_probs[self.next_emission - first : stop]
         self._search.advance(emitted)
         self.next_emission += len(emitted)
@@ -336,4 +450,33 @@ class StreamingDecoder:
         if keep_from > buf.start:
             buf.data = buf.data[keep_from - buf.start :]
             buf.start = keep_from
+        return emitted
+
+    def _run_step(self) -> np.ndarray:
+        """Steps the model over the buffer's whole hops and decodes the emissions they complete;
+        keeps the rest of a hop. Returns the new emissions (new, 99)."""
+        from emgtf.inference.runners import check_finite
+
+        buf, hop = self._buffer, self.rule.hop_length
+        hops = len(buf.data) // hop
+        if hops == 0:
+            return _NO_EMISSIONS
+        outputs = []
+        for first in range(0, hops, MAX_STEP_HOPS):
+            samples = buf.data[first * hop : min(hops, first + MAX_STEP_HOPS) * hop]
+            self._state, log_probs = self.step(self._state, samples)
+            outputs.append(log_probs)
+            self.model_runs += 1
+        self.frames_computed += hops
+        buf.data = buf.data[hops * hop :]
+        buf.start += hops * hop
+        log_probs = np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
+        # The first warm-up outputs of a stream read the zero state, not the signal.
+        emitted = log_probs[max(0, self.step.layout.warmup_emissions - self._step_outputs) :]
+        self._step_outputs += hops
+        if not len(emitted):
+            return _NO_EMISSIONS
+        check_finite(emitted[None], self.runner.source, frame_offset=self.next_emission)
+        self._search.advance(emitted)
+        self.next_emission += len(emitted)
         return emitted

@@ -17,7 +17,7 @@ from emgtf.decoding import BeamSearchDecoder, ctc_greedy, make_decoder
 from emgtf.errors import EmgtfError
 from emgtf.inference.replay import replay
 from emgtf.inference.runners import keras_runner, load_runner
-from emgtf.inference.streaming import StreamingDecoder, model_reach
+from emgtf.inference.streaming import MAX_STEP_HOPS, StreamingDecoder, model_reach
 from emgtf.inference.transcription import transcribe
 from emgtf.synth import generate_session
 from tests.helpers import random_emg
@@ -83,27 +83,54 @@ def test_tds_streamed_emissions_equal_the_whole_session(setup):
 
 
 def test_tds_streams_exactly_from_one_sample_to_one_second_chunks(setup):
-    emg = setup["emg"][:4000]  # 2 s: chunks of 1 sample are 4,000 model runs
+    emg = setup["emg"][:4000]  # 2 s: chunks of 1 sample are 4,000 pushes
     offline = keras_runner(setup["model"]).log_probs(emg)
     streamer = StreamingDecoder.from_model(setup["model"])
-    for chunk in (1, 80, 2000, 333):
+    assert streamer.step is not None  # the TDS baseline streams through its incremental step
+    hop = streamer.rule.hop_length
+    for chunk in (1, 37, 80, 2000, 333):
         streamed, updates, largest = stream(streamer, emg, chunk)
         np.testing.assert_allclose(streamed, offline, atol=1e-5)
         assert largest <= streamer.max_buffer_samples
         assert_same_best_class(streamed, offline)
         assert updates[-1].committed == ctc_greedy(streamed[None], [len(streamed)])[0]
+        # Each spectrogram frame computed once: one step run per push that completes a hop (a
+        # run per MAX_STEP_HOPS of them).
+        assert streamer.frames_computed == len(emg) // hop
+        ends = np.minimum(np.arange(chunk, len(emg) + chunk, chunk), len(emg))
+        new_hops = np.diff(ends // hop, prepend=0)
+        assert streamer.model_runs == np.sum(-(-new_hops // MAX_STEP_HOPS))
+
+
+def test_the_incremental_step_computes_each_hop_once_not_the_receptive_field(setup):
+    emg = setup["emg"][:6000]
+    incremental = StreamingDecoder.from_model(setup["model"])
+    windowed = StreamingDecoder.from_model(setup["model"], incremental=False)
+    assert windowed.step is None
+    assert "incremental step" in incremental.describe() and "windowed" in windowed.describe()
+    fast, _, _ = stream(incremental, emg, 80)
+    slow, _, _ = stream(windowed, emg, 80)
+    np.testing.assert_allclose(fast, slow, atol=1e-5)
+    # 5 new frames per 80-sample push, against the receptive field's frames again on each push.
+    pushes, rule = len(emg) // 80, incremental.rule
+    assert incremental.frames_computed == 5 * pushes
+    assert windowed.frames_computed > 5 * pushes + (pushes - rule.lost_frames) * rule.lost_frames
 
 
 def test_state_stays_bounded_over_a_long_stream():
     model = models.build("tds_conv_ctc", **TINY_TDS)
     streamer = StreamingDecoder.from_model(model, min_step_samples=160)
     emg = random_emg(1, 2000 * 40, seed=5)[0]  # 40 s as 1000 chunks of 80 samples
-    largest = 0
+    assert streamer.step is not None
+    largest, state_shapes = 0, set()
     for start in range(0, len(emg), 80):
         streamer.push(emg[start : start + 80])
         largest = max(largest, streamer.buffered_samples)
+        state_shapes.add(tuple(streamer._state.shape))
     assert largest <= streamer.max_buffer_samples
+    assert state_shapes == {(streamer.step.layout.state_size,)}  # one fixed-size vector
     assert streamer.model_runs <= 500  # the minimum step batches two chunks per model run
+    assert streamer.frames_computed == len(emg) // streamer.rule.hop_length
     assert streamer.finish().emissions == streamer.rule.emissions(len(emg))
 
 
@@ -272,7 +299,7 @@ def test_stream_command_end_to_end(setup, capsys):
                                       "--chunk-ms", "40"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "chunks of 80 samples" in err and "exact, no padding" in err
+    assert "chunks of 80 samples" in err and "exact, no padding; incremental step" in err
     # The typed block breaks its line after each enter key.
     first_line = "".join(expected.prediction.partition(ENTER)[:2])
     assert f"typed: {first_line}\n" in out
@@ -294,3 +321,13 @@ def test_stream_command_bad_input_is_one_line(setup, small_lm, capsys):
     code = run(main, "emgtf.stream", ["--model", str(setup["ckpt"]), str(setup["root"] / "none.hdf5")])
     err = capsys.readouterr().err
     assert code == 2 and "none.hdf5" in err and len(err.strip().splitlines()) == 1
+
+
+def test_threads_are_set_before_tensorflow_runs_or_refused(setup):
+    from emgtf.inference.streaming import limit_threads
+
+    limit_threads(None)  # TensorFlow's default: nothing to set
+    with pytest.raises(EmgtfError, match="threads must be >= 1, got 0"):
+        limit_threads(0)
+    with pytest.raises(EmgtfError, match="only be set before it runs anything"):
+        limit_threads(1)  # the fixture's model has run

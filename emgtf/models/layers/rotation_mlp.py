@@ -70,23 +70,35 @@ class RotationInvariantMLP(keras.layers.Layer):
         self._roll_rows = [
             (((channel + o) % channels) * bins + bin_).reshape(-1).astype("int32") for o in self.offsets
         ]
+        # ... and the input column that roll(x, o) takes at (channel c, bin f): x[c - o, f].
+        self._roll_columns = [
+            (((channel - o) % channels) * bins + bin_).reshape(-1).astype("int32") for o in self.offsets
+        ]
 
     def call(self, inputs):
         batch = ops.shape(inputs)[0]
         rolls, fan_in = len(self.offsets), self._channels * self._bins
         # (batch * frames, band, channel * bin), channel-major like Meta's flattening.
         x = ops.reshape(inputs, (-1, self._bands, fan_in))
+        # A few frames known when traced (a streaming step's): rolled copies of the input cost
+        # less than permuted copies of the kernel, which are made on every call.
+        roll_inputs = x.shape[0] is not None and x.shape[0] < self.features[0]
         outputs = []
         for band in range(self._bands):
             mlp = 0 if self.share_bands else band
-            # roll(x, o) @ K == x @ K[rows permuted by o]: the first layer of every roll is one
-            # matmul with the row-permuted kernels side by side, and no rolled copy of the input
-            # is made (3x less memory; one large matmul is fast on CPU and GPU alike).
-            first = ops.concatenate(
-                [ops.take(self.kernels[0][mlp], index, axis=0) for index in self._roll_rows], axis=1
-            )
-            h = ops.relu(ops.matmul(x[:, band], first) + ops.tile(self.biases[0][mlp], (rolls,)))
-            h = ops.reshape(h, (-1, self.features[0]))  # (batch * frames * roll, features[0])
+            if roll_inputs:
+                rolled = ops.stack([ops.take(x[:, band], index, axis=1) for index in self._roll_columns], axis=1)
+                h = ops.matmul(ops.reshape(rolled, (-1, fan_in)), self.kernels[0][mlp])
+                h = ops.relu(h + self.biases[0][mlp])  # (batch * frames * roll, features[0])
+            else:
+                # roll(x, o) @ K == x @ K[rows permuted by o]: the first layer of every roll is
+                # one matmul with the row-permuted kernels side by side, and no rolled copy of
+                # the input is made (3x less memory; one large matmul is fast on CPU and GPU).
+                first = ops.concatenate(
+                    [ops.take(self.kernels[0][mlp], index, axis=0) for index in self._roll_rows], axis=1
+                )
+                h = ops.relu(ops.matmul(x[:, band], first) + ops.tile(self.biases[0][mlp], (rolls,)))
+                h = ops.reshape(h, (-1, self.features[0]))  # (batch * frames * roll, features[0])
             for kernel, bias in zip(self.kernels[1:], self.biases[1:]):
                 h = ops.relu(ops.matmul(h, kernel[mlp]) + bias[mlp])
             h = ops.reshape(h, (-1, rolls, self.features[-1]))
