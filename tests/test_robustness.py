@@ -65,6 +65,7 @@ def fit_cfg(data, run_dir, *extra):
 # --- the run-folder lock ---------------------------------------------------------------------
 
 
+@pytest.mark.slow  # trains or starts a process: tens of seconds on 2 cores
 def test_second_fit_on_a_locked_run_dir_stops_with_one_line(data, tmp_path):
     from emgtf.training.run_lock import LOCK_FILE, RunLock
 
@@ -158,6 +159,7 @@ class Killed(Exception):
     """Stands for the process dying in its first epoch."""
 
 
+@pytest.mark.slow  # trains or starts a process: tens of seconds on 2 cores
 def test_resume_of_a_run_that_died_before_its_first_checkpoint_starts_from_its_checkpoint(data, tmp_path, capfd):
     import keras
 
@@ -537,3 +539,20 @@ def test_report_write_error_names_the_file(tmp_path, monkeypatch):
         files.write_json(target, {"a": 1})
     monkeypatch.undo()
     assert target.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+
+
+def test_nan_models_stop_the_stream(nan_checkpoint, tmp_path):
+    from emgtf import models
+    from emgtf.inference.streaming import StreamingDecoder
+
+    # A TDS with NaN weights takes the incremental step; the NaN TCN the windowed re-run.
+    tds = models.build("tds_conv_ctc", mlp_features=[16], block_channels=[4, 8], kernel_width=4)
+    tds.set_weights([np.full(w.shape, np.nan, w.dtype) for w in tds.get_weights()])
+    tds.save(tmp_path / "nan_tds.keras")
+    emg = np.zeros((4000, 2, 16), np.float32)
+    for path in (nan_checkpoint, tmp_path / "nan_tds.keras"):
+        streamer = StreamingDecoder.load(path)
+        with pytest.raises(EmgtfError, match=rf"{path}: non-finite .*frame 0"):
+            for start in range(0, len(emg), 80):
+                streamer.push(emg[start : start + 80])
+            streamer.finish()

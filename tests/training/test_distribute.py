@@ -98,6 +98,7 @@ def fit(args, run_dir, env=None, timeout=600):
                           timeout=timeout, env=env, cwd=run_dir.parent)
 
 
+@pytest.mark.slow  # trains or starts a process: tens of seconds on 2 cores
 def test_more_devices_than_the_machine_has_is_one_line_before_any_folder(tmp_path):
     data = make_tiny_split(tmp_path / "data")
     run_dir = tmp_path / "run"

@@ -130,6 +130,7 @@ def test_validation_confusion_matrix_is_a_tensorboard_image_every_epoch(fitted, 
         assert image.shape[0] > 500 and image.shape[2] in (3, 4) and np.ptp(image) > 0
 
 
+@pytest.mark.slow  # trains or starts a process: tens of seconds on 2 cores
 def test_same_seed_same_history_and_resume_continues_exactly(fitted, data, tmp_path):
     """Run B stops after epoch 1 (a kill) and is resumed: its history equals run A's, row for row
     (the second run of the same seed reproduces the first, and the resumed epoch uses the same

@@ -39,6 +39,7 @@ def users(tmp_path_factory):
     return root, split_dir, generic
 
 
+@pytest.mark.slow  # trains or starts a process: tens of seconds on 2 cores
 def test_two_users_one_run_each_then_resume(users, tmp_path, capsys):
     root, split_dir, generic = users
     run_dir = tmp_path / "personal"

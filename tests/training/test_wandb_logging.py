@@ -178,6 +178,7 @@ def test_fit_run_logs_config_epochs_samples_summary_and_checkpoint(data, tmp_pat
     assert json.loads((run_dir / "wandb.json").read_text())["mode"] == "offline"
 
 
+@pytest.mark.slow  # trains or starts a process: tens of seconds on 2 cores
 def test_wandb_environment_variables_win_over_the_logger_config(data, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("WANDB_PROJECT", "from-env")

@@ -174,6 +174,7 @@ def test_a_used_run_dir_is_refused_unless_resuming(searched, data):
         tune.Search(["resume=true", f"run_dir={searched['run_dir']}", "tuner.algorithm=bayesian"])
 
 
+@pytest.mark.slow  # trains or starts a process: tens of seconds on 2 cores
 def test_every_trial_failing_is_one_error_naming_the_space_and_the_key(data, tmp_path, capsys):
     space = tmp_path / "broken.yaml"
     space.write_text("hyperparameters:\n  n_fft: {type: int, min: 0, max: 1}\n")
