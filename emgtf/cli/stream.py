@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from emgtf.cli.parsing import ArgumentParser
-from emgtf.cli.transcribe import _decoder, _describe_decoder
+from emgtf.cli.transcribe import _decoder, _describe_decoder, add_session_model_and_decoder
 from emgtf.errors import EmgtfError
 
 PROG = "python -m emgtf.stream"
@@ -27,18 +27,11 @@ def _parser():
         "  python -m emgtf.stream --model runs/X/best.keras session.hdf5 --realtime\n"
         "  python -m emgtf.stream --model exports/X session.hdf5 --decoder beam --lm default",
     )
-    parser.add_argument("session", help="session file (.hdf5, emg2qwerty format)")
-    parser.add_argument(
-        "--model", required=True, help="export folder (python -m emgtf.export) or .keras checkpoint"
-    )
+    add_session_model_and_decoder(parser)
     parser.add_argument("--realtime", action="store_true",
                         help="feed chunks at the recording's pace (default: as fast as possible)")
     parser.add_argument("--chunk-ms", type=float, default=40.0,
                         help="milliseconds of signal per chunk (default 40)")
-    parser.add_argument("--decoder", choices=("greedy", "beam"), default=None,
-                        help="CTC decoder (default: greedy, or beam when --lm is given)")
-    parser.add_argument("--lm", default=None,
-                        help="KenLM character model for beam search: an ARPA/binary file, or 'default'")
     parser.add_argument("--context-seconds", type=float, default=4.0,
                         help="signal each push re-reads for recurrent (unidirectional) models (default 4)")
     parser.add_argument("--threads", type=int, default=None,

@@ -28,6 +28,18 @@ def _decoder(kind: str | None, lm):
     return make_decoder(kind="beam", lm_path=lm)
 
 
+def add_session_model_and_decoder(parser) -> None:
+    """The arguments emgtf.transcribe and emgtf.stream share: the session, the model, the decoder."""
+    parser.add_argument("session", help="session file (.hdf5, emg2qwerty format)")
+    parser.add_argument(
+        "--model", required=True, help="export folder (python -m emgtf.export) or .keras checkpoint"
+    )
+    parser.add_argument("--decoder", choices=("greedy", "beam"), default=None,
+                        help="CTC decoder (default: greedy, or beam when --lm is given)")
+    parser.add_argument("--lm", default=None,
+                        help="KenLM character model for beam search: an ARPA/binary file, or 'default'")
+
+
 def _describe_decoder(decoder) -> str:
     lm = getattr(decoder, "lm", None)
     if not hasattr(decoder, "beam_size"):
@@ -45,14 +57,7 @@ def _parser():
         "  python -m emgtf.transcribe --model exports/X session.hdf5\n"
         "  python -m emgtf.transcribe --model runs/X/best.keras session.hdf5 --lm default",
     )
-    parser.add_argument("session", help="session file (.hdf5, emg2qwerty format)")
-    parser.add_argument(
-        "--model", required=True, help="export folder (python -m emgtf.export) or .keras checkpoint"
-    )
-    parser.add_argument("--decoder", choices=("greedy", "beam"), default=None,
-                        help="CTC decoder (default: greedy, or beam when --lm is given)")
-    parser.add_argument("--lm", default=None,
-                        help="KenLM character model for beam search: an ARPA/binary file, or 'default'")
+    add_session_model_and_decoder(parser)
     parser.add_argument(
         "--chunk-seconds", type=float, default=DEFAULT_CHUNK_SECONDS,
         help=f"emissions kept per chunk, in seconds (default {DEFAULT_CHUNK_SECONDS:g})",
