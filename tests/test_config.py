@@ -81,9 +81,11 @@ def test_every_model_config_holds_its_family_hyperparameters():
         assert hp.pop("family") == family
         # The family configs are the families' defaults, key for key (tds_conv_ctc: the reference).
         assert hp == models.default_hyperparameters(family), family
-    preset = config.to_container(config.compose("fit").model)
-    family = preset.pop("family")
-    assert set(preset) == set(models.default_hyperparameters(family))
+    # The CPU presets (the default small_rnn, the streaming small_tds): a family's keys, every one.
+    for overrides in ([], ["model=small_tds"]):
+        preset = config.to_container(config.compose("fit", overrides).model)
+        family = preset.pop("family")
+        assert set(preset) == set(models.default_hyperparameters(family)), overrides
 
 
 def test_unknown_key_is_a_one_line_error_naming_it():

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
@@ -31,7 +28,7 @@ def main(argv: list[str]) -> int:
         rows.append(
             (
                 name,
-                f"{_trainable(model):,}",
+                f"{models.trainable_parameters(model):,}",
                 models.emission_rule(name),
                 str(int(models.emission_lengths(model, args.samples))),
                 models.description(name),
@@ -47,8 +44,4 @@ def main(argv: list[str]) -> int:
         "(2 kHz -> 125 frames/s)"
     )
     return 0
-
-
-def _trainable(model) -> int:
-    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 

@@ -14,6 +14,8 @@ so a saved ``.keras`` file transcribes raw signal. ``model.name`` is the family 
 
 from __future__ import annotations
 
+import math
+
 from types import ModuleType
 
 import keras
@@ -35,6 +37,7 @@ __all__ = [
     "emitted_frames",
     "from_emg2qwerty",
     "initialise_from",
+    "trainable_parameters",
 ]
 
 # A family: NAME, DESCRIPTION, DEFAULTS, build(hp), emission_rule(hp) (a module, or a variant).
@@ -72,6 +75,11 @@ def build(name: str, **hyperparameters) -> keras.Model:
     family = _family(name)
     hp = resolve(name, {**COMMON_DEFAULTS, **family.DEFAULTS}, hyperparameters)
     return family.build(hp)
+
+
+def trainable_parameters(model: keras.Model) -> int:
+    """The model's trainable parameter count (what the families table and the tuner report)."""
+    return sum(math.prod(w.shape) for w in model.trainable_weights)
 
 
 def emission_rule(name: str, **hyperparameters) -> str:

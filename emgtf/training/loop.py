@@ -42,6 +42,7 @@ from emgtf import config as config_lib
 from emgtf.errors import EmgtfError
 from emgtf.files import atomic_write_text, read_json
 from emgtf.inference.checkpoints import check_family, load_checkpoint
+from emgtf.models import trainable_parameters
 from emgtf.training.history import read_history, summary_table
 from emgtf.training.config_checks import check_training_config, check_window_fits
 from emgtf.training.run_dir import claim_run_dir
@@ -77,6 +78,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     epochs_completed: int = 0
     skipped_windows: int = 0
+    parameters: int = 0  # trainable
     chief: bool = True  # False on the other hosts of a cluster: they write no run folder
 
 
@@ -373,6 +375,7 @@ def _train_in(path: Path, cfg, model, *, family, split, root, split_spec, resume
         history=state.history,
         epochs_completed=completed,
         skipped_windows=packer.skipped,
+        parameters=trainable_parameters(model),
     )
     if distribution.chief:
         print(summary_table(result), flush=True)

@@ -50,6 +50,9 @@ TUNE_KEYS = ("space", "tuner")  # keys of configs/tune.yaml that are not part of
 SEARCH_KEYS = ("resume", "run_dir")  # top-level keys that mean the search, not its trials
 ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
 REPORTED = ("val_CER", "val_IER", "val_DER", "val_SER", "val_loss", "loss")
+# Beside the rates: what each trial cost (trainable parameters, seconds of training) and, with
+# tuner.test=true, the test CER of its best checkpoint (reported, never the objective).
+COSTS = ("params", "train_s", "test_CER")
 
 
 @dataclass
@@ -117,7 +120,10 @@ def _tuner_settings(cfg) -> dict:
         "max_consecutive_failed_trials": integer("max_consecutive_failed_trials", 1),
         "top": integer("top", 1),
         "name": t.get("name"),
+        "test": t.get("test", False),
     }
+    if not isinstance(settings["test"], bool):
+        raise EmgtfError(f"tuner.test must be true or false, got {settings['test']!r}")
     return settings
 
 
@@ -443,7 +449,17 @@ class Search:
             column = name.replace("val_", "val/") if name.startswith("val_") else "train/loss"
             if column in best:
                 metrics[name] = float(best[column])
+        metrics["params"] = float(result.parameters)
+        metrics["train_s"] = float(sum(r.get("seconds") or 0.0 for r in result.history))
+        if self.settings["test"] and result.best_checkpoint is not None:
+            metrics["test_CER"] = self._test_cer(result.best_checkpoint, cfg)
         return metrics
+
+    def _test_cer(self, checkpoint: Path, cfg) -> float:
+        from emgtf.inference.evaluation import evaluate_checkpoint
+
+        report, _ = evaluate_checkpoint(checkpoint, part="test", decoder_cfg=cfg.decoder, overwrite=True)
+        return float(report["overall"]["CER"])
 
     def _continue_from(self, previous: str, trial_dir: Path) -> bool:
         """Hyperband: start a trial from an earlier trial's last epoch (its files copied over)."""
@@ -497,7 +513,7 @@ class Search:
     def _row(self, trial) -> TrialRow:
         status = str(getattr(trial.status, "value", trial.status))
         metrics = {}
-        for name in (*REPORTED, "best_epoch", "epochs"):
+        for name in (*REPORTED, *COSTS, "best_epoch", "epochs"):
             if trial.metrics.exists(name):
                 metrics[name] = trial.metrics.get_last_value(name)
         completed = status == "COMPLETED" and OBJECTIVE in metrics
@@ -526,7 +542,7 @@ class Search:
                 "rank": rank if r.val_cer is not None else None,
                 "trial": r.trial_id,
                 "status": r.status,
-                **{name: r.metrics.get(name) for name in REPORTED},
+                **{name: r.metrics.get(name) for name in (*REPORTED, *COSTS)},
                 "best_epoch": r.best_epoch,
                 "epochs": r.epochs,
                 "worker": r.worker,
@@ -564,15 +580,21 @@ def trials_table(rows: Sequence[TrialRow], top: int = 10) -> str:
     """The best ``top`` trials (and a count of the others) as a fixed-width table."""
     from emgtf.tuning.space import summarise_values
 
+    def number(value, fmt: str, width: int) -> str:
+        return f"{value:{width}{fmt}}" if value is not None else f"{'-':>{width}}"
+
     shown = list(rows[:top])
-    header = f"{'rank':>4}  {'trial':>6}  {'val CER':>7}  {'epoch':>5}  {'epochs':>6}  {'status':<9}  hyperparameters"
+    header = (f"{'rank':>4}  {'trial':>6}  {'val CER':>7}  {'test CER':>8}  {'epoch':>5}  {'epochs':>6}  "
+              f"{'params':>10}  {'train s':>7}  {'status':<9}  hyperparameters")
     lines = ["", header, "-" * len(header)]
     for rank, r in enumerate(shown, 1):
         hp = summarise_values({k: v for k, v in r.hyperparameters.items() if not k.startswith("tuner/")})
-        cer = f"{r.val_cer:7.2f}" if r.val_cer is not None else f"{'-':>7}"
+        params = r.metrics.get("params")
         lines.append(
-            f"{rank if r.val_cer is not None else '-':>4}  {r.trial_id:>6}  {cer}  {r.best_epoch or '-':>5}  "
-            f"{r.epochs or '-':>6}  {r.status:<9}  {hp}" + (f"  [{r.message}]" if r.message else "")
+            f"{rank if r.val_cer is not None else '-':>4}  {r.trial_id:>6}  {number(r.val_cer, '.2f', 7)}  "
+            f"{number(r.metrics.get('test_CER'), '.2f', 8)}  {r.best_epoch or '-':>5}  {r.epochs or '-':>6}  "
+            f"{number(None if params is None else int(params), ',', 10)}  {number(r.metrics.get('train_s'), '.0f', 7)}  "
+            f"{r.status:<9}  {hp}" + (f"  [{r.message}]" if r.message else "")
         )
     if len(rows) > top:
         lines.append(f"... and {len(rows) - top} more (best_trials.csv)")

@@ -309,3 +309,25 @@ def test_build_lm_from_wordfreq(tmp_path):
     lm = CharLM(out)
     assert lm.order == 6
     assert lm.score_keys("people") > lm.score_keys("pqoplx") + 5.0
+
+
+# KenLM binary files (Meta's wikitext-103-6gram-charlm.bin is one) of the conftest small_lm's ARPA,
+# made with KenLM's build_binary (the kenlm wheel has none): `build_binary -s words-4gram.arpa
+# words-4gram.probing.klm` and `build_binary -s trie words-4gram.arpa words-4gram.trie.klm`.
+BINARY_LMS = sorted((REPO / "tests" / "decoding" / "data").glob("words-4gram.*.klm"))
+
+
+@pytest.mark.parametrize("binary", BINARY_LMS, ids=lambda p: p.name.split(".")[1])
+def test_kenlm_binary_files_load_as_lm_path_and_score_as_their_arpa(binary, small_lm):
+    assert len(BINARY_LMS) == 2
+    arpa, packed = CharLM(small_lm), CharLM(binary)
+    assert packed.order == arpa.order == 4 and packed.vocabulary == arpa.vocabulary
+    for keys in ("the", "that with", "thx", f"thx{BACKSPACE}e", "zzz the", f"{SHIFT}The"):
+        assert packed.score_keys(keys) == pytest.approx(arpa.score_keys(keys), abs=1e-4), keys
+    # decoder.lm_path takes the binary file as it takes the ARPA: the same text, the same score.
+    frames = ["t", "-", "h", "-", {"x": 0.5, "a": 0.45}, "-", "t", "-", " ", "-"]
+    lp, lengths = batch(emissions(frames), emissions(["-", "a", "n", "d", "-"]))
+    from_arpa = make_decoder("beam", lm_path=str(small_lm))
+    from_binary = make_decoder("beam", lm_path=str(binary))
+    assert from_binary.decode_batch(lp, lengths) == from_arpa.decode_batch(lp, lengths) == ["that ", "and"]
+    assert from_binary.decode(lp[0])[1] == pytest.approx(from_arpa.decode(lp[0])[1], abs=1e-4)

@@ -14,7 +14,7 @@ import keras_tuner
 import pytest
 from tests.helpers import REPO, make_tiny_split, tiny_tcn_overrides
 
-from emgtf import config
+from emgtf import config, models
 from emgtf.cli import evaluate
 from emgtf.cli import tune as tune_cli
 from emgtf.tuning import distributed
@@ -55,7 +55,7 @@ class InterruptSecondTrial(keras.callbacks.Callback):
 def searched(data, tmp_path_factory):
     """A two-trial random search interrupted during its second trial, then resumed."""
     run_dir = tmp_path_factory.mktemp("searches") / "regularization"
-    overrides = tiny(data, run_dir, "space=regularization", "tuner.max_trials=2")
+    overrides = tiny(data, run_dir, "space=regularization", "tuner.max_trials=2", "tuner.test=true")
     with pytest.raises(KeyboardInterrupt):
         tune.run_search(overrides, callbacks=[InterruptSecondTrial()], log=lambda *a: None)
     first = run_dir / "trials" / "trial_0"
@@ -84,19 +84,28 @@ def test_search_trains_two_trials_reports_val_cer_and_keeps_the_best_checkpoint(
         assert trial_cfg.model.dropout == pytest.approx(trial.hyperparameters["dropout"])
         assert trial_cfg.model.batch_norm == trial.hyperparameters["batch_norm"]
         assert "tuner" not in trial_cfg and "space" not in trial_cfg
+        # What it cost, and (tuner.test=true) the test CER of its best checkpoint, as evaluate gives it.
+        model = keras.saving.load_model(trial.run_dir / "best.keras", compile=False)
+        assert trial.metrics["params"] == models.trainable_parameters(model) > 0
+        seconds = sum(float(line.split(",")[-1]) for line in history[1:])
+        assert trial.metrics["train_s"] == pytest.approx(seconds) and seconds > 0
+        report = json.loads((trial.run_dir / "best.test.greedy.eval.json").read_text())
+        assert trial.metrics["test_CER"] == pytest.approx(report["overall"]["CER"])
     # Best first, and the tables hold every trial with its hyperparameters.
     assert result.trials[0].val_cer <= result.trials[1].val_cer
     table = json.loads((run_dir / "best_trials.json").read_text())
     assert [r["trial"] for r in table] == [t.trial_id for t in result.trials]
     assert {"dropout", "penalty", "batch_norm"} <= set(table[0]["hyperparameters"])
     header = (run_dir / "best_trials.csv").read_text().splitlines()[0].split(",")
-    assert {"rank", "trial", "val_CER", "epochs", "dropout", "batch_norm"} <= set(header)
+    assert {"rank", "trial", "val_CER", "test_CER", "params", "train_s", "epochs", "dropout", "batch_norm"} <= set(header)
     # The best trial's checkpoint, with its config beside it.
     best = result.trials[0]
     assert result.best_checkpoint == run_dir / "best.keras"
     assert (run_dir / "best.keras").read_bytes() == (best.run_dir / "best.keras").read_bytes()
     assert config.load_saved(run_dir / "config.yaml").trial.id == best.trial_id
     assert "val CER" in searched["log"] and f"best: trial {best.trial_id}" in searched["log"]
+    printed = tune.trials_table(result.trials)
+    assert "test CER" in printed and f"{int(best.metrics['params']):,}" in printed
 
 
 def test_best_checkpoint_is_accepted_by_evaluate_and_export(searched, tmp_path):
