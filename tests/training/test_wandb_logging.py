@@ -251,3 +251,26 @@ def test_a_wandb_error_while_logging_warns_once_and_stops_only_the_logging(tmp_p
     assert len(messages) == 1 and "W&B logging failed" in messages[0]
     assert logger.failed
     logger.close()
+
+
+@pytest.mark.slow  # a search in its own process (the 2 logical CPU devices exist only from its start)
+def test_search_on_two_devices_logs_each_trial_like_one_device(data, tmp_path):
+    run_dir = tmp_path / "search"
+    args = tiny_tcn_overrides(data, run_dir, "space=regularization", "tuner.max_trials=2", "trainer.batch_size=2",
+                              "trainer.devices=2", logger="wandb", epochs=2)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EMGTF_CONFIG_DIR": str(REPO / "configs"),
+           "EMGTF_TUNER_DIR": str(REPO / "tuner")}
+    done = subprocess.run([sys.executable, "-m", "emgtf.tune", *args], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("2 devices (mirrored), global batch 4") == 2
+    trials = json.loads((run_dir / "best_trials.json").read_text())
+    assert [t["status"] for t in trials] == ["COMPLETED", "COMPLETED"]
+    for trial in trials:
+        trial_dir = Path(trial["run_dir"])
+        assert config.load_saved(trial_dir / "config.yaml").trainer.devices == 2
+        run = OfflineRun(trial_dir)  # one W&B run per trial, written once (by the chief)
+        assert run.run.run_group == "search" and run.run.job_type == "trial"
+        check_epochs(run, 2)
+        assert run.summary["best/val_CER"] == pytest.approx(trial["val_CER"])
+    assert (run_dir / "best.keras").is_file()
