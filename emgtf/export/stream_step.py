@@ -60,7 +60,9 @@ class StepLayout(StateLayout):
         try:
             parts = tuple((str(p["name"]), tuple(int(n) for n in p["shape"])) for p in doc["state_layout"])
             chunk, frames = int(doc["chunk_samples"]), int(doc["frames_per_step"])
-            layout = cls(chunk // frames, parts, int(doc["warmup_emissions"]), chunk, frames)
+            hop, warmup = chunk // frames, int(doc["warmup_emissions"])
+            layout = cls(hop, parts, warmup, lost_frames=warmup - parts[0][1][0] // hop,
+                         chunk_samples=chunk, frames_per_step=frames)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError):
             raise EmgtfError(f"{where}: 'streaming' does not describe a streaming step") from None
         if layout.state_size != doc.get("state_size"):
@@ -97,13 +99,22 @@ def step_layout(model, chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> StepLayout
 
     core = state_layout(model)
     hop = core.hop_length
+    if core.held_frames:
+        raise EmgtfError(
+            f"model '{model.name}' has no fixed-shape streaming step: its RollingTimeNorm holds back "
+            f"the first {core.held_frames} frames and releases them at once with the "
+            f"{core.held_frames}th, so the rows a step returns vary (none, then up to "
+            f"{core.held_frames} + a chunk's, then a chunk's), which a fixed-shape signature (TFLite) "
+            "cannot give; stream its .keras checkpoint (python -m emgtf.stream)"
+        )
     if isinstance(chunk_samples, bool) or not isinstance(chunk_samples, (int, np.integer)) \
             or chunk_samples < hop or chunk_samples % hop:
         raise EmgtfError(
             f"stream_chunk_samples must be a positive multiple of the hop length ({hop} samples), "
             f"got {chunk_samples!r}"
         )
-    return StepLayout(hop, core.parts, core.warmup_emissions, int(chunk_samples), int(chunk_samples) // hop)
+    return StepLayout(hop, core.parts, core.warmup_emissions, lost_frames=core.lost_frames,
+                      chunk_samples=int(chunk_samples), frames_per_step=int(chunk_samples) // hop)
 
 
 def step_function(model, layout: StepLayout):
@@ -194,7 +205,7 @@ def write_tflite(model, layout: StepLayout, directory: Path, saved_model: Path, 
     from emgtf.decoding import ctc_greedy
     from emgtf.inference.runners import keras_runner
     from emgtf.metrics import error_rates
-    from emgtf.models.streaming import chain
+    from emgtf.models.streaming import graph
 
     def converter():
         return tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[STEP_SIGNATURE])
@@ -227,7 +238,7 @@ def write_tflite(model, layout: StepLayout, directory: Path, saved_model: Path, 
     quantizing.optimizations = [tf.lite.Optimize.DEFAULT]
     quantizing.representative_dataset = representative
     options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=_spectrogram_tensors(flat, chain(model)[0].name)
+        denylisted_nodes=_spectrogram_tensors(flat, graph(model)[0].layer.name)
     )
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=quantizing, debug_dataset=representative, debug_options=options

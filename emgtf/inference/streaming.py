@@ -19,6 +19,13 @@ off its layers):
   export) the decoder instead keeps the samples the next emission needs, at most
   ``lost_frames * hop + n_fft`` (2048 samples, 1 s, for Meta's model), and re-runs the model on
   them plus the new samples: the same emissions at the cost of the whole receptive field;
+- nothing, but normalised by running statistics from the stream's start (SplashNet's
+  RollingTimeNorm): through the incremental step only, whose state carries those statistics
+  (a fixed-size summary of the whole past) and the norm's warm-up: the first 125 frames are held
+  back until the 125th, which adds to the latency of the first emissions only (none for SplashNet,
+  whose first emission reads 125 frames anyway). Still the whole-session emissions. A window
+  re-run would normalise by the window's statistics instead, so without a Keras model (a
+  SavedModel or ONNX export) such a model is refused;
 - a bounded number of frames of zero-padded past or future (causal or "same" padded dilated
   convolutions: the TCN, ConvResNet without GRU): as above with that many frames of context
   kept before, and emissions that still read the padding past the end held back until more
@@ -61,6 +68,7 @@ _PER_FRAME = {
     "InputLayer", "LogSpectrogram", "SpecAugment", "TemporalCropResize", "SpectrogramNorm",
     "RotationInvariantMLP", "Dense", "Activation", "Dropout", "BatchNormalization",
     "LayerNormalization", "TDSConvBlock", "TDSFullyConnectedBlock", "Add", "ReLU", "Identity",
+    "SpectrumBands", "FoldBands", "UnfoldBands", "SplitBands", "Concatenate",
 }
 _RECURRENT = {"LSTM", "GRU", "SimpleRNN", "RNN"}
 _GLOBAL = {
@@ -77,18 +85,23 @@ class Reach:
     """What one emission reads beyond its emission-rule window, in spectrogram frames.
 
     ``past`` / ``future``: frames before / after it that zero padding stands in for at the edges
-    of an input; ``unbounded_past``: a recurrent state carries the whole past (windowed then).
+    of an input; ``unbounded_past``: a recurrent state carries the whole past (windowed then);
+    ``running_statistics``: a rolling norm's statistics from the stream's start (the incremental
+    step only).
     """
 
     past: int = 0
     future: int = 0
     unbounded_past: bool = False
+    running_statistics: bool = False
 
     def describe(self) -> str:
         if self.unbounded_past:
             return "unbounded past (recurrent), windowed"
         if self.past or self.future:
             return f"exact, {self.past} frames of past and {self.future} of future padding"
+        if self.running_statistics:
+            return "exact, running statistics from the stream's start"
         return "exact, no padding"
 
 
@@ -97,7 +110,7 @@ def model_reach(model) -> Reach:
     layer, why, what to use) for a model that cannot stream."""
     name = model.name
     past = future = 0
-    unbounded = False
+    unbounded = statistics = False
     # The layers that refuse most plainly first: "self-attention" says more than "positions".
     first = ("Bidirectional", "TransformerBlock", "MultiHeadAttention", "ConformerBlock")
     for layer in sorted(model.layers, key=lambda layer: type(layer).__name__ not in first):
@@ -125,6 +138,8 @@ def model_reach(model) -> Reach:
             unbounded = True
         elif kind == "ConformerBlock":  # causal attention: the whole past, so windowed
             unbounded = True
+        elif kind == "RollingTimeNorm":
+            statistics = True
         elif kind == "ConvBlock1D":
             span = (layer.kernel_size - 1) * layer.dilation * layer.num_convs
             if layer.causal:
@@ -143,7 +158,15 @@ def model_reach(model) -> Reach:
                 f"{where}: cannot tell how far in time this layer reads, so the model cannot "
                 f"stream; {_WHOLE_SESSION}"
             )
-    return Reach(past, future, unbounded)
+    return Reach(past, future, unbounded, statistics)
+
+
+def _needs_step(source: str, why: str) -> EmgtfError:
+    return EmgtfError(
+        f"{source}: its RollingTimeNorm normalises by statistics from the start of the stream, "
+        f"which only the incremental step carries and a window re-run cannot give, and {why}; "
+        "stream its .keras checkpoint (TDS or SplashNet layers)"
+    )
 
 
 def _export_reach(path, family: str, training_config) -> Reach:
@@ -197,8 +220,8 @@ class CompiledStep:
 
         self.layout = layout = state_layout(model)
 
-        def step(state, samples):
-            return incremental_step(model, layout, state, samples)
+        def step(state, samples, final=False):
+            return incremental_step(model, layout, state, samples, final=final)
 
         self._step = step
         self._traced = None
@@ -207,11 +230,15 @@ class CompiledStep:
 
             # Not XLA: on this CPU (AMD EPYC, 2 cores) it was slower than the graph (12.3 against
             # 8.6 ms per 5-hop step of Meta's model, one thread).
-            function = tf.function(step)
-            self._traced = {}  # hop count -> concrete function (called without tf.function's dispatch)
+            def stepper(final):
+                return tf.function(lambda state, samples: step(state, samples, final))
 
-            def trace(hops):
-                return function.get_concrete_function(
+            functions = {final: stepper(final) for final in (False, True)}
+            # (hop count, final) -> concrete function (called without tf.function's dispatch)
+            self._traced = {}
+
+            def trace(hops, final):
+                return functions[final].get_concrete_function(
                     tf.TensorSpec([layout.state_size], tf.float32),
                     tf.TensorSpec([hops * layout.hop_length, NUM_BANDS, NUM_CHANNELS], tf.float32),
                 )
@@ -223,14 +250,17 @@ class CompiledStep:
 
         return ops.convert_to_tensor(self.layout.initial_state())
 
-    def __call__(self, state, samples: np.ndarray):
+    def __call__(self, state, samples: np.ndarray, final: bool = False):
+        """``final``: the stream ends with these samples (a rolling norm releases what a stream
+        shorter than its warm-up holds)."""
         from keras import ops
 
-        step = self._step
-        if self._traced is not None:
-            hops = len(samples) // self.layout.hop_length
-            step = self._traced.get(hops) or self._traced.setdefault(hops, self._trace(hops))
-        next_state, log_probs = step(state, ops.convert_to_tensor(samples))
+        if self._traced is None:
+            next_state, log_probs = self._step(state, ops.convert_to_tensor(samples), final)
+        else:
+            key = (len(samples) // self.layout.hop_length, final)
+            step = self._traced.get(key) or self._traced.setdefault(key, self._trace(*key))
+            next_state, log_probs = step(state, ops.convert_to_tensor(samples))
         return next_state, ops.convert_to_numpy(log_probs)
 
 
@@ -322,6 +352,11 @@ class StreamingDecoder:
             rule.samples_for(self.context_emissions + self.holdback_emissions + 1) - 1
             + self.min_step_samples
         )
+        if step is not None:  # less than a hop waits; the step's state spans the rest
+            self.max_buffer_samples = step.layout.span_samples + rule.hop_length - 1 + self.min_step_samples
+        elif reach.running_statistics:
+            raise _needs_step(runner.source, "no step was given (a SavedModel or ONNX export has "
+                              "no Keras layers to step)")
         self.reset()
 
     @classmethod
@@ -330,8 +365,17 @@ class StreamingDecoder:
         """A streaming decoder of a Keras model: through its incremental step if it has one and
         ``incremental`` (else windowed)."""
         from emgtf.inference.runners import keras_runner
+        from emgtf.models.streaming import state_layout
 
         reach = model_reach(model)  # refuse before anything else is done
+        if reach.running_statistics:  # the step or nothing: say why it has none
+            where = source or f"model '{model.name}'"
+            if not incremental:
+                raise _needs_step(where, "incremental=False asks for the windowed path")
+            try:
+                state_layout(model)
+            except EmgtfError as e:
+                raise _needs_step(where, str(e)) from None
         step = _compiled_step(model) if incremental else None
         return cls(keras_runner(model, source), reach, decoder, step=step, **options)
 
@@ -428,7 +472,7 @@ class StreamingDecoder:
         """Runs the model on the buffer if that completes emissions; decodes them; trims.
         Returns the new emissions (new, 99)."""
         if self.step is not None:
-            return self._run_step()
+            return self._run_step(final)
         rule, buf = self.rule, self._buffer
         first = buf.start // rule.stride  # session index of the buffer's emission 0
         available = rule.emissions(len(buf.data))
@@ -452,19 +496,25 @@ class StreamingDecoder:
             buf.start = keep_from
         return emitted
 
-    def _run_step(self) -> np.ndarray:
+    def _run_step(self, final: bool) -> np.ndarray:
         """Steps the model over the buffer's whole hops and decodes the emissions they complete;
-        keeps the rest of a hop. Returns the new emissions (new, 99)."""
+        keeps the rest of a hop. ``final``: a last step releases what a rolling norm holds back.
+        Returns the new emissions (new, 99)."""
         from emgtf.inference.runners import check_finite
 
         buf, hop = self._buffer, self.rule.hop_length
         hops = len(buf.data) // hop
-        if hops == 0:
+        flush = final and self.step.layout.held_frames > 0
+        if hops == 0 and not flush:
             return _NO_EMISSIONS
         outputs = []
         for first in range(0, hops, MAX_STEP_HOPS):
             samples = buf.data[first * hop : min(hops, first + MAX_STEP_HOPS) * hop]
             self._state, log_probs = self.step(self._state, samples)
+            outputs.append(log_probs)
+            self.model_runs += 1
+        if flush:
+            self._state, log_probs = self.step(self._state, buf.data[:0], final=True)
             outputs.append(log_probs)
             self.model_runs += 1
         self.frames_computed += hops
@@ -473,7 +523,7 @@ class StreamingDecoder:
         log_probs = np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
         # The first warm-up outputs of a stream read the zero state, not the signal.
         emitted = log_probs[max(0, self.step.layout.warmup_emissions - self._step_outputs) :]
-        self._step_outputs += hops
+        self._step_outputs += len(log_probs)
         if not len(emitted):
             return _NO_EMISSIONS
         check_finite(emitted[None], self.runner.source, frame_offset=self.next_emission)

@@ -2,24 +2,35 @@
 log_probs)``, each spectrogram frame and each layer's frame computed once.
 
 The state is one float32 vector holding what the next emissions need and nothing more: the last
-``n_fft - hop_length`` raw samples (the overlap of the next spectrogram frame) and, for each
-time-depth separable convolution block, the last ``kernel_width - 1`` frames of its input (its
-receptive field). A step takes any whole number ``k`` of hops of new samples and returns ``k``
-outputs, so its cost is that of ``k`` frames, whatever the receptive field.
+``n_fft - hop_length`` raw samples (the overlap of the next spectrogram frame), for each
+time-depth separable convolution block the last ``kernel_width - 1`` frames of its input (its
+receptive field; one per hand where the hands are folded into the batch), and, for a model with
+a :class:`~emgtf.models.layers.RollingTimeNorm`, its running statistics and warm-up buffer
+(:meth:`~emgtf.models.layers.RollingTimeNorm.step`) with a count of the spectrogram frames before
+the first one of the signal. A step takes any whole number ``k`` of hops of new samples, so its
+cost is that of ``k`` frames, whatever the receptive field.
 
 Shapes (no batch dimension): ``state`` float32 ``[state_size]``, ``samples`` float32
 ``[k * hop_length, 2, 16]`` (raw EMG, left band first) -> ``next_state`` float32
-``[state_size]``, ``log_probs`` float32 ``[k, 99]``.
+``[state_size]``, ``log_probs`` float32 ``[m, 99]``: ``m = k`` without a rolling norm; with one,
+``m = 0`` while its warm-up (125 frames) is incomplete, then the held-back frames at once, then
+``k``, and a last call with ``final=True`` (any ``k``, 0 included) releases what a stream shorter
+than the warm-up holds.
 
 From a zero state, the first ``warmup_emissions`` outputs of a stream read that zero state and
 are discarded; output ``m`` after them is emission ``m - warmup_emissions`` of the whole
-recording, exactly (to float rounding). Samples after the last whole hop give no emission (the
-emission rule), so a stream's emissions are those of its whole hops.
+recording, exactly (to float rounding). Without a rolling norm that is ``(n_fft - hop) / hop``
+spectrogram frames of the zero overlap and the TDS blocks' ``lost_frames``; a rolling norm never
+sees those first spectrogram frames (they would enter its statistics), so only ``lost_frames``.
+Samples after the last whole hop give no emission (the emission rule), so a stream's emissions
+are those of its whole hops.
 
-Only models whose every layer works frame by frame or is an unpadded TDS convolution block, in a
-single chain, have such a step: the TDS baseline. Others are refused with one line. The step is
-keras.ops only; :mod:`emgtf.export.stream_step` traces it into an export's ``stream_step``
-signature and :class:`emgtf.inference.streaming.StreamingDecoder` runs it on a live stream.
+Only models whose every layer works frame by frame (the hands folded into the batch or split and
+joined included), is an unpadded TDS convolution block or is one rolling norm before them have
+such a step: the TDS baseline and SplashNet (shared or un-shared hands). Others are refused with
+one line. The step is keras.ops only; :mod:`emgtf.export.stream_step` traces it into an export's
+``stream_step`` signature (fixed shapes: not for a rolling norm) and
+:class:`emgtf.inference.streaming.StreamingDecoder` runs it on a live stream.
 """
 
 from __future__ import annotations
@@ -38,53 +49,83 @@ from emgtf.errors import EmgtfError
 __all__ = ["StateLayout", "incremental_step", "state_layout"]
 
 # Layers the step applies to the new frames alone: each computes a frame from that frame
-# (augmentation layers are the identity at inference).
+# (augmentation layers are the identity at inference; the band layers move the hands between
+# the feature and batch axes or split and join them).
 _PER_FRAME = {
     "SpectrogramNorm", "SpecAugment", "TemporalCropResize", "RotationInvariantMLP", "Dense",
     "Activation", "Dropout", "BatchNormalization", "LayerNormalization", "TDSFullyConnectedBlock",
-    "ReLU", "Identity",
+    "ReLU", "Identity", "SpectrumBands", "FoldBands", "UnfoldBands", "SplitBands", "Concatenate",
 }
+# The state part counting the spectrogram frames a rolling norm must not see.
+_FRAMES = "frames"
 
 
 @dataclass(frozen=True)
 class StateLayout:
     """Where each part of the state lies: ``parts`` is ``(name, shape)`` in order, ``name``
-    "samples" for the raw sample overlap, else the TDS block whose input frames it keeps."""
+    "samples" for the raw sample overlap, "frames" for the count of spectrogram frames read from
+    the zero overlap at the stream's start, a RollingTimeNorm's name for its state, else the TDS
+    block whose input frames it keeps. ``lost_frames``: the TDS blocks' frames along the path to
+    the output; ``held_frames``: the rolling norm's warm-up (0 without one)."""
 
     hop_length: int
     parts: tuple
     warmup_emissions: int
+    lost_frames: int = 0
+    held_frames: int = 0
 
     @property
     def state_size(self) -> int:
         return sum(math.prod(shape) for _, shape in self.parts)
 
     @property
+    def overlap_samples(self) -> int:
+        return self.parts[0][1][0]
+
+    @property
     def span_samples(self) -> int:
-        """The signal the state stands for: the raw overlap and a hop per kept block frame."""
-        overlap = self.parts[0][1][0]
-        return overlap + self.hop_length * sum(shape[0] for _, shape in self.parts[1:])
+        """The signal the state stands for: the raw overlap, a hop per frame the TDS blocks keep
+        and per frame the warm-up buffer holds (a rolling norm's statistics summarise the rest)."""
+        return self.overlap_samples + self.hop_length * (self.lost_frames + self.held_frames)
 
     def initial_state(self) -> np.ndarray:
         return np.zeros(self.state_size, np.float32)
 
 
-def chain(model):
-    """The model's layers after its input, checked to form one chain (each layer reads the
-    previous one's output), or a one-line error."""
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    previous = model.inputs[0]
-    for layer in layers:
-        if layer.input is not previous:
-            raise refuse(model, f"layer '{layer.name}' does not read the output of the layer before it")
-        previous = layer.output
-    return layers
+@dataclass(frozen=True)
+class _Node:
+    """One layer of the model's graph: the ids of the tensors it reads and writes."""
+
+    layer: object
+    inputs: tuple
+    outputs: tuple
+
+    @property
+    def kind(self) -> str:
+        return type(self.layer).__name__
+
+
+def graph(model) -> list:
+    """The model's layers after its input as :class:`_Node` s in topological order, or a one-line
+    error for a layer used more than once; the first reads the model's input."""
+    nodes = []
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        if len(layer._inbound_nodes) != 1:
+            raise refuse(model, f"layer '{layer.name}' is called {len(layer._inbound_nodes)} times")
+        node = layer._inbound_nodes[0]
+        nodes.append(_Node(layer, tuple(id(t) for t in node.input_tensors),
+                           tuple(id(t) for t in node.output_tensors)))
+    if not nodes or nodes[0].inputs != (id(model.inputs[0]),):
+        raise refuse(model, "its first layer does not read its input")
+    return nodes
 
 
 def refuse(model, why: str) -> EmgtfError:
     return EmgtfError(
         f"model '{model.name}' has no streaming step: {why}; only the TDS baseline (tds_conv_ctc) "
-        "streams this way"
+        "and SplashNet stream this way"
     )
 
 
@@ -93,47 +134,113 @@ def state_layout(model) -> StateLayout:
     that has none."""
     from emgtf.models.emission import EmissionRule
 
-    layers = chain(model)
+    nodes = graph(model)
     rule = EmissionRule.from_model(model)
-    spectrogram = layers[0]
-    if type(spectrogram).__name__ != "LogSpectrogram":
+    spectrogram = nodes[0].layer
+    if nodes[0].kind != "LogSpectrogram":
         raise refuse(model, "its first layer is not the log spectrogram")
     n_fft, hop = spectrogram.n_fft, spectrogram.hop_length
     if n_fft % hop:
         raise refuse(model, f"its n_fft ({n_fft}) is not a multiple of its hop length ({hop})")
     overlap = n_fft - hop
     parts = [("samples", (overlap, NUM_BANDS, NUM_CHANNELS))]
-    lost = 0
-    for layer in layers[1:]:
-        kind = type(layer).__name__
+    # Per tensor: (frames the TDS blocks before it lost, examples per stream in its batch axis).
+    paths = {nodes[0].outputs[0]: (0, 1)}
+    norm = None
+    for node in nodes[1:]:
+        layer, kind = node.layer, node.kind
+        if any(i not in paths for i in node.inputs):
+            raise refuse(model, f"layer '{layer.name}' reads the raw input")
+        if len({paths[i] for i in node.inputs}) != 1:
+            raise refuse(model, f"layer '{layer.name}' joins branches that lost different frames")
+        lost, fold = paths[node.inputs[0]]
         if kind == "TDSConvBlock":
-            parts.append((layer.name, (layer.kernel_width - 1, int(layer.input.shape[-1]))))
-            lost += layer.kernel_width - 1
+            shape = (layer.kernel_width - 1, int(layer.input.shape[-1]))
+            if shape[0]:
+                parts.append((layer.name, shape if fold == 1 else (fold, *shape)))
+            lost += shape[0]
+        elif kind == "RollingTimeNorm":
+            if norm is not None or lost or fold != 1:
+                raise refuse(model, f"its rolling norm '{layer.name}' is not the only one, before "
+                             "every TDS block and the hands' folding")
+            norm = layer
+            parts += [(_FRAMES, (1,)), (layer.name, (layer.state_size(layer.input.shape[2:]),))]
+        elif kind == "FoldBands":
+            fold *= layer.bands
+        elif kind == "UnfoldBands":
+            fold //= layer.bands
         elif kind == "Reshape" and layer.target_shape[0] == -1:
-            continue  # the dense front's flattening of each frame
+            pass  # the dense front's flattening of each frame
         elif kind not in _PER_FRAME:
             raise refuse(model, f"layer '{layer.name}' ({kind}) is not a per-frame layer or a TDS block")
+        for output in node.outputs:
+            paths[output] = (lost, fold)
+    lost = paths[id(model.outputs[0])][0]
     if (lost, rule.subsampling) != (rule.lost_frames, 1):
         raise refuse(model, f"its emission rule ({rule.describe()}) is not its TDS blocks' frames")
-    return StateLayout(hop, tuple(parts), overlap // hop + lost)
+    if norm is None:
+        return StateLayout(hop, tuple(parts), overlap // hop + lost, lost_frames=lost)
+    return StateLayout(hop, tuple(parts), lost, lost_frames=lost, held_frames=norm.warmup)
 
 
-def incremental_step(model, layout: StateLayout, state, samples, raw_scope: str | None = None):
+def incremental_step(model, layout: StateLayout, state, samples, raw_scope: str | None = None,
+                     final: bool = False):
     """One step (module docstring): returns ``(next_state, log_probs)``. ``raw_scope`` names the
-    ops on the raw signal (an int8 export keeps them float)."""
-    layers = chain(model)
+    ops on the raw signal (an int8 export keeps them float); ``final`` (a python bool): the
+    stream ends with these samples."""
+    nodes = graph(model)
+    shapes = dict(layout.parts)
     sizes = [math.prod(shape) for _, shape in layout.parts]
-    parts = ops.split(state, [int(i) for i in np.cumsum(sizes)[:-1]])
-    overlap_shape = layout.parts[0][1]
+    parts = dict(zip(shapes, ops.split(state, [int(i) for i in np.cumsum(sizes)[:-1]])))
+    overlap = layout.overlap_samples
     with keras.name_scope(raw_scope) if raw_scope else contextlib.nullcontext():
-        signal = ops.concatenate([ops.reshape(parts[0], overlap_shape), samples], axis=0)
-        new_parts = [ops.reshape(signal[-overlap_shape[0]:], [-1])]
-    x = layers[0](signal[None])  # (1, k, 2, 16, bins)
-    cached = iter(zip(parts[1:], layout.parts[1:]))
-    for layer in layers[1:]:
-        if type(layer).__name__ == "TDSConvBlock":
-            part, (_, shape) = next(cached)
-            x = ops.concatenate([ops.cast(ops.reshape(part, shape), x.dtype)[None], x], axis=1)
-            new_parts.append(ops.cast(ops.reshape(x[0, -shape[0]:], [-1]), "float32"))
-        x = layer(x, training=False)
-    return ops.concatenate(new_parts, axis=0), ops.cast(x[0], "float32")
+        signal = ops.concatenate([ops.reshape(parts["samples"], shapes["samples"]), samples], axis=0)
+        new_parts = {"samples": ops.reshape(signal[-overlap:], [-1])}
+    values = {nodes[0].outputs[0]: nodes[0].layer(signal[None])}  # (1, k, 2, 16, bins)
+    for node in nodes[1:]:
+        layer, inputs = node.layer, [values[i] for i in node.inputs]
+        if node.kind == "RollingTimeNorm":
+            outputs, new_parts[_FRAMES], new_parts[layer.name] = _norm_step(
+                layer, layout, parts[_FRAMES], parts[layer.name], inputs[0], final
+            )
+        else:
+            if node.kind == "TDSConvBlock" and layer.name in shapes:
+                keep = shapes[layer.name][-2:]
+                cached = ops.cast(ops.reshape(parts[layer.name], (-1, *keep)), inputs[0].dtype)
+                x = ops.concatenate([cached, inputs[0]], axis=1)
+                new_parts[layer.name] = ops.cast(ops.reshape(x[:, -keep[0]:], [-1]), "float32")
+                inputs = [x]
+            if node.kind == "TDSConvBlock" and layout.held_frames:
+                outputs = _tds_block(layer, inputs[0])
+            else:
+                outputs = layer(inputs[0] if len(inputs) == 1 else inputs, training=False)
+        for output, value in zip(node.outputs, outputs if isinstance(outputs, (list, tuple)) else [outputs]):
+            values[output] = value
+    next_state = ops.concatenate([new_parts[name] for name, _ in layout.parts], axis=0)
+    return next_state, ops.cast(values[id(model.outputs[0])][0], "float32")
+
+
+def _norm_step(layer, layout: StateLayout, frames_part, norm_part, x, final: bool):
+    """The rolling norm's step on the spectrogram frames ``x`` (1, k, ...) of the signal: the
+    first frames of a stream, read from the zero overlap, are dropped (counted in
+    ``frames_part``). Returns (released frames (1, m, ...), next frames part, next norm part)."""
+    skip = layout.overlap_samples // layout.hop_length
+    before = ops.cast(frames_part[0], "int32")
+    k = ops.shape(x)[1]
+    drop = ops.clip(skip - before, 0, k)
+    seen = ops.reshape(ops.cast(ops.minimum(before + k, skip), "float32"), (1,))
+    norm_part, released = layer.step(norm_part, x[0, drop:], final=final)
+    return released[None], seen, norm_part
+
+
+def _tds_block(block, x):
+    """A TDS convolution block on ``x`` (its cached frames and the new ones), where a rolling
+    norm's warm-up may leave no new frame: the block is skipped then, as an empty convolution
+    output is refused by Keras (eagerly) and mis-shaped by oneDNN's kernel (traced: 3 frames of
+    output for 3 of input and a 4-frame kernel)."""
+    frames = x.shape[1]
+    empty = (ops.shape(x)[0], 0, x.shape[2])
+    if frames is not None:  # known: eagerly, or a trace without a rolling norm
+        return ops.zeros(empty, x.dtype) if frames < block.kernel_width else block(x, training=False)
+    return ops.cond(ops.shape(x)[1] < block.kernel_width, lambda: ops.zeros(empty, x.dtype),
+                    lambda: block(x, training=False))

@@ -164,10 +164,15 @@ def test_export_json_describes_the_step_and_the_int8_cost(exports):
 def test_models_and_options_without_a_step_are_one_line_errors(tmp_path, capsys):
     rnn_checkpoint, _ = save_run(tmp_path / "rnn", "rnn", **TINY["rnn"])
     checkpoint, _ = save_run(tmp_path / "tds", "tds_conv_ctc", **TINY["tds_conv_ctc"])
+    # SplashNet streams through the step in Python, but its rows per step vary (the rolling norm).
+    splash_checkpoint, _ = save_run(tmp_path / "splash", "splashnet", **TINY["tds_conv_ctc"])
     cases = [
         ([f"checkpoint={rnn_checkpoint}", "streaming=true"],
          "model 'rnn' has no streaming step: layer 'rnn_1' (Bidirectional) is not a per-frame layer"),
-        ([f"checkpoint={rnn_checkpoint}", "format=tflite"], "only the TDS baseline (tds_conv_ctc) streams"),
+        ([f"checkpoint={rnn_checkpoint}", "format=tflite"], "only the TDS baseline (tds_conv_ctc) and SplashNet"),
+        ([f"checkpoint={splash_checkpoint}", "format=tflite"],
+         "model 'splashnet' has no fixed-shape streaming step: its RollingTimeNorm holds back the "
+         "first 125 frames"),
         ([f"checkpoint={checkpoint}", "streaming=true", "stream_chunk_samples=50"],
          "stream_chunk_samples must be a positive multiple of the hop length (16 samples), got 50"),
         ([f"checkpoint={checkpoint}", "streaming=true", "format=onnx"], "streaming=true needs format=saved_model"),

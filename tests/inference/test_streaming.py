@@ -1,6 +1,6 @@
 """Streaming: StreamingDecoder's emissions against the whole-session pass, incremental greedy and
-beam decoding against the offline decoders, bounded state, refused models, and
-python -m emgtf.stream end to end on a generated session."""
+beam decoding against the offline decoders, bounded state, refused models, SplashNet's rolling
+norm through the incremental step, and python -m emgtf.stream end to end on a generated session."""
 
 from __future__ import annotations
 
@@ -173,6 +173,91 @@ def test_a_conformer_streams_only_when_causal():
     assert "\n" not in str(caught.value)
     reach = model_reach(models.build("conformer", causal=True, **tiny))
     assert reach.unbounded_past and reach.future == 0  # causal subsampling: no future padding
+
+
+# --- SplashNet: a rolling norm through the incremental step ---------------------------------------
+
+TINY_SPLASHNET = dict(mlp_features=[16], block_channels=[4, 4], kernel_width=4)
+
+
+@pytest.fixture(scope="module")
+def splash(tmp_path_factory):
+    """A tiny SplashNet checkpoint (6 bands, rolling norm, hands shared) and 2 s of signal."""
+    root = tmp_path_factory.mktemp("splash")
+    keras.utils.set_random_seed(11)
+    model = models.build("splashnet", **TINY_SPLASHNET)
+    model.save(root / "splash.keras")
+    return {"ckpt": root / "splash.keras", "model": model, "emg": random_emg(1, 4000, seed=11)[0]}
+
+
+def assert_emitted_once_warmed_up(updates, rule, chunk, total, warmup=125):
+    """Each push's emissions: none before the signal's ``warmup``-th frame, then every emission
+    its samples allow (the warm-up delays the first emissions only)."""
+    for received, update in zip(np.minimum(np.arange(1, len(updates)) * chunk, total), updates):
+        expected = rule.emissions(int(received)) if rule.frames(int(received)) >= warmup else 0
+        assert update.emissions == expected, (received, update.emissions, expected)
+
+
+def test_splashnet_streams_exactly_from_a_checkpoint(splash):
+    streamer = StreamingDecoder.load(splash["ckpt"])
+    assert streamer.step is not None and streamer.step.layout.held_frames == 125
+    assert streamer.reach.describe() == "exact, running statistics from the stream's start"
+    offline = keras_runner(splash["model"]).log_probs(splash["emg"])
+    for chunk in (80, 333, 2000):
+        streamed, updates, largest = stream(streamer, splash["emg"], chunk)
+        assert streamed.shape == offline.shape
+        np.testing.assert_allclose(streamed, offline, atol=1e-5)
+        assert largest <= streamer.max_buffer_samples
+        assert tuple(streamer._state.shape) == (streamer.step.layout.state_size,)
+        assert_same_best_class(streamed, offline)
+        assert updates[-1].committed == ctc_greedy(streamed[None], [len(streamed)])[0]
+        assert_emitted_once_warmed_up(updates, streamer.rule, chunk, len(splash["emg"]))
+
+
+def test_splashnet_streams_one_sample_chunks_and_streams_shorter_than_the_warmup(splash):
+    streamer = StreamingDecoder.from_model(splash["model"])
+    emg = splash["emg"][:2100]  # the warm-up ends at sample 2048
+    streamed, updates, _ = stream(streamer, emg, 1)
+    np.testing.assert_allclose(streamed, keras_runner(splash["model"]).log_probs(emg), atol=1e-5)
+    assert_emitted_once_warmed_up(updates, streamer.rule, 1, len(emg))
+    short = splash["emg"][:1000]  # 59 frames: all emitted by finish()
+    streamed, updates, _ = stream(streamer, short, 80)
+    assert [u.emissions for u in updates[:-1]] == [0] * (len(updates) - 1)
+    np.testing.assert_allclose(streamed, keras_runner(splash["model"]).log_probs(short), atol=1e-5)
+    assert len(streamed) == streamer.rule.emissions(len(short)) == 59 - 6
+
+
+def test_the_warmup_adds_no_latency_when_the_first_emission_reads_125_frames():
+    # SplashNet's four 32-frame kernels (124 frames lost) read the warm-up's 125 frames for
+    # its first emission anyway; two 63-frame kernels here do the same.
+    keras.utils.set_random_seed(12)
+    model = models.build("splashnet", mlp_features=[8], block_channels=[4, 4], kernel_width=63)
+    streamer = StreamingDecoder.from_model(model)
+    emg = random_emg(1, 2400, seed=12)[0]
+    streamed, updates, _ = stream(streamer, emg, 80)
+    first = next(i for i, u in enumerate(updates) if u.emissions)
+    assert streamer.rule.lost_frames == 124 and (first + 1) * 80 >= streamer.rule.samples_for(1) > first * 80
+    np.testing.assert_allclose(streamed, keras_runner(model).log_probs(emg), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_full_size_splashnet_mini_streams_exactly():
+    keras.utils.set_random_seed(13)
+    model = models.build("splashnet_mini")
+    emg = random_emg(1, 3000, seed=13)[0]
+    streamer = StreamingDecoder.from_model(model)
+    streamed, updates, _ = stream(streamer, emg, 80)
+    np.testing.assert_allclose(streamed, keras_runner(model).log_probs(emg), atol=1e-5)
+    assert_emitted_once_warmed_up(updates, streamer.rule, 80, len(emg))
+
+
+def test_splashnet_without_the_step_is_refused_in_one_line(splash):
+    with pytest.raises(EmgtfError, match="statistics from the start of the stream.*incremental=False"):
+        StreamingDecoder.from_model(splash["model"], incremental=False)
+    # A runner without a step, as a SavedModel or ONNX export of it gives (load()).
+    with pytest.raises(EmgtfError, match="SavedModel or ONNX export has no Keras layers") as error:
+        StreamingDecoder(keras_runner(splash["model"]), model_reach(splash["model"]))
+    assert "\n" not in str(error.value) and "stream its .keras checkpoint" in str(error.value)
 
 
 def test_models_that_cannot_stream_are_one_line_errors(setup, tmp_path, capsys):

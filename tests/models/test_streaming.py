@@ -43,6 +43,58 @@ def test_steps_of_any_hop_count_give_the_whole_session_emissions():
     ("rnn", dict(mlp_features=[16], hidden_size=8, num_layers=1, bidirectional=False)),
 ])
 def test_models_without_a_step_are_refused_in_one_line(family, hp):
-    with pytest.raises(EmgtfError, match="has no streaming step: .*only the TDS baseline") as error:
+    with pytest.raises(EmgtfError, match="has no streaming step: .*only the TDS baseline .* and SplashNet") as error:
         state_layout(models.build(family, **hp))
     assert "\n" not in str(error.value)
+
+
+TINY_SPLASHNET = dict(mlp_features=[16], block_channels=[4, 4], kernel_width=4)
+
+
+def _stream_steps(model, layout, emg, hop_counts):
+    """Steps ``model`` over ``emg`` in steps of ``hop_counts`` hops and a final one; returns the
+    rows of each step (the final one last)."""
+    state, outputs, start, hop = ops.convert_to_tensor(layout.initial_state()), [], 0, layout.hop_length
+    for hops in [*hop_counts, 0]:
+        state, log_probs = incremental_step(model, layout, state, emg[start : start + hops * hop],
+                                            final=hops == 0)
+        assert tuple(state.shape) == (layout.state_size,)
+        outputs.append(ops.convert_to_numpy(log_probs))
+        start += hops * hop
+    return outputs
+
+
+@pytest.mark.parametrize("share_hands", [True, False])
+def test_splashnet_steps_give_the_whole_session_emissions(share_hands):
+    keras.utils.set_random_seed(9)
+    model = models.build("splashnet", share_hands=share_hands, **TINY_SPLASHNET)
+    rule = EmissionRule.from_model(model)
+    layout = state_layout(model)
+    # The rolling norm never sees the 3 frames of the zero overlap, so only the TDS frames warm up.
+    assert (layout.warmup_emissions, layout.lost_frames, layout.held_frames) == (6, 6, 125)
+    names = dict(layout.parts)
+    assert names["frames"] == (1,) and names["rolling_time_norm"] == (1 + 128 * 2 * 16 * 6,)
+    if share_hands:  # one TDS stack on both hands, the hands folded into the batch
+        assert names["tds_conv_1"] == (2, 3, 16)
+    else:
+        assert names["hand0_tds_conv_1"] == names["hand1_tds_conv_1"] == (3, 16)
+    emg = random_emg(1, 4010, seed=9)[0]  # 250 hops: 247 frames
+    offline = keras_runner(model).log_probs(emg)
+    rows = _stream_steps(model, layout, emg, [1, 7, 2, 120, 20, 1, 99])
+    # Nothing until the 125th frame of the signal (hop 128, in the 4th step: 130 hops, 127
+    # frames), then all of them at once, then a row per hop.
+    assert [len(r) for r in rows] == [0, 0, 0, 127, 20, 1, 99, 0]
+    streamed = np.concatenate(rows)[layout.warmup_emissions :]
+    assert streamed.shape == offline.shape == (rule.emissions(len(emg)), 99)
+    np.testing.assert_allclose(streamed, offline, atol=1e-5)
+
+
+def test_a_splashnet_stream_shorter_than_the_warmup_is_emitted_at_its_end():
+    keras.utils.set_random_seed(10)
+    model = models.build("splashnet", **TINY_SPLASHNET)
+    layout = state_layout(model)
+    emg = random_emg(1, 1500, seed=10)[0]  # 90 frames
+    offline = keras_runner(model).log_probs(emg)
+    rows = _stream_steps(model, layout, emg, [5, 80, 8])
+    assert [len(r) for r in rows] == [0, 0, 0, 90]
+    np.testing.assert_allclose(rows[-1][layout.warmup_emissions :], offline, atol=1e-5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from emgtf.errors import EmgtfError
@@ -97,6 +98,14 @@ class RollingTimeNorm(keras.layers.Layer):
     ``warmup`` frames instead, and an example shorter than that uses its whole valid length. The
     statistics are causal, so zero padding after an example's end never reaches its real frames.
     No parameters; computed in float32.
+
+    Frame by frame (streaming): :meth:`step` takes a fixed-size state (:meth:`state_size`; zeros
+    to start) and the next frames of one stream, and returns the next state and the normalised
+    frames it can release, equal to :meth:`call` on the whole stream (to float rounding) however
+    the stream is chunked. The first ``warmup`` frames need the statistics of all of them, so they
+    are held back (in the state) and released together with the frame that completes the warm-up;
+    after that each frame is released as it arrives. A stream shorter than the warm-up releases
+    its frames at its end (``final=True``).
     """
 
     def __init__(self, warmup: int = 125, epsilon: float = 0.1, **kwargs):
@@ -139,3 +148,77 @@ class RollingTimeNorm(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "warmup": self.warmup, "epsilon": self.epsilon}
+
+    # --- frame by frame ----------------------------------------------------------------------
+
+    def state_size(self, feature_shape) -> int:
+        """Floats of the streaming state for frames of ``feature_shape`` (the input's shape after
+        ``(B, F)``): the frames seen (a float32, exact up to 2**24 frames: 37 hours at 125 Hz),
+        the shift (the warm-up mean), the running sums of the shifted frames and of their squares,
+        and the warm-up buffer of ``warmup`` frames."""
+        return 1 + (3 + self.warmup) * math.prod(feature_shape)
+
+    def initial_state(self, feature_shape) -> np.ndarray:
+        return np.zeros(self.state_size(feature_shape), np.float32)
+
+    def step(self, state, frames, final: bool = False):
+        """The next frames of one stream: ``state`` float32 ``[state_size]``, ``frames`` ``(k,
+        ...)`` (k may be 0) -> ``(next_state, released)``, ``released`` float32 ``(m, ...)``: no
+        frame while the warm-up is incomplete, then the held-back warm-up frames with the new ones,
+        then ``k`` per step. ``final`` (a python bool: the stream ends here) releases the frames of
+        a stream shorter than the warm-up, normalised by their own statistics."""
+        warmup = self.warmup
+        feature_shape = tuple(frames.shape[1:])
+        width = math.prod(feature_shape)
+        x = ops.reshape(ops.cast(frames, "float32"), (-1, width))
+        k = ops.shape(x)[0]
+        seen, shift, sum1, sum2, buffer = ops.split(
+            ops.cast(state, "float32"), [1, 1 + width, 1 + 2 * width, 1 + 3 * width]
+        )
+        n = ops.cast(seen[0], "int32")
+        buffer = ops.reshape(buffer, (warmup, width))
+        # Buffer slot i holds frame i of the stream: the new frames fill slots n .. n + k - 1 (the
+        # zero rows after them stand for the empty slots).
+        slot = ops.arange(warmup, dtype="int32")
+        padded = ops.concatenate([x, ops.zeros((warmup, width), "float32")], axis=0)
+        filled = ops.take(padded, ops.maximum(slot - n, 0), axis=0)
+        buffer = ops.where((slot < n)[:, None], buffer, filled)
+        # The warm-up statistics of the frames buffered so far (all of them once it is complete).
+        warm = ops.minimum(n + k, warmup)
+        in_warm = ops.cast(slot < warm, "float32")[:, None]
+        count = ops.cast(ops.maximum(warm, 1), "float32")
+        warm_shift = ops.sum(buffer * in_warm, axis=0) / count
+        centred_warm = (buffer - warm_shift) * in_warm
+        warm_sum1 = ops.sum(centred_warm, axis=0)
+        warm_sum2 = ops.sum(centred_warm * centred_warm, axis=0)
+        warmed = n >= warmup  # before this step
+        # As in call: sums of frames shifted by the warm-up mean stay accurate in float32 over
+        # an hour, where sums of the raw log powers would not.
+        shift = ops.where(warmed, shift, warm_shift)
+        sum1 = ops.where(warmed, sum1, warm_sum1)
+        sum2 = ops.where(warmed, sum2, warm_sum2)
+        index = n + ops.arange(k, dtype="int32")  # of the new frames in the stream
+        after = ops.cast(index >= warmup, "float32")[:, None]  # not in the warm-up buffer
+        centred = x - shift
+        running1 = sum1 + ops.cumsum(centred * after, axis=0)
+        running2 = sum2 + ops.cumsum(centred * centred * after, axis=0)
+        count_t = ops.cast(index + 1, "float32")[:, None]
+        mean = running1 / count_t
+        var = running2 / count_t - mean * mean
+        normalised = (centred - mean) / ops.sqrt(ops.maximum(var, 0.0) + self.epsilon)
+        warm_var = warm_sum2 / count
+        normalised_warm = centred_warm / ops.sqrt(warm_var + self.epsilon)
+        # Released: the buffered frames when the warm-up completes (or the stream ends short of
+        # it), then the new frames the buffer did not take.
+        release = ops.logical_and(ops.logical_not(warmed), ops.logical_or(n + k >= warmup, final))
+        held = ops.where(release, warm, 0)
+        first_after = ops.clip(warmup - n, 0, k)
+        released = ops.concatenate([normalised_warm[:held], normalised[first_after:]], axis=0)
+        next_state = ops.concatenate([
+            ops.reshape(ops.cast(n + k, "float32"), (1,)),
+            shift,
+            sum1 + ops.sum(centred * after, axis=0),
+            sum2 + ops.sum(centred * centred * after, axis=0),
+            ops.reshape(buffer, (-1,)),
+        ], axis=0)
+        return next_state, ops.reshape(released, (-1, *feature_shape))

@@ -1,9 +1,11 @@
-"""SpectrogramNorm: per-channel normalisation, running statistics, round trip."""
+"""SpectrogramNorm: per-channel normalisation, running statistics, round trip. RollingTimeNorm:
+numerics against numpy, padding, causality, frame by frame (streaming) against the whole call."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 from keras import ops
 
 from emgtf.models.layers import RollingTimeNorm, SpectrogramNorm
@@ -63,11 +65,36 @@ def numpy_rolling_norm(x, length=None, warmup=125, epsilon=0.1):
     x = np.asarray(x, np.float64)
     length = len(x) if length is None else length
     warm = min(warmup, length)
-    out = np.empty_like(x)
-    for t in range(len(x)):
-        seen = x[:warm] if t < warm else x[: t + 1]
-        out[t] = (x[t] - seen.mean(axis=0)) / np.sqrt(seen.var(axis=0) + epsilon)
-    return out
+    seen = np.arange(1, len(x) + 1).reshape(-1, *[1] * (x.ndim - 1))
+    mean = np.cumsum(x, axis=0) / seen
+    var = np.cumsum(x * x, axis=0) / seen - mean * mean  # float64: no shift needed
+    mean[:warm], var[:warm] = x[:warm].mean(axis=0), x[:warm].var(axis=0)
+    return (x - mean) / np.sqrt(var + epsilon)
+
+
+def stream_rolling_norm(layer, x, chunk, final=True):
+    """Steps ``layer`` over ``x`` (F, ...) in chunks of ``chunk`` frames from a zero state;
+    returns (the frames released by each step, the final step's release or None, state sizes)."""
+    state = ops.convert_to_tensor(layer.initial_state(x.shape[1:]))
+    released, sizes = [], set()
+    for start in range(0, len(x), chunk):
+        state, out = layer.step(state, x[start : start + chunk])
+        released.append(ops.convert_to_numpy(out))
+        sizes.add(tuple(state.shape))
+    last = None
+    if final:
+        _, out = layer.step(state, x[:0], final=True)
+        last = ops.convert_to_numpy(out)
+    return released, last, sizes
+
+
+def offset_frames(frames, seed=0):
+    """(frames, 2, 3) with offsets from -20 to 30 and spreads from 0.5 to 4, like summed log
+    powers: sums of the raw values would lose float32 precision within minutes."""
+    rng = np.random.default_rng(seed)
+    scale = np.array([[0.5, 1, 4], [2, 3, 1]])
+    offset = np.array([[-20, -3, 0], [5, 12, 30]])
+    return (offset + scale * rng.standard_normal((frames, 2, 3))).astype("float32")
 
 
 def test_rolling_time_norm_matches_numpy_with_warmup():
@@ -98,3 +125,44 @@ def test_rolling_time_norm_layer_contract(tmp_path):
     x = random_spectrogram(batch=2, frames=30)
     run_layer_test(RollingTimeNorm, {"warmup": 8}, x, tmp_path, expected_output_shape=x.shape,
                    expected_trainable_weights=0)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 125, 300])
+def test_rolling_time_norm_frame_by_frame_equals_the_whole_call(chunk):
+    x = offset_frames(130 + chunk * 2)  # past the warm-up by a few chunks
+    layer = RollingTimeNorm()
+    whole = ops.convert_to_numpy(layer(x[None]))[0]
+    np.testing.assert_allclose(whole, numpy_rolling_norm(x), atol=1e-4)
+    released, last, sizes = stream_rolling_norm(layer, x, chunk)
+    assert sizes == {(layer.state_size(x.shape[1:]),)}  # fixed size: 1 + (3 + 125) * 6
+    assert layer.state_size(x.shape[1:]) == 1 + 128 * 6
+    # Nothing before the 125th frame; then the held-back frames with it, then each as it comes.
+    seen = np.minimum(np.arange(1, len(released) + 1) * chunk, len(x))
+    np.testing.assert_array_equal(np.cumsum([len(r) for r in released]), np.where(seen >= 125, seen, 0))
+    assert len(last) == 0  # the warm-up was complete: nothing left for the end
+    np.testing.assert_allclose(np.concatenate(released), whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 125])
+def test_a_stream_shorter_than_the_warmup_is_released_at_its_end(chunk):
+    x = offset_frames(40, seed=1)
+    layer = RollingTimeNorm()
+    released, last, _ = stream_rolling_norm(layer, x, chunk)
+    assert sum(len(r) for r in released) == 0
+    np.testing.assert_allclose(last, ops.convert_to_numpy(layer(x[None]))[0], atol=1e-5)
+    np.testing.assert_allclose(last, numpy_rolling_norm(x), atol=1e-4)
+    # The warm-up's own size, as in a padded batch: a shorter warm-up is the whole-call's.
+    short = RollingTimeNorm(warmup=10)
+    released, last, _ = stream_rolling_norm(short, x, chunk)
+    np.testing.assert_allclose(np.concatenate(released), numpy_rolling_norm(x, warmup=10), atol=1e-4)
+    assert len(last) == 0
+
+
+def test_rolling_time_norm_frame_by_frame_stays_accurate_over_an_hour():
+    # 450,000 frames (an hour at 125 Hz) of offset, slowly drifting features, 100 steps: the
+    # steps' running sums of the shifted frames stay within 1e-4 of float64 (measured 5e-6);
+    # unshifted float32 sums of these values are off by 3.5.
+    frames = 450_000
+    x = offset_frames(frames, seed=2) + np.linspace(0, 2, frames, dtype="float32")[:, None, None]
+    released, _, _ = stream_rolling_norm(RollingTimeNorm(), x, frames // 100, final=False)
+    np.testing.assert_allclose(np.concatenate(released), numpy_rolling_norm(x), atol=1e-4)
