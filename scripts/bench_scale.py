@@ -4,10 +4,12 @@
 
 For each count N, writes N synthetic sessions of ``--seconds`` each (white noise of the reference
 scale, ~4 keys a second) and builds the training pipeline (8000-sample windows, 1800/200 context,
-jitter, shuffle, batch 32) twice: cold (no session-index cache) and warm (the index cached by the
-first build). Then one long session of ``--long-minutes``, the same way. Prints one JSON line per
-case: build seconds, seconds to the first batch, windows/s over a few batches, peak RSS and the
-process's open files after reading.
+jitter, shuffle, batch 32) twice: cold (no session-index cache, and the files dropped from the
+operating system's page cache, as on a first run after a reboot; ``"page_cache": "dropped"``) and
+warm (the index cached by the first build, the files' pages as the first build left them). Then
+one long session of ``--long-minutes``, the same way. Prints one JSON line per case: build seconds,
+seconds to the first batch, windows/s over a few batches, peak RSS and the process's open files
+after reading.
 """
 
 from __future__ import annotations
@@ -25,6 +27,20 @@ from bench_pipeline import write_sessions
 
 def _open_files() -> int:
     return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else -1
+
+
+def drop_page_cache(paths: list[Path]) -> bool:
+    """Asks the kernel to forget the files' cached pages (no root needed); False where it cannot."""
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # written pages must be on disk before they can be dropped
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    return True
 
 
 def measure(paths: list[Path], batches: int = 5) -> dict:
@@ -63,9 +79,11 @@ def main(argv: list[str]) -> int:
             folder.mkdir()
             paths = write_sessions(folder, count, minutes, seed=count)
             for cache in ("cold", "warm"):
+                pages = ("dropped" if drop_page_cache(paths) else "as written") if cache == "cold" else "warm"
                 result = measure(paths)
                 print(json.dumps({"benchmark": "scale", "sessions": count, "minutes_each": minutes,
-                                  "index_cache": cache, **result, "cpu_count": os.cpu_count()}), flush=True)
+                                  "index_cache": cache, "page_cache": pages, **result,
+                                  "cpu_count": os.cpu_count()}), flush=True)
             for p in paths:
                 p.unlink()
     return 0
