@@ -4,13 +4,14 @@
 
 For each count N, writes N synthetic sessions of ``--seconds`` each (white noise of the reference
 scale, ~4 keys a second) and builds the training pipeline (8000-sample windows, 1800/200 context,
-jitter, shuffle, batch 32) twice: cold (no session-index cache, and the files dropped from the
-operating system's page cache, as on a first run after a reboot; ``"page_cache": "dropped"``) and
-warm (the index cached by the first build, the files' pages as the first build left them). Then
-one long session of ``--long-minutes``, the same way. A dataset of one short session is built
-first and not reported, so that no case pays TensorFlow's start-up. Prints one JSON line per case: build seconds,
-seconds to the first batch, windows/s over a few batches, peak RSS and the process's open files
-after reading.
+jitter, shuffle, batch 32) three times: with no session-index cache and the files dropped from the
+operating system's page cache (``"page_cache": "dropped"``: a first run after a reboot); with no
+index cache, the files' pages as that build left them (``"in memory"``: a first run on files read
+recently); with the index cached by the builds before (``"index_cache": "warm"``: every later run).
+Then one long session of ``--long-minutes``, the same way. A dataset of one short session is
+built first and not reported, so that no case pays TensorFlow's start-up. Prints one JSON line
+per case: build seconds, seconds to the first batch, windows/s over a few batches, peak RSS and
+the process's open files after reading.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -82,8 +84,13 @@ def main(argv: list[str]) -> int:
             folder = Path(tmp) / f"n{count}-{minutes:g}"
             folder.mkdir()
             paths = write_sessions(folder, count, minutes, seed=count)
-            for cache in ("cold", "warm"):
-                pages = ("dropped" if drop_page_cache(paths) else "as written") if cache == "cold" else "warm"
+            for cache, pages in (("cold", "dropped"), ("cold", "in memory"), ("warm", "in memory")):
+                if cache == "cold":
+                    from emgtf.data import index_cache
+
+                    shutil.rmtree(index_cache.cache_file(paths[0]).parent, ignore_errors=True)
+                if pages == "dropped" and not drop_page_cache(paths):
+                    pages = "as written"
                 result = measure(paths)
                 print(json.dumps({"benchmark": "scale", "sessions": count, "minutes_each": minutes,
                                   "index_cache": cache, "page_cache": pages, **result,
