@@ -8,6 +8,10 @@ class EmgtfError(Exception):
     and exit with status 2 (see :func:`emgtf.cli.run`).
     """
 
+    # True: the CLI leaves the process right after printing it, without Python's exit handlers (a
+    # host of a JAX cluster: the runtime's exit barrier would wait for the other hosts).
+    hard_exit = False
+
 
 class SessionFileError(EmgtfError):
     """A session file that is missing, unreadable or not in the emg2qwerty format."""

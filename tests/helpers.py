@@ -19,6 +19,25 @@ FIXTURES = REPO.parent / "shared" / "fixtures"
 T0 = 1_622_765_527.0  # a unix time in the range of the real sessions
 
 
+CLOCKS = ("regular", "jittered", "gaps")
+
+
+def sample_times(num_samples: int, clock: str, seed: int = 0) -> np.ndarray:
+    """Sample times from T0 at 2 kHz: ``regular``; ``jittered`` (every interval 0.3..0.7 ms, so
+    the times drift away from the nominal grid); ``gaps`` (jittered, plus a few recording gaps of
+    0.5..3 s and runs of repeated times)."""
+    rng = np.random.default_rng(seed)
+    if clock == "regular":
+        return T0 + np.arange(num_samples) / 2000.0
+    steps = rng.uniform(0.0003, 0.0007, num_samples)
+    if clock == "gaps":
+        steps[rng.integers(1, num_samples, 4)] = rng.uniform(0.5, 3.0, 4)
+        for start in rng.integers(1, num_samples - 20, 6):
+            steps[start : start + 20] = 0.0
+    steps[0] = 0.0
+    return T0 + np.cumsum(steps)
+
+
 def make_session_file(
     path,
     *,
@@ -30,13 +49,17 @@ def make_session_file(
     session_name: str | None = None,
     user: str = "test_user",
     emg: np.ndarray | None = None,
+    time: np.ndarray | None = None,
 ):
     """Writes a session of white noise (std 2.5) sampled at 2 kHz from T0; returns (path, time).
 
-    ``emg`` (num_samples, 2, 16) replaces the noise when given.
+    ``emg`` (num_samples, 2, 16) replaces the noise when given; ``time`` (num_samples,) the
+    sample times (a jittered or broken clock).
     """
     rng = np.random.default_rng(seed)
-    time = T0 + np.arange(num_samples) / 2000.0
+    if time is None:
+        time = T0 + np.arange(num_samples) / 2000.0
+    num_samples = len(time)
     if emg is None:
         emg = rng.normal(0.0, 2.5, size=(num_samples, 2, 16)).astype(np.float32)
     if keystrokes is None:

@@ -111,6 +111,10 @@ def run(
         code = main(argv)
     except EmgtfError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
+        if e.hard_exit:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

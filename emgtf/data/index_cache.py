@@ -1,8 +1,9 @@
-"""A cache of each session's window index, so a run over the full release does not read every
-timestamp of 1,135 files again before its first step.
+"""A cache of each session's window index, so a run over the full release does not open and
+parse 1,135 files again before its first step.
 
-The index of a session (its sample count, row dtype, and the sample positions of its keystrokes)
-takes one pass over the file's ``time`` column to build. It is kept as a small ``.npz`` in
+The index of a session (its sample count, row dtype, its keys' labels and press times, the count
+of keys outside the recording) takes an open of the file, its keystrokes and its first and last
+timestamp to build. It is kept as a small ``.npz`` in
 ``<cache>/index/``, keyed by the file's resolved path, size and modification time: a session file
 that changes is indexed afresh. ``EMGTF_INDEX_CACHE=0`` turns the cache off. A cache file that
 cannot be read or written is ignored (the index is then built from the file, as without a cache).
@@ -19,8 +20,8 @@ import numpy as np
 
 from emgtf.paths import cache_dir
 
-VERSION = 1
-ARRAYS = ("labels", "first", "after")
+VERSION = 2  # 1 held sample positions of the keys
+ARRAYS = ("labels", "presses")
 
 
 def enabled() -> bool:

@@ -16,10 +16,16 @@ Batches are dicts:
   "session" string (B,) the session name; "start" int64 (B,) the sample index in the session of
       ``emg[b, 0]`` (the first context sample).
 
-How it reads. The window table (session, start, jitter range) and each session's keystrokes as
-sample indices are computed once, when the dataset is built, from the timestamps and keystrokes;
-no EMG is read then. Each batch of windows is read in one ``tf.numpy_function`` call with h5py,
-only each window's rows, through one open file per session and reader thread, straight into the
+How it reads. The window table (session, start, jitter range) and each session's keystrokes are
+computed once, when the dataset is built, from the file's size and keystrokes; neither EMG nor
+timestamps are read then but the first and the last sample's time (cached, see
+:mod:`emgtf.data.index_cache`). A window is labelled from the times of its own first and last
+sample when its rows are read, as the reference does. The timestamps are checked to be finite and
+in order where they are read: the two ends of each session when the dataset is built, every
+window's when it is read (a file whose clock goes back fails there, naming the sample);
+``python -m emgtf.inspect`` checks every timestamp of a file up front.
+
+Each batch of windows is read in one ``tf.numpy_function`` call with h5py, only each window's rows, through one open file per session and reader thread, straight into the
 batch buffer; TensorFlow ops then pick the EMG fields out of the rows, check they are finite and
 below MAX_ABS_EMG (larger values overflow the spectrogram) and
 augment, off the Python lock. Random draws (jitter, shuffle, augmentation) come from seeded tf.data
@@ -53,7 +59,7 @@ import tensorflow as tf
 from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.data import index_cache
 from emgtf.data.augment import Augmentations, as_augmentations, augment_batch
-from emgtf.data.session import GROUP, MAX_ABS_EMG, TIMESERIES, EMGSession, warn_once
+from emgtf.data.session import GROUP, MAX_ABS_EMG, TIMESERIES, EMGSession, check_times, warn_once
 from emgtf.errors import EmgtfError, SessionFileError
 
 BANDS = ("left", "right")
@@ -61,23 +67,20 @@ BANDS = ("left", "right")
 
 @dataclass(frozen=True)
 class _SessionIndex:
-    """What a session contributes to the window table: its size and its keystrokes as samples."""
+    """What a session contributes to the window table: its size and its keystrokes."""
 
     path: Path
     name: str
     num_samples: int
     dtype: np.dtype  # of the timeseries rows
     labels: np.ndarray  # int32, the charset labels of the pressed keys, in press order
-    first: np.ndarray  # int64, first sample at or after each press
-    after: np.ndarray  # int64, first sample after each press
+    presses: np.ndarray  # float64, their press times (sorted)
 
-    def window_labels(self, offset: int, length: int) -> np.ndarray:
-        """Labels of the keys pressed between the times of samples ``offset`` and
-        ``offset + length - 1``, both included."""
-        # Press k is inside iff time[offset] <= p_k <= time[offset + length - 1], that is
-        # after[k] > offset and first[k] <= offset + length - 1; both are monotonic in k.
-        lo = np.searchsorted(self.after, offset, side="right")
-        hi = np.searchsorted(self.first, offset + length - 1, side="right")
+    def window_labels(self, first_time: float, last_time: float) -> np.ndarray:
+        """Labels of the keys pressed between the times of a window's first and last sample,
+        both included."""
+        lo = np.searchsorted(self.presses, first_time, side="left")
+        hi = np.searchsorted(self.presses, last_time, side="right")
         return self.labels[lo : max(lo, hi)]
 
 
@@ -87,28 +90,25 @@ def _index_session(path: Path) -> _SessionIndex:
         meta = cached["meta"]
         name, num_samples, outside = meta["name"], meta["num_samples"], meta["outside"]
         dtype = np.lib.format.descr_to_dtype(_descr(meta["dtype"]))
-        labels, first, after = cached["labels"], cached["first"], cached["after"]
+        labels, presses = cached["labels"], cached["presses"]
     else:
+        # No timestamp is read but the first and the last (for the keys outside the recording):
+        # a window is labelled from its own first and last sample's time when it is read.
         with EMGSession(path) as session:  # validates the file
-            time = session.timestamps
             truth = session.ground_truth()
-            name, num_samples = session.session_name, len(session)
+            name, num_samples, dtype = session.session_name, len(session), session.row_dtype
             outside = session.keys_outside()[1]
-        with h5py.File(path, "r") as f:
-            dtype = f[GROUP][TIMESERIES].dtype
-        labels = truth.labels.astype(np.int32)
-        first = np.searchsorted(time, truth.timestamps, side="left").astype(np.int64)
-        after = np.searchsorted(time, truth.timestamps, side="right").astype(np.int64)
+        labels, presses = truth.labels.astype(np.int32), truth.timestamps.astype(np.float64)
         meta = {"name": name, "num_samples": int(num_samples), "outside": int(outside),
                 "dtype": np.lib.format.dtype_to_descr(dtype)}
-        index_cache.store(path, meta, {"labels": labels, "first": first, "after": after})
+        index_cache.store(path, meta, {"labels": labels, "presses": presses})
     if outside:
         # Keys pressed before the first or after the last sample are in no window: say so, since
         # a wrong clock or a cut recording would otherwise silently drop labels.
         warn_once(path, "keys outside", f"{path}: session {name}: {outside} keystroke(s) lie outside "
                   "the recorded time range and are left out")
     return _SessionIndex(path=path, name=name, num_samples=num_samples, dtype=dtype,
-                         labels=labels, first=first, after=after)
+                         labels=labels, presses=presses)
 
 
 def _descr(value):
@@ -257,10 +257,14 @@ class _Reader:
                 raise SessionFileError(
                     self.sessions[i].path, f"cannot read samples {start}..{stop} ({str(e).splitlines()[0]})"
                 ) from None
+            # The rows hold the samples' times: the window is labelled from them, and they are
+            # checked here (the index read only the first and the last of the session).
+            times = table["time"] if layout.dtype is None else rows[b, :n].view(layout.dtype)[:, 0]["time"]
+            check_times(self.sessions[i].path, times, start)
             emg_lengths[b] = n
             starts[b] = start
             core[b] = (offset - start, offset - start + length)
-            labels.append(self.sessions[i].window_labels(offset, length))
+            labels.append(self.sessions[i].window_labels(times[offset - start], times[offset - start + length - 1]))
         label_lengths = np.asarray([len(x) for x in labels], np.int32)
         padded = np.full((batch, max(label_lengths)), -1, np.int32)
         for b, x in enumerate(labels):

@@ -73,13 +73,14 @@ def _parse_keystrokes(path, raw) -> list[dict]:
         raise SessionFileError(path, f"attribute 'keystrokes' is not valid JSON ({e})") from None
     if not isinstance(keystrokes, list):
         raise SessionFileError(path, "attribute 'keystrokes' must be a JSON list")
+    number = (int, float)
     for i, k in enumerate(keystrokes):
-        ok = (
-            isinstance(k, dict)
-            and isinstance(k.get("key"), str)
-            and all(isinstance(k.get(f), (int, float)) and not isinstance(k.get(f), bool)
-                    for f in ("start", "end"))
-        )
+        # Spelled out, not a generator over the fields: a session has thousands of keystrokes.
+        ok = isinstance(k, dict) and isinstance(k.get("key"), str)
+        if ok:
+            start, end = k.get("start"), k.get("end")
+            ok = (isinstance(start, number) and isinstance(end, number)
+                  and not isinstance(start, bool) and not isinstance(end, bool))
         if not ok:
             raise SessionFileError(
                 path,
@@ -198,17 +199,27 @@ class EMGSession:
         """float64 unix seconds of every sample; checked to be finite and monotonic on first access."""
         if self._timestamps is None:
             t = self._ds.fields("time")[:]
-            bad = np.flatnonzero(~np.isfinite(t))
-            if bad.size:
-                raise SessionFileError(self.path, f"timestamp {t[bad[0]]} at sample {int(bad[0])} is not finite")
-            if t.size > 1:
-                bad = np.flatnonzero(np.diff(t) < 0)
-                if bad.size:
-                    raise SessionFileError(
-                        self.path, f"timestamps are not monotonic (sample {int(bad[0]) + 1} goes back in time)"
-                    )
+            check_times(self.path, t)
             self._timestamps = t
         return self._timestamps
+
+    @property
+    def row_dtype(self) -> np.dtype:
+        """The compound dtype of the file's timeseries rows."""
+        return self._ds.dtype
+
+    def time_range(self) -> tuple[float, float] | None:
+        """(time of the first sample, time of the last), checked finite and in order; None if the
+        session has no samples. Reads those two timestamps only (unless all are in memory)."""
+        n = len(self)
+        if n == 0:
+            return None
+        t = self._timestamps
+        if t is None:
+            column = self._ds.fields("time")
+            t = np.concatenate([column[:1], column[n - 1 :]]) if n > 1 else column[:1]
+            check_times(self.path, t, [0, n - 1][: len(t)])
+        return float(t[0]), float(t[-1])
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """EMG samples ``[start, stop)`` by index as float32 of shape (n, 2, 16), left band first."""
@@ -231,19 +242,21 @@ class EMGSession:
         """(keys pressed inside the recording's time range, keys pressed outside it)."""
         if not self.keystrokes or len(self) == 0:
             return 0, len(self.keystrokes)
-        t = self.timestamps
+        first, last = self.time_range()
         starts = np.asarray([k["start"] for k in self.keystrokes], np.float64)
-        inside = int(np.count_nonzero((starts >= t[0]) & (starts <= t[-1])))
+        inside = int(np.count_nonzero((starts >= first) & (starts <= last)))
         return inside, len(starts) - inside
 
     def ground_truth(self, start_t: float = -math.inf, end_t: float = math.inf) -> GroundTruth:
         """The keys pressed with ``start_t <= press time <= end_t``, mapped through the charset
         (keys outside it are dropped)."""
         cs = charset()
+        # A few dozen distinct keys among thousands of keystrokes: each is mapped once.
+        char_of = {key: cs.key_to_char(key) for key in {k["key"] for k in self.keystrokes}}
         chars, times = [], []
         for k in sorted(self.keystrokes, key=lambda k: k["start"]):
             if start_t <= k["start"] <= end_t:
-                c = cs.key_to_char(k["key"])
+                c = char_of[k["key"]]
                 if c is not None:
                     chars.append(c)
                     times.append(k["start"])
@@ -252,6 +265,27 @@ class EMGSession:
             labels=cs.labels_of(chars),
             timestamps=np.asarray(times, dtype=np.float64),
         )
+
+
+def check_times(path, t: np.ndarray, samples=0) -> None:
+    """Raises a one-line :class:`SessionFileError` unless the timestamps ``t`` are finite and
+    non-decreasing. ``samples``: the sample index of ``t[0]`` (consecutive samples), or the sorted
+    sample indices of all of ``t`` (timestamps read here and there)."""
+    t = np.asarray(t)
+    if t.size == 0:
+        return
+    ordered = t[1:] >= t[:-1]  # false at NaN too
+    if np.isfinite(t[0]) and np.isfinite(t[-1]) and ordered.all():
+        return  # ordered between two finite ends: all finite
+    index = np.arange(t.size) + samples if np.isscalar(samples) else np.asarray(samples)
+    bad = np.flatnonzero(~np.isfinite(t))
+    if bad.size:
+        raise SessionFileError(path, f"timestamp {t[bad[0]]} at sample {int(index[bad[0]])} is not finite")
+    k = int(np.flatnonzero(~ordered)[0])
+    before, at = int(index[k]), int(index[k + 1])
+    where = (f"sample {at} goes back in time" if at == before + 1 else
+             f"the time goes back between samples {before} and {at}")
+    raise SessionFileError(path, f"timestamps are not monotonic ({where})")
 
 
 def check_scored_sessions(files, part: str) -> None:

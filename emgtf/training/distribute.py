@@ -3,7 +3,7 @@
 The engines are TensorFlow's and Keras' own (``trainer.strategy``):
 
 - ``auto`` (default): ``multi_worker`` when ``TF_CONFIG`` describes a cluster of more than one
-  task; else, with ``trainer.devices`` > 1, ``mirrored`` under the TensorFlow backend and
+  task, ``data_parallel`` when the ``KERAS_DISTRIBUTION_*`` variables describe one; else, with ``trainer.devices`` > 1, ``mirrored`` under the TensorFlow backend and
   ``data_parallel`` under JAX; else ``one_device``;
 - ``one_device``: no strategy, one device (what emgtf always did);
 - ``mirrored``: ``tf.distribute.MirroredStrategy`` over ``trainer.devices`` GPUs of this host. On
@@ -12,7 +12,11 @@ The engines are TensorFlow's and Keras' own (``trainer.strategy``):
 - ``multi_worker``: ``tf.distribute.MultiWorkerMirroredStrategy`` over the cluster in
   ``TF_CONFIG``, ``trainer.devices`` GPUs per host (one CPU device per host without GPUs);
 - ``data_parallel``: ``keras.distribution.DataParallel`` (JAX backend) over ``trainer.devices``
-  devices of this host (on CPU: ``XLA_FLAGS=--xla_force_host_platform_device_count=N``).
+  devices of this host (on CPU: ``XLA_FLAGS=--xla_force_host_platform_device_count=N``), or of every
+  host of a cluster given by Keras' own variables (``KERAS_DISTRIBUTION_JOB_ADDRESSES``: the
+  coordinator's ``host:port``, or every host's comma-separated; ``KERAS_DISTRIBUTION_NUM_PROCESSES``;
+  ``KERAS_DISTRIBUTION_PROCESS_ID``: 0 is the coordinator and chief), which
+  ``keras.distribution.initialize`` reads.
 
 ``trainer.devices``: an integer, or ``auto`` (all GPUs of the host, 1 without GPUs).
 ``trainer.batch_size`` is the batch of one device (the reference's 32 per GPU); a step trains on
@@ -26,9 +30,18 @@ Batch statistics (SpectrogramNorm) are per replica, as in PyTorch DDP without Sy
 each device normalises with the statistics of its own ``batch_size`` windows; the running
 statistics are the mean over the replicas. Validation runs on every host over the whole
 validation split with the synchronised weights (so every host gets the same ``val_CER``); only the
-chief (TF_CONFIG's ``chief``, else worker 0) writes the run folder, the other hosts write their
-checkpoints to a temporary folder that is deleted at the end (as Keras' multi-worker guide
-recommends).
+chief (TF_CONFIG's ``chief``, else worker 0; process 0 of a JAX cluster) writes the run folder, the
+other hosts write their checkpoints to a temporary folder that is deleted at the end (as Keras'
+multi-worker guide recommends).
+
+A JAX cluster (on CPU its collectives are Gloo's, JAX's default) lives for one training: every
+host leaves it together at the end of ``fit`` (``jax.distributed.shutdown``), so that the chief's
+test evaluation afterwards runs alone. A host whose peer stops (killed, crashed, its own error)
+sees the next collective fail at once and stops with :class:`HostLost`; a process that stops with
+an error in a cluster leaves at once (:attr:`EmgtfError.hard_exit`), because JAX's exit barrier
+would wait for the lost host (up to its 100 s heartbeat timeout) and then abort the process. When
+the coordinator (process 0) dies, JAX itself terminates the other hosts within a second with its
+own message ("the JAX distributed service detected fatal errors"); no Python code runs there.
 """
 
 from __future__ import annotations
@@ -37,11 +50,12 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from emgtf.errors import EmgtfError
+from emgtf.errors import EmgtfError, first_line
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "data_parallel")
 _BACKEND = {"mirrored": "tensorflow", "multi_worker": "tensorflow", "data_parallel": "jax"}
@@ -84,6 +98,38 @@ def read_cluster(environ=os.environ) -> Cluster | None:
     return Cluster(tasks, task_type, task_index, pipeline, chief)
 
 
+_KERAS_HOSTS = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                "KERAS_DISTRIBUTION_PROCESS_ID")
+
+
+def read_hosts(environ=os.environ) -> Cluster | None:
+    """The JAX cluster in Keras' ``KERAS_DISTRIBUTION_*`` variables (None when unset or a single
+    process); one-line errors."""
+    given = {name: environ.get(name, "").strip() for name in _KERAS_HOSTS}
+    if not any(given.values()):
+        return None
+    missing = [name for name, value in given.items() if not value]
+    if missing:
+        raise EmgtfError(f"a JAX cluster needs all of {', '.join(_KERAS_HOSTS)}; {', '.join(missing)} "
+                         "not set")
+    addresses, count, index = given.values()
+    try:
+        count, index = int(count), int(index)
+    except ValueError:
+        raise EmgtfError(f"KERAS_DISTRIBUTION_NUM_PROCESSES and KERAS_DISTRIBUTION_PROCESS_ID must be "
+                         f"integers, got {count!r} and {index!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise EmgtfError(f"KERAS_DISTRIBUTION_PROCESS_ID={index} is not a process of "
+                         f"KERAS_DISTRIBUTION_NUM_PROCESSES={count} (0..{count - 1})")
+    listed = addresses.split(",")
+    if len(listed) > 1 and len(listed) != count:
+        raise EmgtfError(f"KERAS_DISTRIBUTION_JOB_ADDRESSES lists {len(listed)} hosts, "
+                         f"KERAS_DISTRIBUTION_NUM_PROCESSES is {count}")
+    if count == 1:
+        return None
+    return Cluster(count, "process", index, index, index == 0)
+
+
 def _devices_value(value):
     if value == "auto":
         return "auto"
@@ -100,10 +146,17 @@ def check_config(trainer, backend: str | None = None, environ=os.environ) -> str
     strategy = trainer.get("strategy", "auto")
     if strategy not in STRATEGIES:
         raise EmgtfError(f"trainer.strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    cluster = read_cluster(environ)
+    cluster, hosts = read_cluster(environ), read_hosts(environ)
+    if cluster is not None and hosts is not None:
+        raise EmgtfError("both TF_CONFIG and KERAS_DISTRIBUTION_* describe a cluster; set one of them")
+    if hosts is not None and backend != "jax" and strategy in ("auto", "data_parallel"):
+        raise EmgtfError(f"KERAS_DISTRIBUTION_* describe a cluster of {hosts.tasks} processes, which "
+                         f"emgtf trains under the jax backend; this process uses {backend} (KERAS_BACKEND)")
     if strategy == "auto":
         if cluster is not None:
             strategy = "multi_worker"
+        elif hosts is not None:
+            strategy = "data_parallel"
         elif devices == "auto" or devices > 1:
             strategy = "data_parallel" if backend == "jax" else "mirrored"
         else:
@@ -125,6 +178,9 @@ def check_config(trainer, backend: str | None = None, environ=os.environ) -> str
         raise EmgtfError(f"TF_CONFIG describes a cluster of {cluster.tasks} tasks but "
                          f"trainer.strategy={strategy} trains on one host; use multi_worker or auto, "
                          "or unset TF_CONFIG")
+    if strategy != "data_parallel" and hosts is not None:
+        raise EmgtfError(f"KERAS_DISTRIBUTION_* describe a cluster of {hosts.tasks} processes but "
+                         f"trainer.strategy={strategy}; use data_parallel or auto, or unset them")
     return strategy
 
 
@@ -224,23 +280,84 @@ class Distribution:
     def check_same_on_all_hosts(self, cfg, steps: int) -> None:
         """Stops every host with one line when the hosts were started with different configs or
         their data gives different numbers of steps (they would otherwise hang or train apart)."""
-        if self.kind != "multi_worker":
+        if self.pipelines == 1:
             return
-        import tensorflow as tf
         from omegaconf import OmegaConf
 
         keep = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items()
                 if k not in ("run_dir", "resume", "logger")}
-        digest = int.from_bytes(hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).digest()[:7], "big")
-        mine = np.array([self.pipeline, digest, steps], np.int64)
-        rows = self.engine.gather(self.engine.run(lambda: tf.constant(mine[None])), axis=0).numpy()
-        for pipeline, other_digest, other_steps in rows:
-            if other_digest != digest:
+        digest = hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).digest()[:8]
+        # int32, byte by byte: JAX computes in 32 bits unless told otherwise.
+        mine = np.array([self.pipeline, steps, *digest], np.int32)
+        if self.engine_is_tf:
+            import tensorflow as tf
+
+            rows = self.engine.gather(self.engine.run(lambda: tf.constant(mine[None])), axis=0).numpy()
+        else:
+            from jax.experimental import multihost_utils
+
+            rows = np.asarray(multihost_utils.process_allgather(mine))
+        for pipeline, other_steps, *other_digest in rows.tolist():
+            if other_digest != mine[2:].tolist():
                 raise EmgtfError(f"host {pipeline} of the cluster was started with a different config "
                                  f"than host {self.pipeline}; start every host with the same overrides")
             if other_steps != steps:
                 raise EmgtfError(f"host {pipeline} of the cluster has {other_steps} steps per epoch, host "
                                  f"{self.pipeline} has {steps}; every host must see the same data.root")
+
+    @property
+    def jax_hosts(self) -> bool:
+        """Whether this process is one host of a JAX cluster (``KERAS_DISTRIBUTION_*``)."""
+        return self.kind == "data_parallel" and self.pipelines > 1
+
+    @contextlib.contextmanager
+    def hosts_guard(self):
+        """Around a training on a JAX cluster: a failed collective (a peer stopped) becomes
+        :class:`HostLost`, and any one-line error makes this process leave at once (see the module
+        docstring), so that the other hosts stop too instead of waiting for it."""
+        if not self.jax_hosts:
+            yield
+            return
+        try:
+            yield
+        except EmgtfError as e:
+            e.hard_exit = True
+            raise
+        except (RuntimeError, ValueError) as e:
+            if _COLLECTIVE_FAILURE.search(str(e)) is None:
+                raise
+            raise HostLost(self.pipeline, self.pipelines, e) from None
+
+    def leave(self) -> None:
+        """The end of a training on a JAX cluster: every host leaves it together."""
+        if self.jax_hosts and not _LEFT:
+            import jax
+
+            jax.distributed.shutdown()
+            _LEFT.append(self)
+
+
+# What JAX's collectives say when a peer has gone: Gloo's (CPU) and NCCL's errors, and the
+# coordination service's.
+_COLLECTIVE_FAILURE = re.compile(r"\bGloo\b|\bNCCL\b|Connection (closed|reset)|heartbeat|UNAVAILABLE")
+
+
+class HostLost(EmgtfError):
+    """Another host of a JAX cluster stopped during the training (see the module docstring)."""
+
+    hard_exit = True
+
+    def __init__(self, host: int, hosts: int, error: BaseException):
+        message = first_line(error)
+        peer = re.search(r"\[([^\]]+)\]:\d+", message)
+        other = (f"host {1 - host}" if hosts == 2 else
+                 f"a host at {peer.group(1)}" if peer else "another host")
+        super().__init__(
+            f"host {host} of {hosts}: {other} of the cluster stopped during training ({message}); "
+            "the chief's last checkpoint is kept: start every host again with resume=true")
+
+
+_LEFT: list = []  # a JAX cluster, once left, cannot be joined again by this process
 
 
 _STARTED: dict = {}  # engines are made once per process (multi_worker's collectives cannot restart)
@@ -251,8 +368,8 @@ def _count_devices(kind: str, devices):
     if kind == "data_parallel":
         import jax
 
-        accelerators = [d for d in jax.devices() if d.platform != "cpu"]
-        have, what = (len(accelerators), "accelerators") if accelerators else (len(jax.devices()), "CPU devices")
+        accelerators = [d for d in jax.local_devices() if d.platform != "cpu"]
+        have, what = (len(accelerators), "accelerators") if accelerators else (len(jax.local_devices()), "CPU devices")
         hint = "" if accelerators else " (more with XLA_FLAGS=--xla_force_host_platform_device_count=N)"
         if devices == "auto":
             return (have if accelerators else 1), "jax"
@@ -303,22 +420,57 @@ def _configure_devices(n: int, device_type: str, *, names: bool) -> list[str]:
     return [d.name for d in have[:n]]
 
 
+def _join_hosts(hosts: Cluster) -> None:
+    """Joins the JAX cluster of ``KERAS_DISTRIBUTION_*`` (once per process, before JAX starts)."""
+    if _LEFT:
+        raise EmgtfError("this process already trained on its JAX cluster (KERAS_DISTRIBUTION_*), "
+                         "which cannot be joined twice; run each training in its own process")
+    import jax
+    import keras
+
+    if jax.distributed.is_initialized():
+        return
+    try:
+        keras.distribution.initialize()  # reads KERAS_DISTRIBUTION_*, as the README documents
+    except (RuntimeError, ValueError) as e:
+        raise EmgtfError(f"could not join the JAX cluster of KERAS_DISTRIBUTION_JOB_ADDRESSES="
+                         f"{os.environ['KERAS_DISTRIBUTION_JOB_ADDRESSES']} as process "
+                         f"{hosts.task_index} of {hosts.tasks} ({first_line(e)})") from None
+
+
+def _jax_mesh_devices(n: int) -> list:
+    """The first ``n`` devices of every host, host by host: the same list on every host."""
+    import jax
+
+    everything = [d for d in jax.devices() if d.platform != "cpu"] or jax.devices()
+    hosts = sorted({d.process_index for d in everything})
+    return [d for host in hosts for d in sorted((d for d in everything if d.process_index == host),
+                                                key=lambda d: d.id)[:n]]
+
+
 def setup(cfg) -> Distribution:
     """The run's :class:`Distribution`; call it before anything else starts TensorFlow."""
     kind = check_config(cfg.trainer)
     if kind == "one_device":
         return Distribution()
-    n, device_type = _count_devices(kind, _devices_value(cfg.trainer.get("devices", 1)))
+    hosts = read_hosts() if kind == "data_parallel" else None
+    if hosts is not None:
+        _join_hosts(hosts)
+    try:
+        n, device_type = _count_devices(kind, _devices_value(cfg.trainer.get("devices", 1)))
+    except EmgtfError as e:
+        e.hard_exit = hosts is not None  # the other hosts have joined: see the module docstring
+        raise
     key = (kind, n)
     if key in _STARTED:
         return _STARTED[key]
     if kind == "data_parallel":
-        import jax
         import keras
 
-        accelerators = [d for d in jax.devices() if d.platform != "cpu"]
-        engine = keras.distribution.DataParallel(devices=(accelerators or jax.devices())[:n])
-        dist = Distribution(kind, n, engine=engine)
+        # emgtf gives each host its own share of the windows (shard), so Keras must not shard again.
+        engine = keras.distribution.DataParallel(devices=_jax_mesh_devices(n), auto_shard_dataset=False)
+        dist = (Distribution(kind, n, engine=engine) if hosts is None else
+                Distribution(kind, n, hosts.tasks, hosts.pipeline, hosts.chief, engine))
     else:
         import tensorflow as tf
 

@@ -171,6 +171,16 @@ def train(
     from emgtf.training.runtime import setup_runtime
 
     distribution = setup_runtime(cfg)
+    with distribution.hosts_guard():
+        result = _train_on(cfg, distribution, family, hp, resume, root, split, split_spec,
+                           extra_callbacks, wandb_session)
+    distribution.leave()
+    return result
+
+
+def _train_on(cfg, distribution, family, hp, resume, root, split, split_spec, extra_callbacks,
+              wandb_session) -> TrainResult:
+    """:func:`train` once the devices are set up: the model, the run folder, the run."""
     from emgtf import models
 
     # The model is built (in memory only) before the run folder is claimed, so that a model that

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO, T0, make_session_file
+from tests.helpers import CLOCKS, REPO, T0, make_session_file, sample_times
 from emgtf.charset import charset
 from emgtf.data import EMGSession, make_dataset
 from emgtf.data.pipeline import data_errors
@@ -151,6 +151,50 @@ def test_jittered_windows_stay_inside_and_match_ground_truth(tmp_path):
                 np.testing.assert_array_equal(e["labels"], s.ground_truth(time[o], time[o + 2999]).labels)
                 starts.add(o)
     assert len(starts) > 4  # the jitter changes from epoch to epoch
+
+
+@pytest.mark.parametrize("clock", CLOCKS)
+def test_windows_are_labelled_as_by_the_full_time_column_on_any_clock(tmp_path, clock):
+    time = sample_times(30_000, clock, seed=3)
+    rng = np.random.default_rng(4)
+    edges = np.arange(0, len(time) - 3000 + 1, 2500)  # the unjittered windows' first samples
+    presses = np.sort(np.concatenate([
+        rng.uniform(time[0] - 0.5, time[-1] + 0.5, 120),
+        time[rng.integers(0, len(time), 40)],  # on a sample's time
+        time[edges], time[edges + 2999], time[edges[1:] - 1],  # on, on, just before a window
+    ]))
+    keys = [{"key": str(rng.choice(list("abcdefgh"))), "start": float(p), "end": float(p) + 0.05}
+            for p in presses]
+    path, _ = make_session_file(tmp_path / "s.hdf5", time=time, keystrokes=keys)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # keys outside the recording
+        datasets = [make_dataset([path], window_length=3000, padding=(0, 0), stride=2500, jitter=jitter,
+                                 batch_size=8, seed=5) for jitter in (False, True, True)]
+    with EMGSession(path) as s:
+        truth = s.ground_truth()
+    # The index emgtf built before, from every timestamp: each key's first sample at or after
+    # its press and first sample after it; window [o, o + n) held the keys with after > o and
+    # first <= o + n - 1.
+    first = np.searchsorted(time, truth.timestamps, "left")
+    after = np.searchsorted(time, truth.timestamps, "right")
+    for ds in datasets:
+        els = elements(ds)
+        assert len(els) == (len(time) - 3000) // 2500 + 1
+        for e in els:
+            o = e["start"]
+            want = truth.labels[(after > o) & (first <= o + 2999)]
+            np.testing.assert_array_equal(e["labels"], want)
+
+
+def test_a_clock_going_back_fails_when_its_window_is_read_not_before(tmp_path):
+    time = T0 + np.arange(20_000) / RATE
+    time[15_000] = time[14_000]  # building the dataset does not read it
+    path, _ = make_session_file(tmp_path / "back.hdf5", time=time, keystrokes=[key("a", 1000), key("b", 3000)])
+    ds = make_dataset([path], window_length=2000, padding=(0, 0), batch_size=1)
+    with pytest.raises(EmgtfError) as e, data_errors():
+        for _ in ds:
+            pass
+    assert str(e.value) == f"{path}: timestamps are not monotonic (sample 15000 goes back in time)"
 
 
 def _files(tmp_path, count=3, num_samples=6000):

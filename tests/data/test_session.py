@@ -189,6 +189,18 @@ def test_non_finite_timestamps(tmp_path):
     _assert_one_line_naming(e, p, "timestamp nan at sample 42 is not finite")
 
 
+def test_the_time_range_reads_and_checks_the_first_and_last_timestamp(tmp_path):
+    time = T0 + np.arange(100) / 2000.0
+    path, _ = make_session_file(tmp_path / "s.hdf5", time=time)
+    with EMGSession(path) as s:
+        assert s.time_range() == (time[0], time[-1])
+    time[-1] = time[0] - 1.0
+    path, _ = make_session_file(tmp_path / "back.hdf5", time=time)
+    with EMGSession(path) as s, pytest.raises(SessionFileError) as e:
+        s.time_range()
+    _assert_one_line_naming(e, path, "not monotonic (the time goes back between samples 0 and 99)")
+
+
 def test_keystrokes_attribute_is_plain_json_text(session_file):
     path, _ = session_file
     with h5py.File(path) as f:

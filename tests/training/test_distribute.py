@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from emgtf.errors import EmgtfError
-from emgtf.training.distribute import check_config, read_cluster
+from emgtf.training.distribute import check_config, read_cluster, read_hosts
 from tests.helpers import REPO, make_tiny_split, tiny_tcn_overrides
 
 
@@ -33,12 +34,20 @@ def tf_config(ports, kind="worker", index=0, chief=False):
     return {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}})}
 
 
+def keras_hosts(port, count=2, index=0):
+    """Keras' variables for a JAX cluster of ``count`` localhost processes (keras.distribution.initialize)."""
+    return {"KERAS_DISTRIBUTION_JOB_ADDRESSES": f"localhost:{port}",
+            "KERAS_DISTRIBUTION_NUM_PROCESSES": str(count), "KERAS_DISTRIBUTION_PROCESS_ID": str(index)}
+
+
 def test_auto_picks_the_engine_from_devices_backend_and_tf_config():
     assert check_config(trainer(), "tensorflow", {}) == "one_device"
     assert check_config(trainer(devices=2), "tensorflow", {}) == "mirrored"
     assert check_config(trainer(devices="auto"), "tensorflow", {}) == "mirrored"
     assert check_config(trainer(devices=2), "jax", {}) == "data_parallel"
     assert check_config(trainer(), "tensorflow", tf_config([1, 2], index=1)) == "multi_worker"
+    assert check_config(trainer(), "jax", keras_hosts(1)) == "data_parallel"
+    assert check_config(trainer(), "jax", keras_hosts(1, count=1)) == "one_device"
 
 
 @pytest.mark.parametrize("values, backend, environ, message", [
@@ -53,6 +62,15 @@ def test_auto_picks_the_engine_from_devices_backend_and_tf_config():
     ({"strategy": "mirrored"}, "tensorflow", tf_config([1, 2]), "trains on one host"),
     ({}, "tensorflow", {"TF_CONFIG": "{not json"}, "TF_CONFIG is not a JSON object"),
     ({}, "tensorflow", tf_config([1, 2], index=2), "task worker 2 is not in its cluster"),
+    ({}, "tensorflow", keras_hosts(1), "cluster of 2 processes, which emgtf trains under the jax backend"),
+    ({"strategy": "one_device"}, "jax", keras_hosts(1), "trainer.strategy=one_device; use data_parallel"),
+    ({}, "jax", {**keras_hosts(1), **tf_config([1, 2])}, "both TF_CONFIG and KERAS_DISTRIBUTION_"),
+    ({}, "jax", {"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"}, "KERAS_DISTRIBUTION_JOB_ADDRESSES, "
+     "KERAS_DISTRIBUTION_PROCESS_ID not set"),
+    ({}, "jax", keras_hosts(1, index=2), "PROCESS_ID=2 is not a process of .*NUM_PROCESSES=2"),
+    ({}, "jax", {**keras_hosts(1), "KERAS_DISTRIBUTION_NUM_PROCESSES": "two"}, "must be integers"),
+    ({}, "jax", {**keras_hosts(1, count=3), "KERAS_DISTRIBUTION_JOB_ADDRESSES": "a:1,b:1"},
+     "lists 2 hosts, KERAS_DISTRIBUTION_NUM_PROCESSES is 3"),
 ])
 def test_bad_settings_are_one_line_errors(values, backend, environ, message):
     with pytest.raises(EmgtfError, match=message) as e:
@@ -68,6 +86,10 @@ def test_the_chief_is_tf_configs_chief_else_worker_0():
     chief = read_cluster(tf_config([1, 2, 3], "chief", 0, chief=True))
     worker = read_cluster(tf_config([1, 2, 3], "worker", 0, chief=True))
     assert (chief.chief, chief.pipeline, worker.chief, worker.pipeline, worker.tasks) == (True, 0, False, 1, 3)
+    # A JAX cluster: process 0 is the coordinator and the chief.
+    first, second = read_hosts(keras_hosts(1, index=0)), read_hosts(keras_hosts(1, index=1))
+    assert (first.chief, first.pipeline, second.chief, second.pipeline, second.tasks) == (True, 0, False, 1, 2)
+    assert read_hosts({}) is None and read_hosts(keras_hosts(1, count=1)) is None
 
 
 def test_shards_of_the_windows_are_disjoint_equal_and_follow_one_order(tmp_path):
@@ -135,6 +157,12 @@ def assert_same_training(one: Path, two: Path):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def no_test_split(root):
+    from emgtf.data.splits import write_split_file
+
+    return root, write_split_file(root / "no_test.yaml", name="no_test", train=["train"], val=["val"], test=[])
+
+
 @pytest.mark.slow
 def test_mirrored_on_two_devices_trains_like_one_device_on_the_same_global_batch(tmp_path):
     data = make_tiny_split(tmp_path / "data")
@@ -158,12 +186,9 @@ def test_mirrored_on_two_devices_trains_like_one_device_on_the_same_global_batch
 @pytest.mark.slow
 def test_data_parallel_under_jax_on_two_cpu_devices_trains_like_one_device(tmp_path):
     pytest.importorskip("jax")
-    from emgtf.data.splits import write_split_file
-
-    root, _ = make_tiny_split(tmp_path / "data")
     # No test sessions: the whole-session evaluation after training (emgtf.evaluate) is not
     # what is compared here.
-    data = (root, write_split_file(root / "no_test.yaml", name="no_test", train=["train"], val=["val"], test=[]))
+    data = no_test_split(make_tiny_split(tmp_path / "data")[0])
     env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     one, two = tmp_path / "one", tmp_path / "two"
     r1 = fit(tiny_tcn_overrides(data, one, *SAME_STEPS, "trainer.batch_size=4"), one, env)
@@ -201,3 +226,60 @@ def test_two_localhost_workers_train_one_run_folder(tmp_path):
     assert "host 1 of 2 (the chief writes the run folder)" in outputs[1][0]
     assert {"config.yaml", "history.csv", "best.keras", "last.keras"} <= {p.name for p in run_dir.iterdir()}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"]
+
+
+def jax_hosts(args, cwd, count=2):
+    """``python -m emgtf.fit args`` as the ``count`` localhost processes of one JAX cluster."""
+    port = free_ports(1)[0]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EMGTF_CONFIG_DIR": str(REPO / "configs"), "KERAS_BACKEND": "jax"}
+    return [subprocess.Popen([sys.executable, "-m", "emgtf.fit", *args], env={**env, **keras_hosts(port, count, i)},
+                             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for i in range(count)]
+
+
+@pytest.mark.slow
+def test_two_jax_hosts_train_like_one_process_and_write_one_run_folder(tmp_path):
+    pytest.importorskip("jax")
+    data = make_tiny_split(tmp_path / "data", num_samples=16000)  # 8 training windows: 2 steps of 4
+    one, run_dir = tmp_path / "one", tmp_path / "run"
+    r1 = fit(tiny_tcn_overrides(data, one, *SAME_STEPS, "trainer.batch_size=4"), one, {"KERAS_BACKEND": "jax"})
+    assert r1.returncode == 0, r1.stderr[-2000:]
+    hosts = jax_hosts(tiny_tcn_overrides(data, run_dir, *SAME_STEPS, "trainer.batch_size=2"), tmp_path)
+    outputs = [h.communicate(timeout=900) for h in hosts]
+    assert [h.returncode for h in hosts] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert "2 devices (data_parallel), global batch 4" in outputs[0][0]
+    assert "host 1 of 2 (the chief writes the run folder)" in outputs[1][0]
+    assert_same_training(one, run_dir)
+    # The chief evaluates on test after the hosts have left the cluster; nothing else is written.
+    assert {"config.yaml", "history.csv", "best.keras", "last.keras", "last.json",
+            "best.test.greedy.eval.json"} <= {p.name for p in run_dir.iterdir()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "one", "run"]
+
+
+@pytest.mark.slow
+def test_a_jax_host_that_dies_stops_the_other_with_one_line_and_resume_continues(tmp_path):
+    pytest.importorskip("jax")
+    from emgtf.files import read_json
+    from emgtf.training.history import read_history
+
+    data = no_test_split(make_tiny_split(tmp_path / "data", num_samples=16000)[0])
+    run_dir = tmp_path / "run"
+    chief, worker = jax_hosts(tiny_tcn_overrides(data, run_dir, "trainer.batch_size=2", epochs=50), tmp_path)
+    deadline = time.monotonic() + 600
+    while not (run_dir / "last.json").is_file():  # the chief has checkpointed an epoch
+        assert chief.poll() is None and worker.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    worker.kill()
+    worker.wait()
+    _, err = chief.communicate(timeout=120)  # it does not wait for the lost host
+    assert chief.returncode == 2, err[-2000:]
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("emgtf.fit: error: host 0 of 2: host 1 of the cluster stopped during training ("), line
+    assert line.endswith("the chief's last checkpoint is kept: start every host again with resume=true")
+    epoch = read_json(run_dir / "last.json")["epoch"]
+    assert 1 <= epoch < 50
+    weights(run_dir / "last.keras")  # a whole checkpoint
+    hosts = jax_hosts(["resume=true", f"run_dir={run_dir}", f"trainer.epochs={epoch + 1}"], tmp_path)
+    outputs = [h.communicate(timeout=900) for h in hosts]
+    assert [h.returncode for h in hosts] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert [r["epoch"] for r in read_history(run_dir / "history.csv")] == list(range(1, epoch + 2))
