@@ -22,8 +22,12 @@ from emgtf.models.emission import EmissionRule, emitted_frames
 
 def forward(model, emg) -> np.ndarray:
     """Log-probabilities (batch, frames, 99) float32 of a batch, through the compiled predict step
-    (an eager call would step recurrent layers frame by frame in Python)."""
-    return np.asarray(model.predict_on_batch(emg), dtype=np.float32)
+    (an eager call would step recurrent layers frame by frame in Python).
+
+    ``emg`` may be a TensorFlow tensor (a tf.data batch): it is handed over as numpy, because the
+    JAX backend's compiled predict step takes arrays only.
+    """
+    return np.asarray(model.predict_on_batch(np.asarray(emg)), dtype=np.float32)
 
 
 def check_finite(log_probs: np.ndarray, source: str, sessions=None, emitted=None, frame_offset: int = 0) -> None:
