@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +109,14 @@ def tiny_tcn_overrides(data, run_dir, *extra, logger: str = "none", epochs: int 
         f"trainer.epochs={epochs}", "trainer.batch_size=4", "trainer.window_length=2000",
         "trainer.padding=[200,100]", "trainer.val_batch_size=8", "trainer.verbose=0", *extra,
     ]
+
+
+def fit_process(args, run_dir, env=None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``python -m emgtf.fit ARGS`` in a child process, run from ``run_dir``'s parent, for what
+    only a fresh process can set (logical devices, the Keras backend); ``env`` adds variables."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "EMGTF_CONFIG_DIR": str(REPO / "configs"), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "emgtf.fit", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=run_dir.parent)
 
 
 # --- layers -------------------------------------------------------------------------------------

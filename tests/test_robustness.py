@@ -288,6 +288,7 @@ def test_keystrokes_outside_the_recording(tmp_path):
     ("schedule.warmup_fraction=1.5", r"schedule.warmup_fraction must be a number in \[0, 1\]"),
     ("trainer.padding=[1]", "trainer.padding must be two integers"),
     ("trainer.padding=[1,a]", "trainer.padding must be two integers"),
+    ("trainer.jit_compile=yes", "trainer.jit_compile must be true, false or auto, got 'yes'"),
 ])
 def test_config_values_are_checked_before_anything_is_written(data, tmp_path, override, message):
     from emgtf import training

@@ -36,7 +36,7 @@ COMMON_KEYS = (
     ("trainer.window_length", "samples per training window (+ trainer.padding of context)"),
     ("optimizer.learning_rate", "peak learning rate"),
     ("trainer.mixed_precision", "false | true | mixed_bfloat16"),
-    ("trainer.jit_compile", "XLA compilation"),
+    ("trainer.jit_compile", "XLA compilation: true | false | auto (on under JAX only)"),
     ("model.<hyperparameter>", "any hyperparameter in configs/model/<family>.yaml"),
 )
 

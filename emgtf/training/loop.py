@@ -47,6 +47,7 @@ from emgtf.training.history import read_history, summary_table
 from emgtf.training.config_checks import check_training_config, check_window_fits
 from emgtf.training.run_dir import claim_run_dir
 from emgtf.training.optimizers import make_optimizer
+from emgtf.training.runtime import jit_compile
 from emgtf.training.targets import TargetPacker, training_pairs
 
 
@@ -103,7 +104,7 @@ def _datasets(cfg, split, model, packer, distribution):
         fraction=float(t.get("fraction", 1.0)),
         # XLA compiles one program per batch shape: no odd-sized last batch when it is on; with
         # several replicas every replica gets a full batch at every step.
-        drop_remainder=bool(t.get("jit_compile", False)) or distribution.replicas > 1,
+        drop_remainder=jit_compile(t) or distribution.replicas > 1,
         shard=distribution.shard(),
         **common,
     )
@@ -292,7 +293,7 @@ def _train_in(path: Path, cfg, model, *, family, split, root, split_spec, resume
     model.compile(
         optimizer=make_optimizer(cfg.optimizer, schedule),
         loss=loss,
-        jit_compile=bool(cfg.trainer.get("jit_compile", False)),
+        jit_compile=jit_compile(cfg.trainer),
     )
 
     state = RunState(run_dir=path)
@@ -336,8 +337,9 @@ def _train_in(path: Path, cfg, model, *, family, split, root, split_spec, resume
         f"host {distribution.pipeline} of {distribution.pipelines} (the chief writes the run folder)")
     devices = (f", {distribution.replicas} devices ({distribution.kind}), global batch "
                f"{int(cfg.trainer.batch_size) * distribution.replicas}" if distribution.replicas > 1 else "")
-    print(f"emgtf.fit: {family} ({model.count_params():,} parameters), {steps} steps per epoch{devices}, "
-          f"epochs {initial_epoch + 1}..{epochs}, {where}", flush=True)
+    compiled = ", XLA" if model.jit_compile else ""
+    print(f"emgtf.fit: {family} ({model.count_params():,} parameters), {steps} steps per epoch{devices}"
+          f"{compiled}, epochs {initial_epoch + 1}..{epochs}, {where}", flush=True)
     try:
         if initial_epoch < epochs:
             with data_errors():

@@ -18,6 +18,24 @@ def _precision_policy(value) -> str:
     )
 
 
+def jit_compile(trainer, backend: str | None = None) -> bool:
+    """Whether the run's train and predict steps are XLA-compiled: ``trainer.jit_compile`` true or
+    false, or ``auto``: on under JAX, off under TensorFlow (and torch).
+
+    Keras's JAX trainer without ``jit_compile`` dispatches every op of the step eagerly from Python,
+    several times slower than jax.jit, its only compiled path; TensorFlow without it still runs
+    tf.function graphs, and its op determinism excludes XLA.
+    """
+    value = trainer.get("jit_compile", "auto")
+    if value == "auto":
+        if backend is None:
+            import keras
+
+            backend = keras.backend.backend()
+        return backend == "jax"
+    return bool(value)
+
+
 def setup_runtime(cfg):
     """Applies the run's process-wide settings; returns its
     :class:`~emgtf.training.distribute.Distribution`."""
@@ -30,7 +48,7 @@ def setup_runtime(cfg):
     import tensorflow as tf
 
     keras.utils.set_random_seed(int(cfg.seed))
-    if (cfg.trainer.get("jit_compile", False) and cfg.trainer.get("deterministic", True)
+    if (jit_compile(cfg.trainer) and cfg.trainer.get("deterministic", True)
             and keras.backend.backend() == "tensorflow"):
         # Keras silently drops XLA when TensorFlow's op determinism is on; say so instead.
         raise EmgtfError(

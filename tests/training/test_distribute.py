@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 from emgtf.errors import EmgtfError
 from emgtf.training.distribute import check_config, read_cluster, read_hosts
-from tests.helpers import REPO, make_tiny_split, tiny_tcn_overrides
+from tests.helpers import REPO, fit_process, make_tiny_split, tiny_tcn_overrides
 
 
 def trainer(**values):
@@ -114,18 +114,12 @@ def test_shards_of_the_windows_are_disjoint_equal_and_follow_one_order(tmp_path)
         make_dataset([path], window_length=2000, batch_size=1, seed=0, shard=(2, 2))
 
 
-def fit(args, run_dir, env=None, timeout=600):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "EMGTF_CONFIG_DIR": str(REPO / "configs"), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "emgtf.fit", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=run_dir.parent)
-
-
 @pytest.mark.slow  # trains or starts a process: tens of seconds on 2 cores
 def test_more_devices_than_the_machine_has_is_one_line_before_any_folder(tmp_path):
     data = make_tiny_split(tmp_path / "data")
     run_dir = tmp_path / "run"
     n = (os.cpu_count() or 1) + 1
-    result = fit(tiny_tcn_overrides(data, run_dir, f"trainer.devices={n}"), run_dir, timeout=120)
+    result = fit_process(tiny_tcn_overrides(data, run_dir, f"trainer.devices={n}"), run_dir, timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == (
         f"emgtf.fit: error: trainer.devices={n}: this machine has no GPU and {n - 1} CPU cores "
@@ -167,8 +161,8 @@ def no_test_split(root):
 def test_mirrored_on_two_devices_trains_like_one_device_on_the_same_global_batch(tmp_path):
     data = make_tiny_split(tmp_path / "data")
     one, two = tmp_path / "one", tmp_path / "two"
-    r1 = fit(tiny_tcn_overrides(data, one, *SAME_STEPS, "trainer.batch_size=4"), one)
-    r2 = fit(tiny_tcn_overrides(data, two, *SAME_STEPS, "trainer.batch_size=2", "trainer.devices=2"), two)
+    r1 = fit_process(tiny_tcn_overrides(data, one, *SAME_STEPS, "trainer.batch_size=4"), one)
+    r2 = fit_process(tiny_tcn_overrides(data, two, *SAME_STEPS, "trainer.batch_size=2", "trainer.devices=2"), two)
     assert r1.returncode == 0 and r2.returncode == 0, r1.stderr[-2000:] + r2.stderr[-2000:]
     assert "2 devices (mirrored), global batch 4" in r2.stdout
     assert_same_training(one, two)
@@ -176,7 +170,7 @@ def test_mirrored_on_two_devices_trains_like_one_device_on_the_same_global_batch
     assert {p.name for p in two.iterdir()} >= {"config.yaml", "history.csv", "best.keras", "last.keras",
                                               "last.json", "best.test.greedy.eval.json"}
     assert OmegaConf.load(two / "config.yaml").trainer.devices == 2
-    r3 = fit(["resume=true", f"run_dir={two}", "trainer.epochs=3"], two)
+    r3 = fit_process(["resume=true", f"run_dir={two}", "trainer.epochs=3"], two)
     assert r3.returncode == 0, r3.stderr[-2000:]
     from emgtf.training.history import read_history
 
@@ -191,8 +185,8 @@ def test_data_parallel_under_jax_on_two_cpu_devices_trains_like_one_device(tmp_p
     data = no_test_split(make_tiny_split(tmp_path / "data")[0])
     env = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     one, two = tmp_path / "one", tmp_path / "two"
-    r1 = fit(tiny_tcn_overrides(data, one, *SAME_STEPS, "trainer.batch_size=4"), one, env)
-    r2 = fit(tiny_tcn_overrides(data, two, *SAME_STEPS, "trainer.batch_size=2", "trainer.devices=2"), two, env)
+    r1 = fit_process(tiny_tcn_overrides(data, one, *SAME_STEPS, "trainer.batch_size=4"), one, env)
+    r2 = fit_process(tiny_tcn_overrides(data, two, *SAME_STEPS, "trainer.batch_size=2", "trainer.devices=2"), two, env)
     assert r1.returncode == 0 and r2.returncode == 0, r1.stderr[-2000:] + r2.stderr[-2000:]
     assert "2 devices (data_parallel), global batch 4" in r2.stdout
     assert_same_training(one, two)
@@ -242,7 +236,7 @@ def test_two_jax_hosts_train_like_one_process_and_write_one_run_folder(tmp_path)
     pytest.importorskip("jax")
     data = make_tiny_split(tmp_path / "data", num_samples=16000)  # 8 training windows: 2 steps of 4
     one, run_dir = tmp_path / "one", tmp_path / "run"
-    r1 = fit(tiny_tcn_overrides(data, one, *SAME_STEPS, "trainer.batch_size=4"), one, {"KERAS_BACKEND": "jax"})
+    r1 = fit_process(tiny_tcn_overrides(data, one, *SAME_STEPS, "trainer.batch_size=4"), one, {"KERAS_BACKEND": "jax"})
     assert r1.returncode == 0, r1.stderr[-2000:]
     hosts = jax_hosts(tiny_tcn_overrides(data, run_dir, *SAME_STEPS, "trainer.batch_size=2"), tmp_path)
     outputs = [h.communicate(timeout=900) for h in hosts]

@@ -299,3 +299,25 @@ def test_fit_unshares_the_hands_of_a_shared_checkpoint(data, tmp_path):
     assert "hand1_tds_fc_2" in {layer.name for layer in tuned.layers}
     x = random_emg(1, 1500)
     np.testing.assert_allclose(tuned(x, training=False).numpy(), shared(x, training=False).numpy(), atol=1e-5)
+
+
+@pytest.mark.slow  # a fit process under JAX: about a minute on 2 cores
+def test_fit_under_jax_compiles_its_steps_and_evaluates_the_test_split(tmp_path):
+    """The whole ``python -m emgtf.fit`` under KERAS_BACKEND=jax, test evaluation included (it
+    once failed there: tf.data batches reached JAX's compiled predict step)."""
+    pytest.importorskip("jax")
+    from emgtf.data import EMGSession
+    from tests.helpers import fit_process, make_tiny_split, tiny_tcn_overrides
+
+    root, split = make_tiny_split(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    done = fit_process(tiny_tcn_overrides((root, split), run_dir), run_dir, {"KERAS_BACKEND": "jax"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "steps per epoch, XLA, epochs 1..1" in done.stdout  # trainer.jit_compile=auto
+    (row,) = read_history(run_dir / "history.csv")
+    assert math.isfinite(row["train/loss"]) and math.isfinite(row["val/CER"])
+    report = json.loads((run_dir / "best.test.greedy.eval.json").read_text())
+    with EMGSession(root / "test.hdf5") as session:
+        truth = session.ground_truth().text
+    (scored,) = report["sessions"]
+    assert (scored["session"], scored["target"], report["overall"]["target_chars"]) == ("test", truth, len(truth))
