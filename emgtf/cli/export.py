@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
     opset = cfg.onnx_opset
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 7:
         raise EmgtfError(f"onnx_opset must be an integer >= 7 (tf2onnx's oldest), got {opset!r}")
-    for key in ("streaming", "tflite_int8", "verify"):
+    for key in ("streaming", "verify"):
         if not isinstance(cfg[key], bool):
             raise EmgtfError(f"{key} must be true or false, got {cfg[key]!r}")
     doc = export_checkpoint(
@@ -71,7 +71,8 @@ def main(argv: list[str]) -> int:
               f"state of {step['state_size']} floats, first {step['warmup_emissions']} outputs are warm-up")
     cost = (doc.get("tflite") or {}).get("int8_accuracy_cost")
     if cost:
-        print(f"int8: largest log-probability difference {cost['int8_max_abs_log_prob_difference']:.3g}, "
+        print(f"int8 ({doc['tflite']['int8']['mode']}): largest log-probability difference "
+              f"{cost['int8_max_abs_log_prob_difference']:.3g}, "
               f"greedy CER {cost['greedy_cer']['int8']:.2f} % against {cost['greedy_cer']['keras']:.2f} % "
               "(float Keras) on a generated session")
     return 0

@@ -35,7 +35,8 @@ def _parser():
     parser.add_argument("--context-seconds", type=float, default=4.0,
                         help="signal each push re-reads for recurrent (unidirectional) models (default 4)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="TensorFlow threads (default: every core; 1 costs the TDS step less CPU)")
+                        help="threads of TensorFlow and of a TFLite export's interpreter (default: "
+                        "their own; 1 costs the TDS step less CPU)")
     return parser
 
 
@@ -96,7 +97,8 @@ def main(argv: list[str]) -> int:
     from emgtf.inference.streaming import StreamingDecoder
     from emgtf.inference.transcription import Transcript
 
-    streamer = StreamingDecoder.load(args.model, decoder, context_seconds=args.context_seconds)
+    streamer = StreamingDecoder.load(args.model, decoder, context_seconds=args.context_seconds,
+                                     threads=args.threads)
     rule = streamer.rule
     chunk_samples = max(1, round(args.chunk_ms * rule.sample_rate / 1000))
     print(

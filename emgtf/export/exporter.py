@@ -11,7 +11,7 @@ from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.errors import EmgtfError, first_line
 from emgtf.export import formats
 from emgtf.export.metadata import FORMATS, METADATA_FILE, metadata, training_config_of
-from emgtf.export.stream_step import DEFAULT_CHUNK_SAMPLES, step_layout, write_tflite
+from emgtf.export.stream_step import DEFAULT_CHUNK_SAMPLES, DEFAULT_INT8, int8_mode, step_layout, write_tflite
 from emgtf.export.verify import probe_signal, verify_export, verify_step
 from emgtf.files import write_error, write_json
 from emgtf.models.emission import EmissionRule
@@ -33,13 +33,14 @@ def export_model(
     verify: bool = True,
     streaming: bool = False,
     stream_chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
-    tflite_int8: bool = True,
+    tflite_int8: str | None = DEFAULT_INT8,
 ) -> dict:
     """Exports a Keras model to folder ``out`` in format ``fmt``; returns what export.json holds.
 
     ``streaming`` (format saved_model) adds the ``stream_step`` signature; format tflite is that
-    step alone, float32 and (``tflite_int8``) int8 (see :mod:`emgtf.export.stream_step`), with
-    ``stream_chunk_samples`` samples per step.
+    step alone, float32 and, unless ``tflite_int8`` is "none" (or None), int8: "weights" (int8
+    weights) or "static" (int8 activations too, where they cost nothing; see
+    :mod:`emgtf.export.stream_step`), with ``stream_chunk_samples`` samples per step.
 
     ``out`` is written whole or not at all: the files are made in a hidden folder beside it, checked
     (``verify``), then moved into place.
@@ -55,6 +56,7 @@ def export_model(
         raise EmgtfError(
             f"model '{model.name}' takes input {shape}, expected (samples, {NUM_BANDS}, {NUM_CHANNELS})"
         )
+    int8 = int8_mode(tflite_int8) if fmt == "tflite" else None
     rule = EmissionRule.from_model(model)
     # A model without a streaming step is refused before anything is written.
     layout = step_layout(model, stream_chunk_samples) if streaming or fmt == "tflite" else None
@@ -71,8 +73,8 @@ def export_model(
                 formats.write_saved_model(model, staging, layout)
             elif fmt == "tflite":
                 with tempfile.TemporaryDirectory(prefix="emgtf-step-") as saved:
-                    formats.write_saved_model(model, Path(saved), layout)
-                    doc["tflite"] = write_tflite(model, layout, staging, Path(saved), int8=tflite_int8)
+                    formats.write_saved_model(model, Path(saved), layout, serving=False)
+                    doc["tflite"] = write_tflite(model, layout, staging, Path(saved), int8=int8)
             elif fmt == "keras":
                 formats.write_keras(model, staging)
             else:

@@ -84,14 +84,15 @@ def serving_functions(model) -> dict:
     }
 
 
-def write_saved_model(model, directory: Path, stream_layout=None) -> None:
+def write_saved_model(model, directory: Path, stream_layout=None, *, serving: bool = True) -> None:
     """The SavedModel; with a :class:`~emgtf.export.stream_step.StepLayout` also the
-    ``stream_step`` signature (see :mod:`emgtf.export.stream_step`)."""
+    ``stream_step`` signature (see :mod:`emgtf.export.stream_step`); without ``serving``, that
+    signature alone (what the TFLite converter reads: tracing the others costs most of the time)."""
     import keras
 
     from emgtf.export.stream_step import STEP_SIGNATURE, step_function
 
-    functions = serving_functions(model)
+    functions = serving_functions(model) if serving else {}
     if stream_layout is not None:
         functions[STEP_SIGNATURE] = step_function(model, stream_layout)
     archive = keras.export.ExportArchive()

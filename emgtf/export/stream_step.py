@@ -16,7 +16,6 @@ the recording's emissions are its first ``emissions(samples)`` (the emission rul
 from __future__ import annotations
 
 import math
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,22 +28,43 @@ from emgtf.export.metadata import MODEL_FILES
 from emgtf.models.streaming import StateLayout
 
 __all__ = [
-    "DEFAULT_CHUNK_SAMPLES", "StepLayout", "run_step_stream", "step_function", "step_layout",
-    "tflite_step", "write_tflite",
+    "DEFAULT_CHUNK_SAMPLES", "DEFAULT_INT8", "INT8_MODES", "StepLayout", "int8_mode", "run_step_stream",
+    "step_function", "step_layout", "tflite_step", "write_tflite",
 ]
 
 DEFAULT_CHUNK_SAMPLES = 80  # 40 ms at 2 kHz
 STEP_SIGNATURE = "stream_step"
 STEP_INPUTS = ["state", "chunk"]
 TFLITE_FILES = {"float32": MODEL_FILES["tflite"], "int8": "model_int8.tflite"}
-# Generated sessions (emgtf.synth, data set seed 0, user 0): int8 calibration on one, the cost of
-# quantisation measured on another.
+# What model_int8.tflite quantises (export option tflite_int8; "none" writes no int8 file).
+INT8_MODES = {
+    "weights": "int8 weights, float32 activations (TFLite dynamic-range quantisation, no calibration)",
+    "static": "int8 weights, and int8 activations calibrated on a generated session in the fully "
+    "connected layers; every other op float32",
+}
+DEFAULT_INT8 = "weights"
+# The ops a static int8 model runs in int8. Measured on the trained streaming preset (small_tds,
+# greedy CER 6.02 % float on a generated session): int8 TDS convolutions alone raise it to
+# 7.52 %, int8 LayerNorms alone to 12.78 %, the rotation-invariant MLP alone to 8.27 % (its
+# gathers and mean: its matmuls are fully connected layers), and int8 log_softmax clips
+# log-probabilities below -16; all the fully connected layers together cost nothing (6.02 %). The state must stay float32 in any case: int8 would give the raw
+# samples and the cached TDS frames one scale (range 438), 256 levels for frames spanning ~10.
+STATIC_INT8_OPS = ("FULLY_CONNECTED",)
+# Generated sessions (emgtf.synth, data set seed 0, user 0): static int8 calibration on one, the
+# cost of quantisation measured on another.
 CALIBRATION_SESSION, EVALUATION_SESSION = 0, 1
 CALIBRATION_MINUTES, EVALUATION_MINUTES = 1 / 3, 0.5
-# The raw-signal part of the step (state and chunk joined) and the spectrogram stay float32 in
-# the int8 model: raw EMG and log10 power span a range that 256 levels resolve badly (measured on
-# the tiny test TDS: int8 throughout moves log-probabilities by up to 2.1, this way by 0.2).
-_RAW_SCOPE = "raw_signal"
+
+
+def int8_mode(value) -> str | None:
+    """The ``tflite_int8`` option as a mode of :data:`INT8_MODES`, or None for no int8 model
+    ("none" or false); raises EmgtfError (one line) for anything else."""
+    if value is False or value is None or value == "none":
+        return None
+    if isinstance(value, str) and value in INT8_MODES:
+        return value
+    raise EmgtfError(f"tflite_int8 must be one of {', '.join(INT8_MODES)} or none, got {value!r}")
+
 
 @dataclass(frozen=True)
 class StepLayout(StateLayout):
@@ -125,7 +145,7 @@ def step_function(model, layout: StepLayout):
     from emgtf.models.streaming import incremental_step
 
     def step(state, chunk):
-        next_state, log_probs = incremental_step(model, layout, state, chunk, raw_scope=_RAW_SCOPE)
+        next_state, log_probs = incremental_step(model, layout, state, chunk)
         return {"next_state": next_state, "log_probs": log_probs}
 
     signature = [
@@ -152,15 +172,22 @@ def run_step_stream(step, layout: StepLayout, emg: np.ndarray, num_emissions: in
     return stream[layout.warmup_emissions : layout.warmup_emissions + num_emissions]
 
 
-def tflite_step(model_path_or_content):
+def tflite_step(model_path_or_content, threads: int | None = None):
     """``step(state, chunk) -> (next_state, log_probs)`` of a TFLite step model (a path or bytes),
-    for :func:`run_step_stream`."""
+    for :func:`run_step_stream`; ``threads``: the interpreter's (None: TFLite's default). A file
+    tf.lite cannot load is a one-line EmgtfError."""
     import tensorflow as tf
 
     if isinstance(model_path_or_content, bytes):
-        interpreter = tf.lite.Interpreter(model_content=model_path_or_content)
+        interpreter = tf.lite.Interpreter(model_content=model_path_or_content, num_threads=threads)
     else:
-        interpreter = tf.lite.Interpreter(model_path=str(model_path_or_content))
+        try:
+            interpreter = tf.lite.Interpreter(model_path=str(model_path_or_content), num_threads=threads)
+        except (ValueError, RuntimeError) as e:
+            from emgtf.errors import first_line
+
+            raise EmgtfError(f"{model_path_or_content}: tf.lite cannot load the TFLite model "
+                             f"({first_line(e)})") from None
     runner = interpreter.get_signature_runner(STEP_SIGNATURE)
 
     def step(state, chunk):
@@ -181,31 +208,36 @@ def _generated_session(folder: Path, session: int, minutes: float):
         return recording.read(), recording.ground_truth(float(times[0]), float(times[-1])).text
 
 
-def _spectrogram_tensors(flat: bytes, spectrogram_name: str) -> list[str]:
-    """Names of the float model's tensors computed in the raw-signal scope or the spectrogram
-    layer (TFLite names fused tensors "a;b"; Keras may suffix the scope with _1)."""
+def _op_dtypes(flat: bytes) -> list[tuple[str, list, list]]:
+    """(op type, dtypes of its inputs, of its outputs) of each op of a TFLite model."""
     import tensorflow as tf
 
-    scope = re.compile(rf"({re.escape(_RAW_SCOPE)}|{re.escape(spectrogram_name)})(_\d+)?")
-    names = []
-    for tensor in tf.lite.Interpreter(model_content=flat).get_tensor_details():
-        if any(scope.fullmatch(part.split("/")[0]) for part in tensor["name"].split(";")):
-            names.append(tensor["name"])
-    return names
+    interpreter = tf.lite.Interpreter(model_content=flat)
+    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    # The op list has no public API; tf.lite's QuantizationDebugger reads it the same way.
+    return [(op["op_name"], [dtypes[i] for i in op["inputs"] if i >= 0], [dtypes[i] for i in op["outputs"]])
+            for op in interpreter._get_ops_details()]
 
 
-def write_tflite(model, layout: StepLayout, directory: Path, saved_model: Path, *, int8: bool) -> dict:
-    """Writes ``model.tflite`` (float32) and, with ``int8``, ``model_int8.tflite`` (post-training
-    int8 quantisation calibrated on a generated session) from a SavedModel that has the step
-    signature; returns what export.json records of them: the files and, for int8, the cost of
-    quantisation measured on another generated session against the Keras model (largest
-    log-probability difference, greedy CER of each)."""
+def _int8_ops(flat: bytes) -> dict:
+    """The op types of a TFLite model that read int8 tensors (weights, or activations) and that
+    write int8 activations, QUANTIZE and DEQUANTIZE aside."""
+    ops = [(kind, i, o) for kind, i, o in _op_dtypes(flat) if kind not in ("QUANTIZE", "DEQUANTIZE")]
+    return {"int8_inputs": sorted({kind for kind, i, _ in ops if np.int8 in i}),
+            "int8_outputs": sorted({kind for kind, _, o in ops if np.int8 in o})}
+
+
+def write_tflite(model, layout: StepLayout, directory: Path, saved_model: Path, *, int8: str | None) -> dict:
+    """Writes ``model.tflite`` (float32) and, with ``int8`` (a mode of :data:`INT8_MODES`),
+    ``model_int8.tflite`` from a SavedModel that has the step signature; returns what
+    export.json records of them: the files and their sizes and, for int8, which ops read and
+    write int8 and the cost of quantisation measured on a generated session against the Keras
+    model (largest and mean log-probability difference, greedy CER of each)."""
     import tensorflow as tf
 
     from emgtf.decoding import ctc_greedy
     from emgtf.inference.runners import keras_runner
     from emgtf.metrics import error_rates
-    from emgtf.models.streaming import graph
 
     def converter():
         return tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[STEP_SIGNATURE])
@@ -218,52 +250,57 @@ def write_tflite(model, layout: StepLayout, directory: Path, saved_model: Path, 
 
         raise unsupported(model, "tflite", f"the TFLite converter failed ({first_line(e)})") from None
     (directory / TFLITE_FILES["float32"]).write_bytes(flat)
-    doc = {"files": {"float32": TFLITE_FILES["float32"]}}
-    if not int8:
+    doc = {"files": {"float32": TFLITE_FILES["float32"]}, "bytes": {"float32": len(flat)}}
+    if int8 is None:
         return doc
-    with tempfile.TemporaryDirectory(prefix="emgtf-calibration-") as folder:
-        calibration, _ = _generated_session(Path(folder), CALIBRATION_SESSION, CALIBRATION_MINUTES)
+    with tempfile.TemporaryDirectory(prefix="emgtf-int8-") as folder:
         emg, target = _generated_session(Path(folder), EVALUATION_SESSION, EVALUATION_MINUTES)
+        calibration = None
+        if int8 == "static":
+            calibration, _ = _generated_session(Path(folder), CALIBRATION_SESSION, CALIBRATION_MINUTES)
     float_step = tflite_step(flat)
-
-    def representative():
-        # The states of a real stream, not zeros: each chunk with the state the stream gives it.
-        state, size = np.zeros(layout.state_size, np.float32), layout.chunk_samples
-        for start in range(0, len(calibration) - size + 1, size):
-            chunk = calibration[start : start + size]
-            yield {"state": state, "chunk": chunk}
-            state, _ = float_step(state, chunk)
-
     quantizing = converter()
     quantizing.optimizations = [tf.lite.Optimize.DEFAULT]
-    quantizing.representative_dataset = representative
-    options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=_spectrogram_tensors(flat, graph(model)[0].layer.name)
-    )
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=quantizing, debug_dataset=representative, debug_options=options
-    )
-    quantized = debugger.get_nondebug_quantized_model()
+    if calibration is None:  # dynamic range: weights only
+        quantized = quantizing.convert()
+    else:
+        def representative():
+            # The states of a real stream, not zeros: each chunk with the state the stream gives it.
+            state, size = np.zeros(layout.state_size, np.float32), layout.chunk_samples
+            for start in range(0, len(calibration) - size + 1, size):
+                chunk = calibration[start : start + size]
+                yield {"state": state, "chunk": chunk}
+                state, _ = float_step(state, chunk)
+
+        quantizing.representative_dataset = representative
+        # Only the debugger's options can keep op types out of the quantisation.
+        float_ops = sorted({kind for kind, _, _ in _op_dtypes(flat)} - set(STATIC_INT8_OPS))
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=quantizing, debug_dataset=representative,
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops),
+        )
+        quantized = debugger.get_nondebug_quantized_model()
     (directory / TFLITE_FILES["int8"]).write_bytes(quantized)
     doc["files"]["int8"] = TFLITE_FILES["int8"]
+    doc["bytes"]["int8"] = len(quantized)
+    doc["int8"] = {"mode": int8, "what": INT8_MODES[int8], **_int8_ops(quantized)}
 
     expected = keras_runner(model).log_probs(emg)
     measured = {"keras": expected}
     for kind, step in (("float32", float_step), ("int8", tflite_step(quantized))):
         measured[kind] = run_step_stream(step, layout, emg, len(expected))
     cer = {kind: error_rates(ctc_greedy(lp[None], [len(lp)]), [target])["CER"] for kind, lp in measured.items()}
-    doc["int8_accuracy_cost"] = {
+    cost = {
         "session": f"generated (emgtf.synth seed 0, user 0, session {EVALUATION_SESSION}), "
         f"{len(emg) / SAMPLE_RATE:g} s",
-        "calibration": f"generated session {CALIBRATION_SESSION} of the same user, "
-        f"{len(calibration) / SAMPLE_RATE:g} s, {len(calibration) // layout.chunk_samples} steps",
         "float_max_abs_log_prob_difference": float(np.abs(measured["float32"] - expected).max()),
         "int8_max_abs_log_prob_difference": float(np.abs(measured["int8"] - expected).max()),
         "int8_mean_abs_log_prob_difference": float(np.abs(measured["int8"] - expected).mean()),
         "greedy_cer": cer,
         "greedy_cer_difference_int8": cer["int8"] - cer["keras"],
-        "float32_ops": "the raw signal and the spectrogram; every other op int8 where TFLite has an "
-        "int8 kernel",
     }
+    if calibration is not None:
+        cost["calibration"] = (f"generated session {CALIBRATION_SESSION} of the same user, "
+                               f"{len(calibration) / SAMPLE_RATE:g} s, {len(calibration) // layout.chunk_samples} steps")
+    doc["int8_accuracy_cost"] = cost
     return doc
-

@@ -161,10 +161,7 @@ def _tflite_runner(path: Path, doc: dict, rule: EmissionRule, family: str) -> Ru
     from emgtf.export.stream_step import StepLayout, run_step_stream, tflite_step
 
     layout = StepLayout.from_json(doc.get("streaming"), path.parent / METADATA_FILE)
-    try:
-        step = tflite_step(path)
-    except (ValueError, RuntimeError) as e:
-        raise EmgtfError(f"{path}: tf.lite cannot load the TFLite model ({first_line(e)})") from None
+    step = tflite_step(path)
 
     def run(emg, lengths):
         frames = rule.emissions(emg.shape[1])

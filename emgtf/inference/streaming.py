@@ -15,10 +15,13 @@ off its layers):
   step (:mod:`emgtf.models.streaming`) keeps the last ``n_fft - hop`` raw samples and each TDS
   block's last ``kernel_width - 1`` input frames, and each push runs it once on the push's whole
   hops (the rest waits for the next push), so every frame is computed once. Its emissions *are*
-  the whole-session emissions (to float rounding). Without a Keras model (a SavedModel or ONNX
-  export) the decoder instead keeps the samples the next emission needs, at most
-  ``lost_frames * hop + n_fft`` (2048 samples, 1 s, for Meta's model), and re-runs the model on
-  them plus the new samples: the same emissions at the cost of the whole receptive field;
+  the whole-session emissions (to float rounding). A TFLite export runs its own step, the same
+  computation (:mod:`emgtf.export.stream_step`), on whole chunks of its fixed ``chunk_samples``
+  (the rest waits for the next push; a stream's last partial chunk is zero-padded at
+  ``finish()``). Without either (a SavedModel or ONNX export) the decoder instead keeps the
+  samples the next emission needs, at most ``lost_frames * hop + n_fft`` (2048 samples, 1 s, for
+  Meta's model), and re-runs the model on them plus the new samples: the same emissions at the
+  cost of the whole receptive field;
 - nothing, but normalised by running statistics from the stream's start (SplashNet's
   RollingTimeNorm): through the incremental step only, whose state carries those statistics
   (a fixed-size summary of the whole past) and the norm's warm-up: the first 125 frames are held
@@ -53,7 +56,8 @@ import numpy as np
 from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.errors import EmgtfError
 
-__all__ = ["CompiledStep", "Reach", "StreamUpdate", "StreamingDecoder", "model_reach", "DEFAULT_CONTEXT_SECONDS"]
+__all__ = ["CompiledStep", "Reach", "StreamUpdate", "StreamingDecoder", "TFLiteStep", "model_reach",
+           "DEFAULT_CONTEXT_SECONDS"]
 
 DEFAULT_CONTEXT_SECONDS = 4.0
 DEFAULT_MAX_PENDING_KEYS = 100  # about 20 s of typing
@@ -211,7 +215,10 @@ class CompiledStep:
     at most :data:`MAX_STEP_HOPS` of them, in practice one or two for a fixed push size; a static
     frame count lets the layers pick their few-frame form; other backends run it eagerly).
     ``step(state, samples)`` -> ``(next_state, log_probs)``: the state stays a backend tensor,
-    log_probs come as numpy (hops, 99)."""
+    log_probs come as numpy (hops, 99). ``samples`` is any whole number of hops, at most
+    ``max_units`` of them (``unit_samples`` each)."""
+
+    max_units = MAX_STEP_HOPS
 
     def __init__(self, model):
         import keras
@@ -219,6 +226,7 @@ class CompiledStep:
         from emgtf.models.streaming import incremental_step, state_layout
 
         self.layout = layout = state_layout(model)
+        self.unit_samples = layout.hop_length
 
         def step(state, samples, final=False):
             return incremental_step(model, layout, state, samples, final=final)
@@ -262,6 +270,37 @@ class CompiledStep:
             step = self._traced.get(key) or self._traced.setdefault(key, self._trace(*key))
             next_state, log_probs = step(state, ops.convert_to_tensor(samples))
         return next_state, ops.convert_to_numpy(log_probs)
+
+    def describe(self) -> str:
+        return "incremental step, each frame computed once"
+
+
+class TFLiteStep:
+    """The streaming step of a TFLite export (:mod:`emgtf.export.stream_step`: the same
+    computation as :class:`CompiledStep`, float32 or int8), called like it but on exactly one
+    chunk of ``layout.chunk_samples`` samples (a TFLite model's shapes are fixed):
+    ``step(state, samples)`` -> ``(next_state, log_probs)``, numpy both, log_probs (frames, 99).
+    ``threads``: the interpreter's (None: TFLite's default)."""
+
+    max_units = 1
+
+    def __init__(self, path, layout, threads: int | None = None):
+        from emgtf.export.stream_step import tflite_step
+
+        self.path = path
+        self.layout = layout
+        self.unit_samples = layout.chunk_samples
+        self._step = tflite_step(path, threads)
+
+    def initial_state(self) -> np.ndarray:
+        return self.layout.initial_state()
+
+    def __call__(self, state, samples: np.ndarray, final: bool = False):
+        return self._step(state, samples)
+
+    def describe(self) -> str:
+        return (f"TFLite step {self.path.name}, chunks of {self.unit_samples} samples, each frame "
+                "computed once")
 
 
 def limit_threads(threads: int | None) -> None:
@@ -315,15 +354,16 @@ class StreamingDecoder:
         max_pending_keys: for beam search, the keys its best prefix may run ahead of the
             committed ones before the older half is committed (see
             :class:`emgtf.decoding.beam.BeamState`); None: only what every prefix agrees on.
-        step: the model's :class:`CompiledStep` (TDS): each push computes only its new frames;
-            None: each push re-runs the model over the kept receptive field (windowed).
+        step: the model's :class:`CompiledStep` (TDS) or a TFLite export's :class:`TFLiteStep`:
+            each push computes only its new frames; None: each push re-runs the model over the
+            kept receptive field (windowed).
 
     Use :meth:`from_model` (a Keras model) or :meth:`load` (a ``.keras`` file or export folder).
     """
 
     def __init__(self, runner, reach: Reach, decoder=None, *, context_seconds: float = DEFAULT_CONTEXT_SECONDS,
                  min_step_samples: int = 0, max_pending_keys: int | None = DEFAULT_MAX_PENDING_KEYS,
-                 step: CompiledStep | None = None):
+                 step: CompiledStep | TFLiteStep | None = None):
         from emgtf.decoding import GreedyDecoder
 
         if not context_seconds > 0:
@@ -352,8 +392,8 @@ class StreamingDecoder:
             rule.samples_for(self.context_emissions + self.holdback_emissions + 1) - 1
             + self.min_step_samples
         )
-        if step is not None:  # less than a hop waits; the step's state spans the rest
-            self.max_buffer_samples = step.layout.span_samples + rule.hop_length - 1 + self.min_step_samples
+        if step is not None:  # less than a step unit (a hop or a chunk) waits; the state spans the rest
+            self.max_buffer_samples = step.layout.span_samples + step.unit_samples - 1 + self.min_step_samples
         elif reach.running_statistics:
             raise _needs_step(runner.source, "no step was given (a SavedModel or ONNX export has "
                               "no Keras layers to step)")
@@ -380,28 +420,42 @@ class StreamingDecoder:
         return cls(keras_runner(model, source), reach, decoder, step=step, **options)
 
     @classmethod
-    def load(cls, path, decoder=None, *, incremental: bool = True, **options) -> "StreamingDecoder":
+    def load(cls, path, decoder=None, *, incremental: bool = True, threads: int | None = None,
+             **options) -> "StreamingDecoder":
         """A streaming decoder of a ``.keras`` checkpoint or an export folder (a Keras one streams
-        through the incremental step as :meth:`from_model`; SavedModel and ONNX ones windowed)."""
+        through the incremental step as :meth:`from_model`, a TFLite one through its step
+        ``model.tflite``, or the ``.tflite`` file of the folder that ``path`` names, e.g.
+        ``model_int8.tflite``; SavedModel and ONNX ones windowed). ``threads``: the TFLite
+        interpreter's."""
         from pathlib import Path
 
         from emgtf.inference.checkpoints import load_checkpoint
         from emgtf.inference.runners import load_runner
 
         path = Path(path).expanduser()
-        if path.is_file():
+        tflite_file = None
+        if path.is_file() and path.suffix == ".tflite":
+            path, tflite_file = path.parent, path
+        elif path.is_file():
             return cls.from_model(load_checkpoint(path), decoder, incremental=incremental,
                                   source=f"checkpoint {path}", **options)
-        from emgtf.export.metadata import read_metadata
+        from emgtf.export.metadata import METADATA_FILE, read_metadata
 
         runner = load_runner(path)
         doc = read_metadata(path)
+        if tflite_file is not None and doc["format"] != "tflite":
+            raise EmgtfError(f"{tflite_file}: its folder's {METADATA_FILE} is not a TFLite export's")
         if doc["format"] == "keras":
             model = load_checkpoint(path / str(doc.get("model_file")))
             return cls.from_model(model, decoder, incremental=incremental, source=runner.source, **options)
-        else:
-            reach = _export_reach(path, runner.family, doc.get("training_config"))
-        return cls(runner, reach, decoder, **options)
+        reach = _export_reach(path, runner.family, doc.get("training_config"))
+        step = None
+        if doc["format"] == "tflite" and incremental:
+            from emgtf.export.stream_step import StepLayout
+
+            layout = StepLayout.from_json(doc.get("streaming"), path / METADATA_FILE)
+            step = TFLiteStep(tflite_file or path / str(doc["model_file"]), layout, threads)
+        return cls(runner, reach, decoder, step=step, **options)
 
     def reset(self) -> None:
         """Starts a new stream."""
@@ -463,7 +517,7 @@ class StreamingDecoder:
     def describe(self) -> str:
         """How each push computes its emissions, for a log line."""
         if self.step is not None:
-            return "incremental step, each frame computed once"
+            return self.step.describe()
         return "windowed, each push re-runs the model over the kept signal"
 
     # --- internals ---------------------------------------------------------------------------
@@ -497,33 +551,39 @@ class StreamingDecoder:
         return emitted
 
     def _run_step(self, final: bool) -> np.ndarray:
-        """Steps the model over the buffer's whole hops and decodes the emissions they complete;
-        keeps the rest of a hop. ``final``: a last step releases what a rolling norm holds back.
-        Returns the new emissions (new, 99)."""
+        """Steps the model over the buffer's whole step units (hops, or a TFLite step's chunks) and
+        decodes the emissions they complete; keeps the rest. ``final``: a last partial chunk of
+        whole hops is zero-padded (rows past the stream's emissions are dropped), and a last step
+        releases what a rolling norm holds back. Returns the new emissions (new, 99)."""
         from emgtf.inference.runners import check_finite
 
-        buf, hop = self._buffer, self.rule.hop_length
-        hops = len(buf.data) // hop
+        buf, unit = self._buffer, self.step.unit_samples
+        data = buf.data
+        if final and len(data) % unit >= self.rule.hop_length:
+            data = np.concatenate([data, np.zeros((unit - len(data) % unit, *data.shape[1:]), np.float32)])
+        units = len(data) // unit
         flush = final and self.step.layout.held_frames > 0
-        if hops == 0 and not flush:
+        if units == 0 and not flush:
             return _NO_EMISSIONS
         outputs = []
-        for first in range(0, hops, MAX_STEP_HOPS):
-            samples = buf.data[first * hop : min(hops, first + MAX_STEP_HOPS) * hop]
+        for first in range(0, units, self.step.max_units):
+            samples = data[first * unit : min(units, first + self.step.max_units) * unit]
             self._state, log_probs = self.step(self._state, samples)
             outputs.append(log_probs)
             self.model_runs += 1
         if flush:
-            self._state, log_probs = self.step(self._state, buf.data[:0], final=True)
+            self._state, log_probs = self.step(self._state, data[:0], final=True)
             outputs.append(log_probs)
             self.model_runs += 1
-        self.frames_computed += hops
-        buf.data = buf.data[hops * hop :]
-        buf.start += hops * hop
+        self.frames_computed += units * unit // self.rule.hop_length
+        used = min(units * unit, len(buf.data))
+        buf.data = buf.data[used:]
+        buf.start += used
         log_probs = np.concatenate(outputs) if len(outputs) > 1 else outputs[0]
         # The first warm-up outputs of a stream read the zero state, not the signal.
         emitted = log_probs[max(0, self.step.layout.warmup_emissions - self._step_outputs) :]
         self._step_outputs += len(log_probs)
+        emitted = emitted[: self.rule.emissions(self.received) - self.next_emission]  # padding's
         if not len(emitted):
             return _NO_EMISSIONS
         check_finite(emitted[None], self.runner.source, frame_offset=self.next_emission)

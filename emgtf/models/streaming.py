@@ -35,11 +35,9 @@ one line. The step is keras.ops only; :mod:`emgtf.export.stream_step` traces it 
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 
-import keras
 import numpy as np
 from keras import ops
 
@@ -183,19 +181,16 @@ def state_layout(model) -> StateLayout:
     return StateLayout(hop, tuple(parts), lost, lost_frames=lost, held_frames=norm.warmup)
 
 
-def incremental_step(model, layout: StateLayout, state, samples, raw_scope: str | None = None,
-                     final: bool = False):
-    """One step (module docstring): returns ``(next_state, log_probs)``. ``raw_scope`` names the
-    ops on the raw signal (an int8 export keeps them float); ``final`` (a python bool): the
-    stream ends with these samples."""
+def incremental_step(model, layout: StateLayout, state, samples, final: bool = False):
+    """One step (module docstring): returns ``(next_state, log_probs)``. ``final`` (a python
+    bool): the stream ends with these samples."""
     nodes = graph(model)
     shapes = dict(layout.parts)
     sizes = [math.prod(shape) for _, shape in layout.parts]
     parts = dict(zip(shapes, ops.split(state, [int(i) for i in np.cumsum(sizes)[:-1]])))
     overlap = layout.overlap_samples
-    with keras.name_scope(raw_scope) if raw_scope else contextlib.nullcontext():
-        signal = ops.concatenate([ops.reshape(parts["samples"], shapes["samples"]), samples], axis=0)
-        new_parts = {"samples": ops.reshape(signal[-overlap:], [-1])}
+    signal = ops.concatenate([ops.reshape(parts["samples"], shapes["samples"]), samples], axis=0)
+    new_parts = {"samples": ops.reshape(signal[-overlap:], [-1])}
     values = {nodes[0].outputs[0]: nodes[0].layer(signal[None])}  # (1, k, 2, 16, bins)
     for node in nodes[1:]:
         layer, inputs = node.layer, [values[i] for i in node.inputs]

@@ -27,10 +27,14 @@ from tests.export.test_export import TINY, save_run
 from tests.helpers import NO_EMGTF
 
 # Stated bounds of the streamed step against the Keras model: float32 re-association, and int8
-# post-training quantisation of an untrained model (near-uniform outputs; export.json records
-# what it costs a given checkpoint).
+# post-training quantisation of the untrained tiny TDS (export.json records what it costs a
+# given checkpoint), largest and mean |log-prob| difference: int8 weights, and int8 activations
+# of the fully connected layers too.
 FLOAT_BOUND = 1e-4
-INT8_MAX_BOUND, INT8_MEAN_BOUND = 5.0, 0.5
+INT8_BOUNDS = {"weights": (0.1, 0.01), "static": (0.5, 0.05)}
+# Ops a static int8 model must keep float32: the state's split and join, the convolutions,
+# LayerNorms' mean and log_softmax (int8 there costs the trained streaming preset CER points).
+FLOAT_OPS = {"SPLIT_V", "CONCATENATION", "CONV_2D", "MEAN", "SQUARED_DIFFERENCE", "RSQRT", "LOG_SOFTMAX"}
 
 
 def test_the_step_streams_the_whole_session_emissions():
@@ -58,12 +62,13 @@ def test_the_step_streams_the_whole_session_emissions():
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """A tiny TDS run exported as a SavedModel with the step and as TFLite, through the command
-    line; a generated 9 s session."""
+    """A tiny TDS run exported as a SavedModel with the step and as TFLite (int8 weights by
+    default, and static int8), through the command line; a generated 9 s session."""
     root = tmp_path_factory.mktemp("step")
     keras.utils.set_random_seed(5)
     checkpoint, model = save_run(root / "run", "tds_conv_ctc", **TINY["tds_conv_ctc"])
-    for name, extra in (("sm", ["streaming=true"]), ("tfl", ["format=tflite"])):
+    for name, extra in (("sm", ["streaming=true"]), ("tfl", ["format=tflite"]),
+                        ("static", ["format=tflite", "tflite_int8=static", "verify=false"])):
         assert run(main, "emgtf.export", [f"checkpoint={checkpoint}", f"out={root / name}", *extra]) == 0
     info = generate_session(root, seed=4, minutes=0.15)
     with EMGSession(info.path) as session:
@@ -77,11 +82,11 @@ CONSUMER = NO_EMGTF + textwrap.dedent(
     import numpy as np
     import tensorflow as tf
 
-    sm, tfl = sys.argv[1:3]
+    sm, tfl, static = sys.argv[1:4]
     emg = np.load("emg.npy")
     step_doc = json.load(open(tfl + "/export.json"))["streaming"]
     size, warmup = step_doc["chunk_samples"], step_doc["warmup_emissions"]
-    emissions = int(sys.argv[3])
+    emissions = int(sys.argv[4])
 
     def stream(step):
         # As export.json says: zero state, fixed chunks (the last zero-padded), warm-up dropped.
@@ -102,14 +107,15 @@ CONSUMER = NO_EMGTF + textwrap.dedent(
         return out["next_state"].numpy(), out["log_probs"].numpy()
 
     for name, step in (("saved_model", saved), ("tflite", tflite(tfl + "/model.tflite")),
-                       ("int8", tflite(tfl + "/model_int8.tflite"))):
+                       ("weights", tflite(tfl + "/model_int8.tflite")),
+                       ("static", tflite(static + "/model_int8.tflite"))):
         np.save(name + ".npy", stream(step))
     print(json.dumps({"emgtf_imported": any(m.split(".")[0] == "emgtf" for m in sys.modules)}))
     """
 )
 
 
-@pytest.mark.slow  # about 2 minutes on 2 cores: two exports, int8 calibration, a TensorFlow process
+@pytest.mark.slow  # about 2 minutes on 2 cores: three exports, int8 calibration, a TensorFlow process
 def test_step_reproduces_keras_in_a_process_without_emgtf(exports, tmp_path):
     model, emg = exports["model"], exports["emg"]
     offline = keras_runner(model).log_probs(emg)
@@ -120,7 +126,7 @@ def test_step_reproduces_keras_in_a_process_without_emgtf(exports, tmp_path):
     np.testing.assert_allclose(streamed, offline, atol=1e-5)
     np.save(tmp_path / "emg.npy", emg)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    argv = [sys.executable, "-c", CONSUMER, str(exports["root"] / "sm"), str(exports["root"] / "tfl"),
+    argv = [sys.executable, "-c", CONSUMER, *(str(exports["root"] / name) for name in ("sm", "tfl", "static")),
             str(len(offline))]
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -129,11 +135,12 @@ def test_step_reproduces_keras_in_a_process_without_emgtf(exports, tmp_path):
         got = np.load(tmp_path / f"{name}.npy")
         assert got.shape == streamed.shape
         np.testing.assert_allclose(got, streamed, atol=FLOAT_BOUND, err_msg=name)
-    int8 = np.load(tmp_path / "int8.npy")
-    assert int8.shape == streamed.shape and np.isfinite(int8).all()
-    difference = np.abs(int8 - streamed)
-    assert difference.max() <= INT8_MAX_BOUND and difference.mean() <= INT8_MEAN_BOUND, difference.max()
-    assert difference.max() > 1e-4  # it is quantised, not the float model again
+    for mode, (largest, mean) in INT8_BOUNDS.items():
+        int8 = np.load(tmp_path / f"{mode}.npy")
+        assert int8.shape == streamed.shape and np.isfinite(int8).all()
+        difference = np.abs(int8 - streamed)
+        assert difference.max() <= largest and difference.mean() <= mean, (mode, difference.max(), difference.mean())
+        assert difference.max() > 1e-4  # it is quantised, not the float model again
 
 
 @pytest.mark.slow
@@ -150,11 +157,23 @@ def test_export_json_describes_the_step_and_the_int8_cost(exports):
     tfl = json.loads((root / "tfl" / "export.json").read_text(encoding="utf-8"))
     assert tfl["format"] == "tflite" and tfl["signatures"] == {"stream_step": ["state", "chunk"]}
     assert sorted(p.name for p in (root / "tfl").iterdir()) == ["export.json", "model.tflite", "model_int8.tflite"]
-    cost = tfl["tflite"]["int8_accuracy_cost"]
-    assert cost["float_max_abs_log_prob_difference"] <= FLOAT_BOUND
-    assert 0 < cost["int8_max_abs_log_prob_difference"] <= INT8_MAX_BOUND
-    assert set(cost["greedy_cer"]) == {"keras", "float32", "int8"}
-    assert cost["greedy_cer_difference_int8"] == cost["greedy_cer"]["int8"] - cost["greedy_cer"]["keras"]
+    for name, mode in (("tfl", "weights"), ("static", "static")):
+        doc = json.loads((root / name / "export.json").read_text(encoding="utf-8"))["tflite"]
+        assert doc["int8"]["mode"] == mode
+        assert doc["bytes"] == {kind: (root / name / file).stat().st_size for kind, file in doc["files"].items()}
+        assert doc["bytes"]["int8"] < doc["bytes"]["float32"] / 2
+        cost = doc["int8_accuracy_cost"]
+        assert cost["float_max_abs_log_prob_difference"] <= FLOAT_BOUND
+        assert 0 < cost["int8_max_abs_log_prob_difference"] <= INT8_BOUNDS[mode][0]
+        assert 0 < cost["int8_mean_abs_log_prob_difference"] <= INT8_BOUNDS[mode][1]
+        assert set(cost["greedy_cer"]) == {"keras", "float32", "int8"}
+        assert cost["greedy_cer_difference_int8"] == cost["greedy_cer"]["int8"] - cost["greedy_cer"]["keras"]
+        assert ("calibration" in cost) == (mode == "static")
+        assert "FULLY_CONNECTED" in doc["int8"]["int8_inputs"]
+    weights, static = (json.loads((root / n / "export.json").read_text(encoding="utf-8"))["tflite"]["int8"]
+                       for n in ("tfl", "static"))
+    assert weights["int8_outputs"] == []  # weights only (TFLite leaves tensors under 1,024 values float)
+    assert "FULLY_CONNECTED" in static["int8_outputs"] and not FLOAT_OPS & set(static["int8_outputs"])
     assert tfl["verification"]["max_abs_log_prob_difference"] <= FLOAT_BOUND
     # emgtf's own runner of the export (transcribe, stream) runs the float step.
     np.testing.assert_allclose(load_runner(root / "tfl").log_probs(exports["emg"][:5000]),
@@ -177,6 +196,8 @@ def test_models_and_options_without_a_step_are_one_line_errors(tmp_path, capsys)
          "stream_chunk_samples must be a positive multiple of the hop length (16 samples), got 50"),
         ([f"checkpoint={checkpoint}", "streaming=true", "format=onnx"], "streaming=true needs format=saved_model"),
         ([f"checkpoint={checkpoint}", "streaming=yes"], "streaming must be true or false"),
+        ([f"checkpoint={checkpoint}", "format=tflite", "tflite_int8=true"],
+         "tflite_int8 must be one of weights, static or none, got True"),
     ]
     for argv, message in cases:
         code = run(main, "emgtf.export", [*argv, f"out={tmp_path / 'out'}"])

@@ -102,6 +102,34 @@ def test_tds_streams_exactly_from_one_sample_to_one_second_chunks(setup):
         assert streamer.model_runs == np.sum(-(-new_hops // MAX_STEP_HOPS))
 
 
+def test_a_tflite_export_streams_through_its_step(setup, capsys):
+    """The export's float32 step (its fixed 80-sample chunks) gives the Keras checkpoint's
+    emissions, whatever the push size; a partial last chunk is zero-padded at finish()."""
+    from emgtf.export import export_model
+    from emgtf.inference.streaming import TFLiteStep
+
+    folder = setup["root"] / "tflite"
+    export_model(setup["model"], folder, "tflite", tflite_int8="none", verify=False)
+    emg = setup["emg"][:6045]  # 75 chunks, then 2 hops and 13 samples: a partial last chunk
+    offline = keras_runner(setup["model"]).log_probs(emg)
+    for path, chunks, threads in ((folder, (80, 37, 1000), None), (folder / "model.tflite", (80,), 1)):
+        streamer = StreamingDecoder.load(path, threads=threads)
+        assert isinstance(streamer.step, TFLiteStep)
+        assert "TFLite step model.tflite, chunks of 80 samples" in streamer.describe()
+        for chunk in chunks:
+            streamed, updates, largest = stream(streamer, emg, chunk)
+            assert streamed.shape == offline.shape
+            np.testing.assert_allclose(streamed, offline, atol=1e-4)
+            assert largest <= streamer.max_buffer_samples
+            assert streamer.model_runs == -(-len(emg) // 80)  # one step per chunk, the last padded
+            # The greedy text of the same emissions (never compared across numerics: near-ties).
+            assert updates[-1].committed == ctc_greedy(streamed[None], [len(streamed)])[0]
+    code = run(main, "emgtf.stream", ["--model", str(folder), str(setup["session"])])
+    out, err = capsys.readouterr()
+    assert code == 0 and "TFLite step model.tflite, chunks of 80 samples" in err, err
+    assert "CER: " in out
+
+
 def test_the_incremental_step_computes_each_hop_once_not_the_receptive_field(setup):
     emg = setup["emg"][:6000]
     incremental = StreamingDecoder.from_model(setup["model"])
