@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emgtf import interrupts
 from emgtf.errors import EmgtfError
 from emgtf.files import write_json
 from emgtf.inference.runners import check_finite, forward
@@ -43,6 +44,7 @@ def validate(model, dataset, loss, decoder=None, *, samples: int = 0, source: st
     total_loss, windows = 0.0, 0
     kept = []
     for batch in dataset:
+        interrupts.check()
         log_probs = forward(model, batch["emg"]) if forward_fn is None else forward_fn(batch["emg"])
         emitted = emitted_frames(model, batch["emg_lengths"].numpy(), log_probs.shape[1])
         _check(log_probs, emitted, batch, source or f"model {model.name}")
@@ -93,8 +95,9 @@ def evaluate_model(model, files, decoder, *, log=print, source: str | None = Non
     overall = ErrorCounter()
     sessions = []
     dataset = make_dataset([str(f) for f in files], window_length=None, batch_size=1)
-    with data_errors():
+    with interrupts.deferred(), data_errors():
         for batch in dataset:
+            interrupts.check()
             name = batch["session"][0].numpy().decode()
             # Checked before the forward pass, which a too-short input may crash (padded convolutions).
             if int(emission_lengths(model, int(batch["emg_lengths"][0]))) == 0:

@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from emgtf import interrupts
 from emgtf.files import atomic_copy, atomic_write, write_json
 from emgtf.training.history import COLUMNS, RATES, write_history
 
@@ -69,6 +70,23 @@ class Validation(keras.callbacks.Callback):
         logs["val_loss"] = result["loss"]
         for rate in RATES:
             logs[f"val_{rate}"] = result[rate]
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Raises ``KeyboardInterrupt`` at the first batch boundary after Ctrl-C (see
+    :mod:`emgtf.interrupts`), outside any graph tracing."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        interrupts.check()
+
+    def on_test_batch_end(self, batch, logs=None):
+        interrupts.check()
+
+    def on_predict_batch_end(self, batch, logs=None):
+        interrupts.check()
+
+    def on_epoch_end(self, epoch, logs=None):
+        interrupts.check()
 
 
 class DivergenceGuard(keras.callbacks.Callback):

@@ -39,6 +39,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from emgtf import config as config_lib
+from emgtf import interrupts
 from emgtf.errors import EmgtfError
 from emgtf.files import atomic_write_text, read_json
 from emgtf.inference.checkpoints import check_family, load_checkpoint
@@ -172,7 +173,7 @@ def train(
     from emgtf.training.runtime import setup_runtime
 
     distribution = setup_runtime(cfg)
-    with distribution.hosts_guard():
+    with interrupts.deferred(), distribution.hosts_guard():
         result = _train_on(cfg, distribution, family, hp, resume, root, split, split_spec,
                            extra_callbacks, wandb_session)
     distribution.leave()
@@ -268,6 +269,7 @@ def _train_in(path: Path, cfg, model, *, family, split, root, split_spec, resume
         History,
         LearningRateLog,
         RunState,
+        StopOnInterrupt,
         Validation,
     )
     from emgtf.data import data_errors
@@ -311,6 +313,7 @@ def _train_in(path: Path, cfg, model, *, family, split, root, split_spec, resume
     atomic_write_text(path / "config.yaml", OmegaConf.to_yaml(saved))
 
     callbacks = [
+        StopOnInterrupt(),
         DivergenceGuard(state),
         LearningRateLog(state),
         Validation(val_ds, loss, state, forward=distribution.forward(model)),

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from emgtf import interrupts
 from emgtf.errors import EmgtfError
 from emgtf.files import atomic_copy, atomic_write_text, read_json
 from emgtf.training.run_lock import LOCK_FILE, RunLock, check_free
@@ -641,6 +642,7 @@ def _make_tuner_class():
             )
 
         def run_trial(self, trial, *args, **kwargs):
+            interrupts.check()  # Ctrl-C at the end of the last trial: no new one
             return self.search_.run_trial(trial)
 
         def save_model(self, trial_id, model, step=0):
@@ -677,7 +679,8 @@ def run_search(overrides: Sequence[str] = (), *, callbacks: Sequence = (), log=p
     # its workers (perhaps on other hosts), which KerasTuner's oracle coordinates instead.
     lock = RunLock.acquire(search.run_dir) if search.role == "single" else None
     try:
-        return search.run()
+        with interrupts.deferred():
+            return search.run()
     except KeyboardInterrupt:
         if search.role != "worker":
             print(f"\nemgtf.tune: interrupted; continue with: python -m emgtf.tune resume=true run_dir={search.run_dir}",

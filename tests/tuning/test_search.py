@@ -4,6 +4,7 @@ their errors, and a distributed search (one chief, two workers) on localhost."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -37,18 +38,20 @@ def tiny(data, run_dir, *extra):
 
 
 class InterruptSecondTrial(keras.callbacks.Callback):
-    """Ctrl-C at the first batch of the second trial the search trains."""
+    """Ctrl-C (a real SIGINT) at the first batch of the second trial the search trains."""
 
     def __init__(self):
         super().__init__()
         self.trials = 0
+        self.sent = False
 
     def on_train_begin(self, logs=None):
         self.trials += 1
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self.trials == 2:
-            raise KeyboardInterrupt
+        if self.trials == 2 and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 @pytest.fixture(scope="module")
