@@ -253,7 +253,7 @@ def torch_windows_per_second(opts, x, labels, label_length, steps: int, warmup: 
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        return float(loss)  # waits for the step, on a GPU too
+        return float(loss.detach())  # waits for the step, on a GPU too
 
     for i in range(warmup):
         step(i)
