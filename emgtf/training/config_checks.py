@@ -62,9 +62,9 @@ def check_training_config(cfg) -> None:
     from emgtf.training.distribute import check_config
 
     check_config(cfg.trainer)
-    jit = cfg.trainer.get("jit_compile", "auto")
-    if not (isinstance(jit, bool) or jit == "auto"):
-        raise EmgtfError(f"trainer.jit_compile must be true, false or auto, got {jit!r}")
+    from emgtf.training.runtime import jit_compile_value
+
+    jit_compile_value(cfg.trainer.get("jit_compile", "auto"))
     if cfg.trainer.get("verbose", "auto") not in ("auto", 0, 1, 2):
         raise EmgtfError(f"trainer.verbose must be auto, 0, 1 or 2, got {cfg.trainer.verbose!r}")
 

@@ -18,22 +18,29 @@ def _precision_policy(value) -> str:
     )
 
 
-def jit_compile(trainer, backend: str | None = None) -> bool:
+def jit_compile_value(value, key: str = "trainer.jit_compile"):
+    """``value`` (true, false or auto) checked; a one-line EmgtfError naming ``key`` otherwise."""
+    if not (isinstance(value, bool) or value == "auto"):
+        raise EmgtfError(f"{key} must be true, false or auto, got {value!r}")
+    return value
+
+
+def jit_compile(trainer, backend: str | None = None, key: str = "trainer.jit_compile") -> bool:
     """Whether the run's train and predict steps are XLA-compiled: ``trainer.jit_compile`` true or
-    false, or ``auto``: on under JAX, off under TensorFlow (and torch).
+    false, or ``auto`` (the default): on under JAX, off under TensorFlow (and torch).
 
     Keras's JAX trainer without ``jit_compile`` dispatches every op of the step eagerly from Python,
     several times slower than jax.jit, its only compiled path; TensorFlow without it still runs
     tf.function graphs, and its op determinism excludes XLA.
     """
-    value = trainer.get("jit_compile", "auto")
-    if value == "auto":
-        if backend is None:
-            import keras
+    value = jit_compile_value(trainer.get("jit_compile", "auto"), key)
+    if value != "auto":
+        return value
+    if backend is None:
+        import keras
 
-            backend = keras.backend.backend()
-        return backend == "jax"
-    return bool(value)
+        backend = keras.backend.backend()
+    return backend == "jax"
 
 
 def setup_runtime(cfg):
