@@ -445,6 +445,9 @@ class StreamingDecoder:
         doc = read_metadata(path)
         if tflite_file is not None and doc["format"] != "tflite":
             raise EmgtfError(f"{tflite_file}: its folder's {METADATA_FILE} is not a TFLite export's")
+        if tflite_file is not None and not incremental:
+            raise EmgtfError(f"{tflite_file}: a .tflite file streams through its step only; "
+                             "incremental=False runs the export folder's model.tflite windowed")
         if doc["format"] == "keras":
             model = load_checkpoint(path / str(doc.get("model_file")))
             return cls.from_model(model, decoder, incremental=incremental, source=runner.source, **options)

@@ -124,6 +124,8 @@ def test_a_tflite_export_streams_through_its_step(setup, capsys):
             assert streamer.model_runs == -(-len(emg) // 80)  # one step per chunk, the last padded
             # The greedy text of the same emissions (never compared across numerics: near-ties).
             assert updates[-1].committed == ctc_greedy(streamed[None], [len(streamed)])[0]
+    with pytest.raises(EmgtfError, match="model.tflite: a .tflite file streams through its step only"):
+        StreamingDecoder.load(folder / "model.tflite", incremental=False)
     code = run(main, "emgtf.stream", ["--model", str(folder), str(setup["session"])])
     out, err = capsys.readouterr()
     assert code == 0 and "TFLite step model.tflite, chunks of 80 samples" in err, err
