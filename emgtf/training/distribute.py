@@ -277,9 +277,11 @@ class Distribution:
             return padded
         return None
 
-    def check_same_on_all_hosts(self, cfg, steps: int) -> None:
+    def check_same_on_all_hosts(self, cfg, steps: int | None = None) -> None:
         """Stops every host with one line when the hosts were started with different configs or
-        their data gives different numbers of steps (they would otherwise hang or train apart)."""
+        their data gives different numbers of ``steps`` per epoch (they would otherwise hang or
+        train apart). Called once before the model is built (the configs: JAX refuses weights that
+        differ between hosts, with a page of numbers) and once with the steps."""
         if self.pipelines == 1:
             return
         from omegaconf import OmegaConf
@@ -288,7 +290,7 @@ class Distribution:
                 if k not in ("run_dir", "resume", "logger")}
         digest = hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).digest()[:8]
         # int32, byte by byte: JAX computes in 32 bits unless told otherwise.
-        mine = np.array([self.pipeline, steps, *digest], np.int32)
+        mine = np.array([self.pipeline, -1 if steps is None else steps, *digest], np.int32)
         if self.engine_is_tf:
             import tensorflow as tf
 
@@ -301,7 +303,7 @@ class Distribution:
             if other_digest != mine[2:].tolist():
                 raise EmgtfError(f"host {pipeline} of the cluster was started with a different config "
                                  f"than host {self.pipeline}; start every host with the same overrides")
-            if other_steps != steps:
+            if steps is not None and other_steps != steps:
                 raise EmgtfError(f"host {pipeline} of the cluster has {other_steps} steps per epoch, host "
                                  f"{self.pipeline} has {steps}; every host must see the same data.root")
 
@@ -323,6 +325,17 @@ class Distribution:
         except EmgtfError as e:
             e.hard_exit = True
             raise
+        except AssertionError as e:
+            # JAX's own check that a replicated value is the same on every host (after emgtf's
+            # config check, a different emgtf or library version could still differ).
+            text = str(e)
+            if "not the same on each process" not in text:
+                raise
+            error = EmgtfError(f"host {self.pipeline} of {self.pipelines}: the hosts hold different values "
+                               f"where JAX needs the same ({text.split('. ')[0]}); run the same emgtf, "
+                               "libraries and config on every host")
+            error.hard_exit = True
+            raise error from None
         except (RuntimeError, ValueError) as e:
             if _COLLECTIVE_FAILURE.search(str(e)) is None:
                 raise

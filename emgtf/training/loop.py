@@ -185,6 +185,8 @@ def _train_on(cfg, distribution, family, hp, resume, root, split, split_spec, ex
     """:func:`train` once the devices are set up: the model, the run folder, the run."""
     from emgtf import models
 
+    distribution.check_same_on_all_hosts(cfg)
+
     # The model is built (in memory only) before the run folder is claimed, so that a model that
     # cannot fit the window leaves no folder behind. Under several devices its variables are the
     # engine's (mirrored on every replica), so it is built in the engine's scope.

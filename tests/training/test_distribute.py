@@ -222,11 +222,14 @@ def test_two_localhost_workers_train_one_run_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"]
 
 
-def jax_hosts(args, cwd, count=2):
-    """``python -m emgtf.fit args`` as the ``count`` localhost processes of one JAX cluster."""
+def jax_hosts(args, cwd, count=2, per_host=None):
+    """``python -m emgtf.fit args`` (plus ``per_host[i]``) as the ``count`` localhost processes of
+    one JAX cluster."""
     port = free_ports(1)[0]
     env = {**os.environ, "PYTHONPATH": str(REPO), "EMGTF_CONFIG_DIR": str(REPO / "configs"), "KERAS_BACKEND": "jax"}
-    return [subprocess.Popen([sys.executable, "-m", "emgtf.fit", *args], env={**env, **keras_hosts(port, count, i)},
+    extra = per_host or [[]] * count
+    return [subprocess.Popen([sys.executable, "-m", "emgtf.fit", *args, *extra[i]],
+                             env={**env, **keras_hosts(port, count, i)},
                              cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for i in range(count)]
 
@@ -277,3 +280,18 @@ def test_a_jax_host_that_dies_stops_the_other_with_one_line_and_resume_continues
     outputs = [h.communicate(timeout=900) for h in hosts]
     assert [h.returncode for h in hosts] == [0, 0], [err[-2000:] for _, err in outputs]
     assert [r["epoch"] for r in read_history(run_dir / "history.csv")] == list(range(1, epoch + 2))
+
+
+@pytest.mark.slow
+def test_jax_hosts_started_with_different_configs_stop_with_one_line_and_no_run_folder(tmp_path):
+    pytest.importorskip("jax")
+    data = no_test_split(make_tiny_split(tmp_path / "data")[0])
+    run_dir = tmp_path / "run"
+    hosts = jax_hosts(tiny_tcn_overrides(data, run_dir, "trainer.batch_size=2"), tmp_path,
+                      per_host=[["seed=1"], ["seed=2"]])
+    outputs = [h.communicate(timeout=600) for h in hosts]
+    assert [h.returncode for h in hosts] == [2, 2], [err[-2000:] for _, err in outputs]
+    lines = [err.strip().splitlines()[-1] for _, err in outputs]
+    assert lines == [f"emgtf.fit: error: host {other} of the cluster was started with a different config than "
+                     f"host {me}; start every host with the same overrides" for me, other in ((0, 1), (1, 0))]
+    assert not run_dir.exists()
