@@ -49,7 +49,7 @@ def test_importing_emgtf_has_no_side_effects(tmp_path):
         "assert 'tensorflow' not in sys.modules, 'importing emgtf imported TensorFlow'\n"
         "assert not [k for k in os.environ if k.startswith('TF_')], 'importing emgtf set TF_ variables'\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=_clean_env(), timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=_clean_env(), timeout=300)
 
 
 def test_command_modules_import_without_tensorflow(tmp_path):
@@ -64,24 +64,24 @@ def test_command_modules_import_without_tensorflow(tmp_path):
         "    heavy = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
         "    assert not heavy, f'emgtf.cli.{name} imports {heavy}'\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=_clean_env(), timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=_clean_env(), timeout=300)
 
 
 def test_console_script_and_python_m_emgtf_dispatch_to_the_commands(tmp_path):
     out = subprocess.run([sys.executable, "-m", "emgtf", "--help"], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=120)
+                         cwd=tmp_path, timeout=300)
     assert out.returncode == 0
     from emgtf.cli import COMMANDS
 
     for command in COMMANDS:
         assert f"  {command} " in out.stdout
     dry = subprocess.run([sys.executable, "-m", "emgtf", "fit", "trainer.epochs=3", "--dry-run"],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+                         capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert dry.returncode == 0 and "epochs: 3" in dry.stdout
     bad = subprocess.run([sys.executable, "-m", "emgtf", "fitt"], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=60)
+                         cwd=tmp_path, timeout=300)
     assert bad.returncode == 2 and bad.stderr.startswith("emgtf: error: unknown command 'fitt'")
     err = subprocess.run([sys.executable, "-m", "emgtf", "fit", "trainer.epochz=3"], capture_output=True,
-                         text=True, cwd=tmp_path, timeout=120)
+                         text=True, cwd=tmp_path, timeout=300)
     assert err.returncode == 2 and err.stderr.startswith("emgtf fit: error: ")
     assert len(err.stderr.strip().splitlines()) == 1

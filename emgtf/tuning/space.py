@@ -391,8 +391,14 @@ def model_option_family(option: str) -> str:
     path = paths.config_dir() / "model" / f"{option}.yaml"
     if not path.is_file():
         raise KeyError(option)
-    family = OmegaConf.load(path).get("family")
-    return str(family) if family else option
+    preset = OmegaConf.load(path)
+    if preset.get("family"):
+        return str(preset.family)
+    # A preset of another option (small_tds: tds_conv_ctc at CPU size) has that option's family.
+    for entry in preset.get("defaults", []):
+        if isinstance(entry, str) and entry not in ("_self_", option) and not entry.startswith("_"):
+            return model_option_family(entry)
+    return option
 
 
 def families_of(space: SearchSpace, hp: Hyperparameter, base_family: str) -> dict[str, str]:

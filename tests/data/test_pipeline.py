@@ -340,6 +340,6 @@ def test_process_exits_with_a_live_iterator(tmp_path):
     root = str(REPO)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, *files], capture_output=True, text=True,
-                          timeout=120, env=env)
+                          timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "read one batch" in done.stdout

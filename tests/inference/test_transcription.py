@@ -199,7 +199,7 @@ def test_bad_models_and_sessions_are_one_line_errors(setup, small_lm, tmp_path, 
     # And from a real process: one line on stderr, exit 2, no traceback.
     done = subprocess.run(
         [sys.executable, "-m", "emgtf.transcribe", "--model", str(setup["export"]), str(narrow)],
-        capture_output=True, text=True, timeout=120, cwd=REPO,
+        capture_output=True, text=True, timeout=300, cwd=REPO,
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [

@@ -119,7 +119,7 @@ def test_more_devices_than_the_machine_has_is_one_line_before_any_folder(tmp_pat
     data = make_tiny_split(tmp_path / "data")
     run_dir = tmp_path / "run"
     n = (os.cpu_count() or 1) + 1
-    result = fit_process(tiny_tcn_overrides(data, run_dir, f"trainer.devices={n}"), run_dir, timeout=120)
+    result = fit_process(tiny_tcn_overrides(data, run_dir, f"trainer.devices={n}"), run_dir, timeout=600)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == (
         f"emgtf.fit: error: trainer.devices={n}: this machine has no GPU and {n - 1} CPU cores "
@@ -268,7 +268,7 @@ def test_a_jax_host_that_dies_stops_the_other_with_one_line_and_resume_continues
         time.sleep(0.2)
     worker.kill()
     worker.wait()
-    _, err = chief.communicate(timeout=120)  # it does not wait for the lost host
+    _, err = chief.communicate(timeout=300)  # it does not wait for the lost host
     assert chief.returncode == 2, err[-2000:]
     line = err.strip().splitlines()[-1]
     assert line.startswith("emgtf.fit: error: host 0 of 2: host 1 of the cluster stopped during training ("), line

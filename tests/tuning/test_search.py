@@ -285,21 +285,24 @@ def test_family_space_activates_only_the_chosen_familys_sub_space():
     assert len(seen) >= 4
 
 
-def test_families_space_trains_every_family_once_under_grid_search(tmp_path):
+@pytest.mark.parametrize("name", ["families", "families_cpu"])
+def test_families_spaces_train_every_family_once_under_grid_search(name, tmp_path):
     from emgtf import models
     from emgtf.tuning.search import _make_oracle
 
-    space = search_space.load("families")
+    space = search_space.load(name)
     search_space.check_keys(space, config.compose("fit"))
     options = list(space["model"].values)
-    assert sorted(search_space.model_option_family(o) for o in options) == sorted(models.available())
+    families = sorted(search_space.model_option_family(o) for o in options)
+    # families_cpu has SplashNet once, as splashnet_mini at the others' size.
+    assert families == sorted(f for f in models.available() if name == "families" or f != "splashnet")
     hp = keras_tuner.HyperParameters()
     space.declare(hp)
     settings = {"algorithm": "grid", "max_trials": 20, "max_retries_per_trial": 0,
                 "max_consecutive_failed_trials": 3}
     oracle = _make_oracle(settings, seed=0, epochs=1)
     oracle.hyperparameters = hp
-    oracle._set_project_dir(str(tmp_path), "families")
+    oracle._set_project_dir(str(tmp_path), name)
     drawn = []
     for _ in range(len(options) + 2):
         trial = oracle.create_trial("chief")
@@ -309,6 +312,24 @@ def test_families_space_trains_every_family_once_under_grid_search(tmp_path):
         oracle.update_trial(trial.trial_id, {"val_CER": 50.0})
         oracle.end_trial(trial)
     assert drawn == options  # each once, in the space's order, then the grid is exhausted
+
+
+def test_families_cpu_sizes_every_family_like_the_cpu_presets():
+    from emgtf import models
+
+    space = search_space.load("families_cpu")
+    assert search_space.model_option_family("small_tds") == "tds_conv_ctc"  # a preset of a preset
+    sizes = {}
+    for option in space["model"].values:
+        hp = keras_tuner.HyperParameters()
+        hp.values["model"] = option  # declared with this value, as a trial that drew it
+        space.declare(hp)
+        chosen, overrides = space.to_overrides(tune.active_values(hp))
+        cfg = config.apply_hp_overrides(config.compose("fit", [f"model={chosen}"]), overrides)
+        family, hyperparameters = config.model_spec(cfg)
+        assert hyperparameters["spec_augment"] is False
+        sizes[option] = models.trainable_parameters(models.build(family, **hyperparameters))
+    assert all(600_000 < n < 1_200_000 for n in sizes.values()), sizes
 
 
 def _free_port() -> int:
@@ -337,7 +358,7 @@ def test_chief_and_two_workers_share_one_search_on_localhost(data, tmp_path):
         # Workers first: once both wait for the oracle, the chief's first two trials go one to each.
         start("worker0")
         start("worker1")
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 400
         while not all("search 'shared'" in logs[w].read_text() for w in ("worker0", "worker1")):
             assert all(p.poll() is None for p in procs.values()), {k: v.read_text()[-2000:] for k, v in logs.items()}
             assert time.monotonic() < deadline, "workers did not start"
