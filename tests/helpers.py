@@ -3,8 +3,10 @@ training configs, and :func:`run_layer_test`, the one test every custom Keras la
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -84,6 +86,22 @@ def make_session_file(
         field_order=field_order,
     )
     return path, time
+
+
+@contextlib.contextmanager
+def python_sigint():
+    """Ctrl-C as in a terminal for the block: Python's own SIGINT handler, whatever the test
+    runner was started with (a background job of a shell, or a runner's worker, ignores SIGINT)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def sigint_as_default():
+    """``preexec_fn`` for a child that Ctrl-C must reach (see :func:`python_sigint`)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def make_tiny_split(root, *, num_samples: int = 8000):

@@ -8,6 +8,13 @@ import signal
 import pytest
 
 from emgtf import interrupts
+from tests.helpers import python_sigint
+
+
+@pytest.fixture(autouse=True)
+def terminal_sigint():
+    with python_sigint():
+        yield
 
 
 def ctrl_c():
@@ -25,7 +32,7 @@ def test_first_ctrl_c_waits_for_check_and_the_handler_is_restored(capfd):
             reached.append("after check")
     assert reached == ["after the signal"]
     assert "Ctrl-C again to stop now" in capfd.readouterr().err
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     assert not interrupts.requested()
     interrupts.check()  # nothing pending once the block is left
 

@@ -20,7 +20,8 @@ import pytest
 
 from emgtf import config
 from emgtf.errors import EmgtfError, SessionFileError
-from tests.helpers import REPO, T0, make_session_file, make_tiny_split, run_command, tiny_tcn_overrides
+from tests.helpers import (REPO, T0, make_session_file, make_tiny_split, run_command, sigint_as_default,
+                           tiny_tcn_overrides)
 
 TINY_TCN = dict(mlp_features=[16], hidden_size=8, num_layers=1, spec_augment=False)
 
@@ -104,7 +105,8 @@ def test_two_tunes_on_one_folder(data, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(tmp_path / "first.err", "w") as err:
         first = subprocess.Popen([sys.executable, "-m", "emgtf.tune", *tune_overrides(data, run)],
-                                 stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO)
+                                 stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=REPO,
+                                 preexec_fn=sigint_as_default)
     try:
         deadline = time.monotonic() + 600
         while read_holder(run / LOCK_FILE).get("pid") != first.pid or not (run / "search.json").is_file():

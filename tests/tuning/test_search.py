@@ -13,7 +13,7 @@ import time
 import keras
 import keras_tuner
 import pytest
-from tests.helpers import REPO, make_tiny_split, tiny_tcn_overrides
+from tests.helpers import REPO, make_tiny_split, python_sigint, tiny_tcn_overrides
 
 from emgtf import config, models
 from emgtf.cli import evaluate
@@ -59,7 +59,7 @@ def searched(data, tmp_path_factory):
     """A two-trial random search interrupted during its second trial, then resumed."""
     run_dir = tmp_path_factory.mktemp("searches") / "regularization"
     overrides = tiny(data, run_dir, "space=regularization", "tuner.max_trials=2", "tuner.test=true")
-    with pytest.raises(KeyboardInterrupt):
+    with python_sigint(), pytest.raises(KeyboardInterrupt):
         tune.run_search(overrides, callbacks=[InterruptSecondTrial()], log=lambda *a: None)
     first = run_dir / "trials" / "trial_0"
     before = {name: (first / name).stat().st_mtime_ns for name in ("best.keras", "history.csv", "worker.json")}
