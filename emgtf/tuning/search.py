@@ -138,6 +138,33 @@ def _check_algorithm_installed(algorithm: str) -> None:
         )
 
 
+def _resumable_grid_oracle():
+    """KerasTuner's GridSearchOracle, resumable.
+
+    It keeps the grid order of its trials (``_ordered_ids``) and the trials whose next
+    combination is still to be found (``_populate_next``) in memory only, so after a reload
+    (``resume=true``) its next new trial fails with a KeyError in ``populate_space``
+    (KerasTuner 1.4.8). Both are rebuilt here from the reloaded trials.
+    """
+    import functools
+
+    import keras_tuner
+    from keras_tuner.src.tuners.gridsearch import LinkedList
+
+    class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
+        def reload(self):
+            super().reload()
+            values = {i: self.trials[i].hyperparameters.values for i in self.start_order}
+            order = sorted(values, key=functools.cmp_to_key(lambda a, b: self._compare(values[a], values[b])))
+            self._ordered_ids = LinkedList()
+            for trial_id in order:
+                self._ordered_ids.insert(trial_id)
+            # Trials still running (continued on resume) join when they end, as in a fresh search.
+            self._populate_next = [i for i in self.start_order if self.trials[i].status != "RUNNING"]
+
+    return ResumableGridSearchOracle
+
+
 def _make_oracle(settings: dict, seed: int, epochs: int):
     import keras_tuner
 
@@ -150,7 +177,7 @@ def _make_oracle(settings: dict, seed: int, epochs: int):
     if settings["algorithm"] == "random":
         return keras_tuner.oracles.RandomSearchOracle(max_trials=settings["max_trials"], **common)
     if settings["algorithm"] == "grid":  # every combination once, in order: equal budgets
-        return keras_tuner.oracles.GridSearchOracle(max_trials=settings["max_trials"], **common)
+        return _resumable_grid_oracle()(max_trials=settings["max_trials"], **common)
     if settings["algorithm"] == "bayesian":
         return keras_tuner.oracles.BayesianOptimizationOracle(
             max_trials=settings["max_trials"], num_initial_points=settings["num_initial_points"], **common

@@ -134,6 +134,20 @@ def test_resume_continues_the_interrupted_trial_and_redoes_no_finished_one(searc
     assert searched["result"].trials_run_here == ["1"]
 
 
+def test_an_interrupted_grid_search_resumes_and_tries_every_combination_once(data, tmp_path):
+    # KerasTuner's grid oracle kept its order in memory only: the first new trial after a resume
+    # failed with a KeyError (see search._resumable_grid_oracle).
+    space = tmp_path / "grid.yaml"
+    space.write_text("# three dropouts\nhyperparameters:\n  dropout: {type: choice, values: [0.0, 0.1, 0.2]}\n")
+    run_dir = tmp_path / "grid"
+    overrides = tiny(data, run_dir, f"space={space}", "tuner.algorithm=grid", "tuner.max_trials=10")
+    with python_sigint(), pytest.raises(KeyboardInterrupt):
+        tune.run_search(overrides, callbacks=[InterruptSecondTrial()], log=lambda *a: None)
+    result = tune.run_search(["resume=true", f"run_dir={run_dir}"], log=lambda *a: None)
+    tried = sorted(row.hyperparameters["dropout"] for row in result.trials if row.status == "COMPLETED")
+    assert tried == [0.0, 0.1, 0.2]
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3 trials: a rough fit
 def test_bayesian_search_fits_its_gaussian_process_after_the_initial_points(data, tmp_path):
