@@ -74,15 +74,10 @@ class Validation(keras.callbacks.Callback):
 
 class StopOnInterrupt(keras.callbacks.Callback):
     """Raises ``KeyboardInterrupt`` at the first batch boundary after Ctrl-C (see
-    :mod:`emgtf.interrupts`), outside any graph tracing."""
+    :mod:`emgtf.interrupts`), outside any graph tracing. (Validation checks between its own
+    batches: it runs its own loop, so Keras's test and predict hooks never fire in a fit.)"""
 
     def on_train_batch_end(self, batch, logs=None):
-        interrupts.check()
-
-    def on_test_batch_end(self, batch, logs=None):
-        interrupts.check()
-
-    def on_predict_batch_end(self, batch, logs=None):
         interrupts.check()
 
     def on_epoch_end(self, epoch, logs=None):
