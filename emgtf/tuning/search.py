@@ -146,8 +146,6 @@ def _resumable_grid_oracle():
     (``resume=true``) its next new trial fails with a KeyError in ``populate_space``
     (KerasTuner 1.4.8). Both are rebuilt here from the reloaded trials.
     """
-    import functools
-
     import keras_tuner
     from keras_tuner.src.tuners.gridsearch import LinkedList
 
