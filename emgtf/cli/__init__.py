@@ -30,6 +30,7 @@ COMMANDS = {
     "models": ("list the model families", True),
     "convert": ("one of Meta's emg2qwerty checkpoints as a .keras file", True),
     "report": ("figures and an HTML page of runs, searches and evaluations", False),
+    "download": ("fetch published checkpoints, LM, BIDS sessions or the dataset, verified", False),
 }
 
 

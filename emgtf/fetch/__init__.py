@@ -1,0 +1,10 @@
+"""Fetching the published files of emg2qwerty: checkpoints, language models, the BIDS release and
+the HDF5 tarball, each verified against its published digest (``python -m emgtf.download``).
+
+- :mod:`emgtf.fetch.catalog`: the shipped lists of published files and of the BIDS release;
+- :mod:`emgtf.fetch.transfer`: one file over HTTP, resumable, verified before it takes its name;
+- :mod:`emgtf.fetch.mirrors`: every URL redirectable to a mirror (``$EMGTF_MIRROR``);
+- :mod:`emgtf.fetch.published`: checkpoints and LMs by name (``meta/generic``) in the cache;
+- :mod:`emgtf.fetch.bids`: the sessions of users or split files from the BIDS release;
+- :mod:`emgtf.fetch.dataset`: the HDF5 tarball, extracted while it downloads.
+"""
