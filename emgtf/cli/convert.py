@@ -20,7 +20,8 @@ def main(argv: list[str]) -> int:
         description="Convert one of Meta's emg2qwerty checkpoints (.ckpt or .safetensors) or "
         "SplashNet's (.ckpt) into an emgtf .keras file.",
     )
-    parser.add_argument("src", metavar="SRC", help="Meta's or SplashNet's .ckpt, or braindecode's .safetensors")
+    parser.add_argument("src", metavar="SRC", help="Meta's or SplashNet's .ckpt, or braindecode's .safetensors, or the name of a downloaded one "
+                        "(meta/generic, splashnet/splashnet-mini: emgtf download checkpoints)")
     parser.add_argument(
         "out", metavar="OUT.keras", help="the .keras file to write (must not exist)"
     )
@@ -29,7 +30,9 @@ def main(argv: list[str]) -> int:
     # Imported here so --help does not wait for TensorFlow.
     from emgtf.models.emg2qwerty import convert
 
-    model = convert(args.src, args.out)
+    from emgtf.fetch.published import resolve_path  # a published name (meta/generic): its download
+
+    model = convert(str(resolve_path(args.src)), args.out)
     parameters = sum(math.prod(w.shape) for w in model.trainable_weights)
     print(f"emgtf.convert: {model.name}, {parameters:,} trainable parameters -> {args.out}")
     return 0

@@ -109,9 +109,9 @@ def main(argv: list[str]) -> int:
     if args.what in ("checkpoints", "lm") and args.out is None:
         from emgtf.paths import cache_dir
 
-        names = ", ".join(t.label.rsplit(".", 1)[0] for t, _ in done[:3])
+        names = list(dict.fromkeys(t.label.rsplit(".", 1)[0] for t, _ in done))
         print(f"emgtf.download: in {cache_dir()}; commands find them by name "
-              f"({names}{', ...' if len(done) > 3 else ''})")
+              f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})")
     return 0
 
 

@@ -66,7 +66,9 @@ def resolve_lm_path(path: str | os.PathLike | None) -> Path | None:
                 f"`python scripts/build_lm.py` (offline, seconds)"
             )
         return resolved
-    resolved = Path(path).expanduser()
+    from emgtf.fetch.published import resolve_path  # a published name (meta/lm): its downloaded file
+
+    resolved = resolve_path(path)
     if not resolved.is_file():
         raise EmgtfError(f"{resolved}: language model file not found")
     return resolved
