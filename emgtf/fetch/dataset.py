@@ -72,7 +72,8 @@ def dataset_plan(out, *, users=(), splits=(), mirror=None) -> str:
     estimate = tarball.size if wanted is None else tarball.size * count // SESSIONS
     return (f"{redirect(tarball.url, mirror)}\n"
             f"emgtf.download: would stream {human_bytes(tarball.size)} (the whole tarball: one gzip stream) "
-            f"and keep {keep}, about {human_bytes(estimate)} on disk in {out}")
+            f"and keep {keep}, about {human_bytes(estimate)} on disk"
+            + (f" in {out}" if out is not None else " (out= not given)"))
 
 
 def _read_state(folder: Path, url: str) -> dict | None:
