@@ -25,7 +25,7 @@ import os
 import tarfile
 from pathlib import Path
 
-from emgtf.errors import EmgtfError
+from emgtf.errors import EmgtfError, first_line
 from emgtf.fetch.catalog import published_files
 from emgtf.fetch.mirrors import redirect
 from emgtf.fetch.progress import Progress, human_bytes
@@ -137,7 +137,14 @@ def fetch_dataset(out, *, users=(), splits=(), mirror=None, progress: Progress |
     tarball = _tarball()
     url = redirect(tarball.url, mirror)
     wanted, count = wanted_sessions(users=users, splits=splits)
-    state = _read_state(folder, url) or {"source": os.path.basename(url), "offset": 0, "done": False}
+    keep = None if wanted is None else sorted(wanted)
+    fresh = {"source": os.path.basename(url), "offset": 0, "done": False, "keep": keep}
+    state = _read_state(folder, url) or fresh
+    if state.get("keep") != keep:
+        # Sessions of the new selection may lie before the saved offset: read the stream again
+        # (the files already extracted are kept and skipped).
+        progress.log(f"{root}: other sessions chosen than in the earlier run: streaming from the start")
+        state = fresh
     if not state["done"]:
         estimate = tarball.size if wanted is None else tarball.size * count // SESSIONS
         present = sum(p.stat().st_size for p in root.glob("*.hdf5"))
@@ -166,6 +173,17 @@ def _stream(root, folder, url, state, wanted, progress, retries, backoff, spacin
                        look_behind=spacing + (1 << 20))
     gz = indexed_gzip.IndexedGzipFile(fileobj=source, spacing=spacing, readbuf_size=spacing, buffer_size=1 << 20)
     base = state["offset"]
+    outcome = "stopped; run the command again to resume"
+    try:
+        _read_archive(root, folder, state, wanted, progress, checkpoint_every, gz, source, base, url)
+        outcome = "streamed"
+    finally:
+        gz.close()
+        source.close()
+        progress.finish(task, outcome)
+
+
+def _read_archive(root, folder, state, wanted, progress, checkpoint_every, gz, source, base, url) -> None:
     try:
         if base:
             gz.import_index(str(folder / "index.gzidx"))
@@ -184,10 +202,14 @@ def _stream(root, folder, url, state, wanted, progress, retries, backoff, spacin
                     since = 0
         state["done"] = True
         _write_state(folder, gz, state)
-    finally:
-        gz.close()
-        source.close()
-        progress.finish(task, "streamed")
+    except EmgtfError:
+        raise
+    except Exception as e:  # zran reports a failed read of its input as its own error
+        if source.error is not None:
+            raise source.error from None
+        if isinstance(e, (tarfile.TarError, EOFError, OSError, ValueError)) or type(e).__name__ == "ZranError":
+            raise EmgtfError(f"{url}: not a readable .tar.gz ({first_line(e)})") from None
+        raise
 
 
 def _extract(tar, member, path: Path) -> None:

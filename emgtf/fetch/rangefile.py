@@ -42,6 +42,8 @@ class RangeFile(io.RawIOBase):
         self._at = None  # the position the open response reads from next
         self._pos = 0
         self._size = size  # None: learnt from the first response
+        # The one-line error a read raised: a reader in C (zran) replaces it with its own.
+        self.error: EmgtfError | None = None
 
     def readable(self) -> bool:
         return True
@@ -112,6 +114,13 @@ class RangeFile(io.RawIOBase):
 
     def readinto(self, buffer) -> int:
         """Fills ``buffer`` unless the file ends first (zran takes a short read for the end)."""
+        try:
+            return self._fill(buffer)
+        except EmgtfError as e:
+            self.error = e
+            raise
+
+    def _fill(self, buffer) -> int:
         view = memoryview(buffer).cast("B")
         filled = 0
         while filled < len(view):

@@ -14,7 +14,9 @@ that outlasts the retries and a full disk say that the partial file is kept for 
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import os
 import re
 import shutil
@@ -110,6 +112,27 @@ def _content_range(response) -> tuple[int | None, int | None]:
     return None, int(star.group(1)) if star else None
 
 
+@contextlib.contextmanager
+def _exclusive(part: Path):
+    """Holds an exclusive lock on ``part`` (created if missing), so that two downloads of one file
+    never append to it at once; an empty ``part`` left by a failure is removed."""
+    try:
+        fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise _no_room(part, e) from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EmgtfError(f"{part}: another download is writing it; wait for it to finish or stop it") from None
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if part.stat().st_size == 0:
+                part.unlink()
+        os.close(fd)
+
+
 class Fetcher:
     """Fetches :class:`Target` files (see the module): ``mirror`` redirects every URL (see
     :mod:`emgtf.fetch.mirrors`); ``retries`` tries after a failure without progress, waiting
@@ -159,11 +182,11 @@ class Fetcher:
         except OSError as e:
             raise EmgtfError(f"{path.parent}: cannot create the folder ({e.strerror or e})") from None
         part = part_path(path)
-        if target.size is not None:
-            have = part.stat().st_size if part.exists() else 0
-            check_free_space(path.parent, target.size - have, target.name)
-        digest = self._download(target, part)
-        self._accept(target, part, digest)
+        with _exclusive(part):
+            if target.size is not None:
+                check_free_space(path.parent, target.size - part.stat().st_size, target.name)
+            digest = self._download(target, part)
+            self._accept(target, part, digest)
         return "fetched"
 
     def _download(self, target: Target, part: Path) -> str | None:
@@ -187,7 +210,7 @@ class Fetcher:
                             _, total = _content_range(r)
                             if total is not None and total == offset:
                                 break  # the .part was already whole
-                            part.unlink()  # longer than the file: not a prefix of it
+                            os.truncate(part, 0)  # longer than the file: not a prefix of it
                             hasher = None
                             raise _Retry(f"HTTP 416 for a partial file of {offset} bytes")
                         if r.status_code >= 500 or r.status_code == 429:
@@ -198,7 +221,7 @@ class Fetcher:
                                 raise _Retry(f"asked for bytes from {offset}, got {start}")
                         elif r.status_code == 200:
                             if offset:  # the server ignored the range: start over
-                                part.unlink()
+                                os.truncate(part, 0)
                                 offset, hasher = 0, None
                             length = r.headers.get("Content-Length")
                             total = int(length) if length and length.isdigit() else None
@@ -251,8 +274,8 @@ class Fetcher:
             session.close()
             if task is not None:
                 self.progress.finish(task, outcome)
-        if hasher is None:
-            return None
+        if hasher is None:  # nothing was fetched: the .part was already whole
+            return file_digest(part, target.digest_kind) if target.digest_kind else None
         return hasher.hexdigest()
 
     def _accept(self, target: Target, part: Path, digest: str | None) -> None:

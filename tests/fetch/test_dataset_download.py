@@ -28,7 +28,9 @@ from tests.helpers import REPO, make_session_file
 pytest.importorskip("indexed_gzip")
 
 SUFFIX = "-keystrokes-dca-study@1-0efbe614-9ae6-4131-9192-4398359b4f5f"
-NAMES = [f"2021-06-0{i}-16226{i}0000{SUFFIX}" for i in range(1, 5)]  # 4th fields: not in the manifest
+# Four real sessions of user 89335547 (DATA.md): the selection maps them to the BIDS manifest.
+NAMES = [f"{prefix}{SUFFIX}" for prefix in ("2021-06-02-1622682789", "2021-06-04-1622862148",
+                                             "2021-06-03-1622765527", "2021-06-02-1622681518")]
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +76,11 @@ def test_dataset_is_extracted_while_it_downloads_and_every_session_opens(mirror,
     assert "4 sessions in" in capsys.readouterr().out
     _same_files(out, tarball[1])
     assert (out / "metadata.csv").is_file()
+    # Done: a rerun only checks the sessions.
+    server, _ = mirror
+    before = len(server.requests)
+    assert run(main, "emgtf.download", ["dataset", f"out={out}"]) == 0
+    assert len(server.requests) == before
 
 
 def test_dropped_connection_continues_in_the_same_decompressor(mirror, tarball, tmp_path):
@@ -114,11 +121,25 @@ def test_killed_download_resumes_from_its_last_checkpoint(mirror, tarball, tmp_p
     assert resumed[0] is not None and int(resumed[0][len("bytes="):-1]) > 0  # not from the start
 
 
-def test_selection_keeps_only_the_chosen_sessions(mirror, tarball, tmp_path, monkeypatch):
-    # The sessions' 4th fields are not in the BIDS manifest: a user of theirs is unknown...
-    with pytest.raises(EmgtfError, match="no sessions in the BIDS release"):
+def test_selection_keeps_only_the_chosen_sessions(mirror, tarball, tmp_path):
+    split = tmp_path / "two.yaml"
+    split.write_text(f"name: two\nuser: '89335547'\ntrain:\n- {NAMES[0]}\ntest:\n- {NAMES[2]}\n")
+    out = tmp_path / "data"
+    assert "2 sessions" in fetch_dataset(out, splits=[split])
+    assert sorted(p.name for p in out.glob("*.hdf5")) == sorted([f"{NAMES[0]}.hdf5", f"{NAMES[2]}.hdf5"])
+    # The user has 18 sessions in the release; this tarball holds 4 of them: the count check says so.
+    # Into the same data root: the other selection streams the tarball again, keeping what is there.
+    with pytest.raises(EmgtfError, match="4 session files after the download, expected 18"):
+        fetch_dataset(out, users=["89335547"])
+    _same_files(out, tarball[1])
+    with pytest.raises(EmgtfError, match="user 12345678: no sessions"):
         fetch_dataset(tmp_path / "x", users=["12345678"])
-    # ... and a split naming real sessions keeps none of these, which the count check refuses.
-    with pytest.raises(EmgtfError, match="0 session files after the download, expected 18"):
-        fetch_dataset(tmp_path / "data", splits=["user_89335547"])
-    assert not list((tmp_path / "data").glob("*.hdf5"))
+
+
+def test_missing_tarball_is_one_line_with_its_url(mirror, tmp_path, capsys):
+    server, url = mirror
+    server.file(url).unlink()
+    assert run(main, "emgtf.download", ["dataset", f"out={tmp_path / 'data'}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("emgtf.download: error: http://127.0.0.1:") and err[-1].endswith(
+        "/fb-ctrl-oss.s3.amazonaws.com/emg2qwerty/emg2qwerty-data-2021-08.tar.gz: HTTP 404 Not Found")

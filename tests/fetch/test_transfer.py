@@ -169,3 +169,53 @@ def test_disk_full_is_one_line_and_keeps_the_partial_file(server, tmp_path):
     assert "disk full (File too large)" in out.stdout and "the partial file is kept" in out.stdout, out
     assert 0 < part_path(t.path).stat().st_size <= 300_000 and not t.path.exists()
     assert _fetcher(server).fetch(t) == "fetched" and t.path.read_bytes() == DATA
+
+
+def test_whole_partial_file_left_by_a_kill_before_the_rename_is_verified_and_kept(server, tmp_path):
+    t = _target(tmp_path)
+    part = part_path(t.path)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(DATA)
+    assert _fetcher(server).fetch(t) == "fetched" and t.path.read_bytes() == DATA
+    assert server.ranges("generic.ckpt") == [f"bytes={len(DATA)}-"]  # answered 416: nothing to add
+
+
+def test_a_second_download_of_the_same_file_at_once_is_refused(server, tmp_path):
+    import fcntl
+
+    t = _target(tmp_path)
+    part = part_path(t.path)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(DATA[:1000])
+    with open(part, "ab") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(EmgtfError, match="another download is writing it"):
+            _fetcher(server).fetch(t)
+    assert part.read_bytes() == DATA[:1000] and server.requests == []
+
+
+def test_progress_lines_and_live_bars_show_bytes_rate_and_time_left(server, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from emgtf.fetch.progress import LineProgress, LiveProgress
+
+    lines = io.StringIO()
+    server.delay = 0.01
+    _fetcher(server, progress=LineProgress(lines, interval=0.0)).fetch(_target(tmp_path))
+    text = lines.getvalue()
+    assert text.startswith("meta/generic.ckpt: fetching 700.0 kB\n")
+    assert "of 700.0 kB (" in text and "B/s, " in text and " left" in text
+    assert text.endswith("meta/generic.ckpt: 700.0 kB downloaded\n")
+    screen = io.StringIO()
+    live = LiveProgress(Console(file=screen, force_terminal=True, width=120))
+    t = _target(tmp_path / "again")
+    try:
+        _fetcher(server, progress=live).fetch(t)
+    finally:
+        live.close()
+    assert "meta/generic.ckpt: 700.0 kB downloaded" in screen.getvalue()
+    import re
+
+    assert re.search(r"\d+\.\d/700\.0 kB.*B/s.*\d:\d\d:\d\d", screen.getvalue())  # bytes, rate, time left
