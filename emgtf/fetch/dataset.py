@@ -208,7 +208,8 @@ def _read_archive(root, folder, state, wanted, progress, checkpoint_every, gz, s
         if source.error is not None:
             raise source.error from None
         if isinstance(e, (tarfile.TarError, EOFError, OSError, ValueError)) or type(e).__name__ == "ZranError":
-            raise EmgtfError(f"{url}: not a readable .tar.gz ({first_line(e)})") from None
+            raise EmgtfError(f"{url}: the .tar.gz does not decompress (a corrupt byte, or a cut or wrong "
+                             f"file: {first_line(e)})") from None
         raise
 
 
@@ -224,10 +225,14 @@ def _extract(tar, member, path: Path) -> None:
                 block = source.read(_COPY)
                 if not block:
                     break
-                f.write(block)
-    except OSError as e:
+                try:
+                    f.write(block)
+                except OSError as e:
+                    raise EmgtfError(f"{part}: cannot write it ({e.strerror or e}); free some space and run "
+                                     "the command again to resume") from None
+    except BaseException:
         part.unlink(missing_ok=True)
-        raise EmgtfError(f"{path}: cannot write it ({e.strerror or e}); run the command again to resume") from None
+        raise
     if part.stat().st_size != member.size:
         part.unlink()
         raise EmgtfError(f"{path}: the archive member is cut short")

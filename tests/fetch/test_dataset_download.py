@@ -143,3 +143,17 @@ def test_missing_tarball_is_one_line_with_its_url(mirror, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("emgtf.download: error: http://127.0.0.1:") and err[-1].endswith(
         "/fb-ctrl-oss.s3.amazonaws.com/emg2qwerty/emg2qwerty-data-2021-08.tar.gz: HTTP 404 Not Found")
+
+
+def test_corrupted_byte_in_the_tarball_is_one_line_and_leaves_no_partial_file(mirror, tarball, tmp_path, capsys):
+    server, url = mirror
+    bad = bytearray(tarball[0])
+    bad[len(bad) // 2] ^= 0x10
+    server.put(url, bytes(bad))
+    out = tmp_path / "data"
+    assert run(main, "emgtf.download", ["dataset", f"out={out}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "emg2qwerty-data-2021-08.tar.gz: the .tar.gz does not decompress" in err
+    assert not list(out.glob("*.part"))
+    # The member being written when the stream broke is not there under its name either.
+    assert len(list(out.glob("*.hdf5"))) < len(NAMES)
