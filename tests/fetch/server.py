@@ -32,6 +32,7 @@ class MirrorServer:
         self.drop_after: dict[str, list[int]] = {}
         self.delay = 0.0
         self.ignore_range = False
+        self.status: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def file(self, url: str) -> Path:
@@ -65,6 +66,9 @@ class MirrorServer:
                     server.requests.append((path, header))
                     drops = server.drop_after.get(path)
                     drop = drops.pop(0) if drops else None
+                if path in server.status:
+                    self.send_error(server.status[path])
+                    return
                 file = (server.root / path.lstrip("/")).resolve()
                 if not file.is_file() or server.root.resolve() not in file.parents:
                     self.send_error(404)

@@ -36,6 +36,16 @@ def test_emgtf_split_resolves_to_the_users_18_sessions():
     assert select_sessions(users=["89335547"]) == sessions
 
 
+def test_dry_run_of_a_split_lists_its_files_and_size(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("EMGTF_MIRROR", raising=False)
+    assert run(main, "emgtf.download", ["bids", "split=user_89335547", f"out={tmp_path}", "dry_run=true"]) == 0
+    out = capsys.readouterr().out
+    assert "would fetch 96 files, 3.3 GB + 60 of unpublished size" in out  # 6 top-level + 18 x 5
+    assert ("https://nemar.s3.us-east-2.amazonaws.com/nm000104/objects/MD5E-s" in out
+            and "https://raw.githubusercontent.com/nemarDatasets/nm000104/main/sub-89335547/ses-1622682789/emg/" in out)
+    assert not list(tmp_path.iterdir())
+
+
 def test_meta_split_file_resolves_with_its_integer_user_ids():
     sessions = select_sessions(splits=[FIXTURES / "emg2qwerty-splits" / "user0.yaml"])
     assert len(sessions) == 14 and {s.user for s in sessions} == {"43037958"}

@@ -39,10 +39,13 @@ def _fetcher(server, **kw):
     return Fetcher(mirror=server.base, backoff=0.01, **kw)
 
 
-def test_mirror_lays_out_urls_under_host_then_path():
+def test_mirror_lays_out_urls_under_host_then_path(monkeypatch):
+    monkeypatch.delenv("EMGTF_MIRROR", raising=False)
     assert redirect(URL, "http://m:8/base/") == (
         "http://m:8/base/media.githubusercontent.com/media/facebookresearch/emg2qwerty/main/models/generic.ckpt")
-    assert redirect(URL, None) == URL or os.environ.get("EMGTF_MIRROR")
+    assert redirect(URL, None) == URL
+    monkeypatch.setenv("EMGTF_MIRROR", "http://lab:9/m")
+    assert redirect(URL, None).startswith("http://lab:9/m/media.githubusercontent.com/media/")
     with pytest.raises(EmgtfError, match="not an http"):
         redirect(URL, "ftp://x")
 
@@ -123,6 +126,17 @@ def test_404_is_one_line_with_the_url(server, tmp_path):
                                          r"HTTP 404 Not Found$"):
         _fetcher(server).fetch(t)
     assert len(server.requests) == 1  # not retried
+
+
+def test_403_is_one_line_with_the_url_and_keeps_the_partial_file(server, tmp_path):
+    t = _target(tmp_path)
+    part = part_path(t.path)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(DATA[:1000])
+    server.status["/media.githubusercontent.com/media/facebookresearch/emg2qwerty/main/models/generic.ckpt"] = 403
+    with pytest.raises(EmgtfError, match=r"/generic\.ckpt: HTTP 403 Forbidden; the partial file .*generic\.ckpt\.part is kept$"):
+        _fetcher(server).fetch(t)
+    assert part.read_bytes() == DATA[:1000]
 
 
 def test_server_that_ignores_ranges_restarts_cleanly(server, tmp_path):
