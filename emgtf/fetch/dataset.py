@@ -202,7 +202,7 @@ def _read_archive(root, folder, state, wanted, progress, checkpoint_every, gz, s
                     since = 0
         state["done"] = True
         _write_state(folder, gz, state)
-    except EmgtfError:
+    except (EmgtfError, KeyboardInterrupt):
         raise
     except Exception as e:  # zran reports a failed read of its input as its own error
         if source.error is not None:

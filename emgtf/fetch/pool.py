@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from emgtf.errors import EmgtfError
 from emgtf.fetch.progress import Progress
@@ -36,11 +35,23 @@ def fetch_all(targets: list[Target], *, mirror: str | None = None, progress: Pro
             common = common.parent
     check_free_space(common, missing_bytes(targets), f"fetching {len(targets)} files")
     fetcher = Fetcher(mirror=mirror, progress=progress, retries=retries, backoff=backoff)
-    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="emgtf-fetch") as pool:
-        futures = [pool.submit(fetcher.fetch, t) for t in targets]
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="emgtf-fetch")
+    futures = [pool.submit(fetcher.fetch, t) for t in targets]
+    try:
+        wait(futures)
+    except KeyboardInterrupt:
+        # Ctrl-C: the running transfers stop at their next chunk, keeping their .part files.
+        fetcher.stop.set()
+        for future in futures:
+            future.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True)
     results, errors = [], []
     for t, future in zip(targets, futures):
         error = future.exception()
+        if isinstance(error, KeyboardInterrupt):
+            raise error
         if error is None:
             results.append((t, future.result()))
         elif isinstance(error, EmgtfError):

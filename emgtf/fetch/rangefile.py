@@ -42,8 +42,8 @@ class RangeFile(io.RawIOBase):
         self._at = None  # the position the open response reads from next
         self._pos = 0
         self._size = size  # None: learnt from the first response
-        # The one-line error a read raised: a reader in C (zran) replaces it with its own.
-        self.error: EmgtfError | None = None
+        # The one-line error (or Ctrl-C) a read raised: a reader in C (zran) replaces it with its own.
+        self.error: BaseException | None = None
 
     def readable(self) -> bool:
         return True
@@ -116,7 +116,7 @@ class RangeFile(io.RawIOBase):
         """Fills ``buffer`` unless the file ends first (zran takes a short read for the end)."""
         try:
             return self._fill(buffer)
-        except EmgtfError as e:
+        except (EmgtfError, KeyboardInterrupt) as e:
             self.error = e
             raise
 

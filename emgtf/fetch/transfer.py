@@ -20,6 +20,7 @@ import fcntl
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,6 +146,8 @@ class Fetcher:
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
+        # Set to stop every transfer of this fetcher at its next chunk (Ctrl-C while a pool runs).
+        self.stop = threading.Event()
 
     def url(self, target: Target) -> str:
         return redirect(target.url, self.mirror)
@@ -249,6 +252,8 @@ class Fetcher:
                                 if hasher is not None:
                                     hasher.update(chunk)
                                 self.progress.advance(task, len(chunk))
+                                if self.stop.is_set():
+                                    raise KeyboardInterrupt
                                 failures = 0
                         size = part.stat().st_size
                         if total is not None and size < total:
@@ -260,10 +265,9 @@ class Fetcher:
                     why = str(e).splitlines()[0] if str(e) else type(e).__name__
                     if failures > self.retries:
                         kept = part.stat().st_size if part.exists() else 0
-                        raise EmgtfError(
-                            f"{url}: network failure after {failures} tries ({why}); the partial file "
-                            f"{part} is kept ({human_bytes(kept)}): run the command again to resume"
-                        ) from None
+                        left = (f"the partial file {part} is kept ({human_bytes(kept)}): run the command "
+                                "again to resume") if kept else "nothing was fetched"
+                        raise EmgtfError(f"{url}: network failure after {failures} tries ({why}); {left}") from None
                     wait = min(self.backoff * 2 ** (failures - 1), 60.0)
                     self.progress.log(f"{target.name}: {why}; trying again in {wait:.1f} s "
                                       f"({failures} of {self.retries})")

@@ -157,3 +157,20 @@ def test_corrupted_byte_in_the_tarball_is_one_line_and_leaves_no_partial_file(mi
     assert not list(out.glob("*.part"))
     # The member being written when the stream broke is not there under its name either.
     assert len(list(out.glob("*.hdf5"))) < len(NAMES)
+
+
+def test_ctrl_c_while_streaming_is_an_interruption_not_a_corrupt_tarball(mirror, tmp_path):
+    server, _ = mirror
+    server.delay = 0.03
+    out = tmp_path / "data"
+    process = subprocess.Popen([sys.executable, "-m", "emgtf.download", "dataset", f"out={out}"], cwd=REPO,
+                               env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(server.requests) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and err.strip().endswith("emgtf.download: interrupted"), err
+    assert not list(out.glob("*.part"))

@@ -140,3 +140,20 @@ def test_killed_download_resumes_on_the_next_run(env):
     assert (cache / "meta/generic.ckpt").read_bytes() == FILES["meta/generic.ckpt"][2]
     last = server.ranges("generic.ckpt")[-1]
     assert last is not None and int(last[len("bytes="):-1]) >= kept - 65536 > 0
+
+
+def test_ctrl_c_stops_every_transfer_at_once_and_keeps_the_partial_files(env):
+    server, cache = env
+    server.delay = 0.05  # the 2 MB file would take ~1.6 s more
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emgtf.download", "checkpoints", "meta/generic", "meta/personalized-finetuned", "jobs=2"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True)
+    part = part_path(cache / "meta/generic.ckpt")
+    deadline = time.monotonic() + 60
+    while not (part.exists() and part.stat().st_size > 0) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130 and err.strip().endswith("emgtf.download: interrupted")
+    assert 0 < part.stat().st_size < len(FILES["meta/generic.ckpt"][2]) and not (cache / "meta/generic.ckpt").exists()
