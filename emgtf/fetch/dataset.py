@@ -164,12 +164,11 @@ def fetch_dataset(out, *, users=(), splits=(), mirror=None, progress: Progress |
 
 def _stream(root, folder, url, state, wanted, progress, retries, backoff, spacing, checkpoint_every,
             indexed_gzip, RangeFile, size) -> None:
-    task = progress.start(os.path.basename(url), size, 0)
     # zran reads its input in buffers of readbuf_size and seeks back to the end of what it used;
     # with a buffer smaller than the seek-point spacing it makes no points while reading and
     # re-inflates from the last one (re-fetching it): so a buffer of one spacing, and a
     # look-behind that serves those seeks from memory.
-    source = RangeFile(url, retries=retries, backoff=backoff, progress=progress, task=task, size=size,
+    source = RangeFile(url, retries=retries, backoff=backoff, progress=progress, size=size,
                        look_behind=spacing + (1 << 20))
     gz = indexed_gzip.IndexedGzipFile(fileobj=source, spacing=spacing, readbuf_size=spacing, buffer_size=1 << 20)
     base = state["offset"]
@@ -180,7 +179,8 @@ def _stream(root, folder, url, state, wanted, progress, retries, backoff, spacin
     finally:
         gz.close()
         source.close()
-        progress.finish(task, outcome)
+        if source.task is not None:
+            progress.finish(source.task, outcome)
 
 
 def _read_archive(root, folder, state, wanted, progress, checkpoint_every, gz, source, base, url) -> None:
@@ -189,6 +189,8 @@ def _read_archive(root, folder, state, wanted, progress, checkpoint_every, gz, s
             gz.import_index(str(folder / "index.gzidx"))
             gz.seek(base)
             progress.log(f"resuming at byte {base:,} of the tar stream (compressed byte {source.tell():,})")
+        # Shown from here: the bytes of a resumed run count from where it resumed.
+        source.task = progress.start(os.path.basename(url), source.size, source.tell())
         since = 0
         with tarfile.open(fileobj=gz, mode="r|") as tar:
             for member in tar:

@@ -156,7 +156,7 @@ class RangeFile(io.RawIOBase):
                 self._tail_end = self._pos + n
                 self._pos += n
                 self._at = self._pos
-                if n:
+                if n and self.task is not None:
                     self.progress.advance(self.task, n)
                 return n
             except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as e:

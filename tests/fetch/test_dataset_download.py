@@ -22,6 +22,7 @@ from emgtf.cli.download import main
 from emgtf.errors import EmgtfError
 from emgtf.fetch.catalog import published_files
 from emgtf.fetch.dataset import NAME, fetch_dataset
+from emgtf.fetch.progress import LineProgress
 from tests.fetch.server import MirrorServer
 from tests.helpers import REPO, make_session_file
 
@@ -115,7 +116,10 @@ def test_killed_download_resumes_from_its_last_checkpoint(mirror, tarball, tmp_p
     assert (out / ".emgtf-download" / "state.json").is_file()
     server.delay = 0.0
     before = len(server.requests)
-    assert "4 sessions" in fetch_dataset(out, spacing=256 * 1024, checkpoint_every=1)
+    lines = io.StringIO()
+    assert "4 sessions" in fetch_dataset(out, spacing=256 * 1024, checkpoint_every=1,
+                                         progress=LineProgress(lines, interval=60))
+    assert "resuming at byte" in lines.getvalue() and ", resuming at " in lines.getvalue()
     _same_files(out, tarball[1])
     resumed = server.ranges(".tar.gz")[before - len(server.requests):]
     assert resumed[0] is not None and int(resumed[0][len("bytes="):-1]) > 0  # not from the start
