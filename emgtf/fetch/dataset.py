@@ -158,7 +158,8 @@ def fetch_dataset(out, *, users=(), splits=(), mirror=None, progress: Progress |
             raise EmgtfError(f"{path}: {problem}; delete it and {folder} to fetch it again")
     expected = _expected_count(root, count)
     if len(sessions) != expected:
-        raise EmgtfError(f"{root}: {len(sessions)} session files after the download, expected {expected}")
+        raise EmgtfError(f"{root}: {len(sessions)} session files after the download, expected {expected} "
+                         f"(to stream the tarball again, delete {folder})")
     return f"{len(sessions)} sessions in {root}, each opens with h5py ({human_bytes(sum(p.stat().st_size for p in sessions))})"
 
 
