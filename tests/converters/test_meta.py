@@ -15,8 +15,9 @@ from keras import ops
 
 from emgtf.errors import EmgtfError
 from emgtf.models.layers import LogSpectrogram
-from emgtf.models import emission_lengths, from_emg2qwerty
-from emgtf.models.emg2qwerty import convert, read_checkpoint
+from emgtf.models import emission_lengths
+from emgtf.converters import from_emg2qwerty
+from emgtf.converters import convert, read_checkpoint
 from emgtf.inference.checkpoints import load_checkpoint
 from tests.helpers import run_command
 
@@ -209,12 +210,13 @@ def test_safetensors_needs_no_torch(reference, monkeypatch):
 
 def edited_ckpt(tds_torch, reference, tmp_path, edit, name="edited.ckpt"):
     """The small reference checkpoint with its state dict changed by ``edit(state_dict)``."""
-    import torch
+    from emgtf.converters.torch_checkpoint import load_lightning_checkpoint
+    from tests.reference import lightning_ckpt
 
-    ckpt = torch.load(reference["small"]["ckpt"], weights_only=False)
+    ckpt = load_lightning_checkpoint(reference["small"]["ckpt"])
     edit(ckpt["state_dict"])
     path = tmp_path / name
-    torch.save(ckpt, path)
+    lightning_ckpt.save(ckpt, path)
     return path
 
 

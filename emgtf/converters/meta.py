@@ -7,8 +7,9 @@ Sivakumar et al. 2024):
 - a PyTorch Lightning ``.ckpt`` (Meta's ``models/generic.ckpt`` and the personalised ones): a
   ``torch.save`` archive with the ``state_dict`` and the module's ``hyper_parameters``
   (``in_features``, ``mlp_features``, ``block_channels``, ``kernel_width``). Reading it needs
-  torch (``pip install "emgtf[torch]"``) and unpickles arbitrary objects, so open only files you
-  trust;
+  torch (``pip install "emgtf[torch]"``); it is read with PyTorch's weights-only unpickler and
+  only the objects a Lightning checkpoint holds (:mod:`emgtf.converters.torch_checkpoint`), so a
+  file cannot run code;
 - a ``.safetensors`` file as braindecode publishes the generic model: the same tensors with
   ``model.4.*`` named ``final_layer.*`` and no hyperparameters, which are read off the tensor
   shapes instead. Read with numpy alone.
@@ -48,7 +49,9 @@ import numpy as np
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.charset import charset
-from emgtf.errors import EmgtfError
+from emgtf.models import build
+from emgtf.converters.torch_checkpoint import load_lightning_checkpoint
+from emgtf.errors import EmgtfError, first_line
 
 __all__ = ["convert", "from_emg2qwerty", "read_checkpoint"]
 
@@ -58,7 +61,6 @@ IN_FEATURES = NUM_CHANNELS * 33
 # SplashNet's: 16 electrodes x 6 bands.
 SPLASHNET_IN_FEATURES = NUM_CHANNELS * 6
 SPLASHNET_NORMS = ("rolling", "batch")
-TORCH_INSTALL = 'pip install "emgtf[torch]"'
 _CLASSIFIER = "model.4."
 _SAFETENSORS_CLASSIFIER = "final_layer."
 # Counts training steps only; nothing in the forward pass reads it.
@@ -66,11 +68,6 @@ _OPTIONAL = {"model.0.batch_norm.num_batches_tracked"}
 _HYPERPARAMETERS = ("in_features", "mlp_features", "block_channels", "kernel_width")
 _SPLASHNET_HYPERPARAMETERS = ("share_hand_weights", "spec_norm")
 _SPLASHNET_ENCODERS = "model.2.encoders."
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 class _Checkpoint:
@@ -134,15 +131,8 @@ def _plain(value):
 
 
 def _read_torch(path: Path) -> _Checkpoint:
-    try:
-        import torch
-    except ImportError:
-        raise EmgtfError(f"{path}: reading a PyTorch .ckpt needs torch: {TORCH_INSTALL}") from None
-    try:
-        # weights_only=False: Lightning pickles omegaconf containers among the hyperparameters.
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises many kinds for a damaged or foreign archive
-        raise EmgtfError(f"{path}: cannot read the PyTorch checkpoint: {_first_line(e)}") from None
+    ckpt = load_lightning_checkpoint(path)  # says how to install torch if it is missing
+    import torch
     hyper_parameters = None
     if isinstance(ckpt, Mapping) and "state_dict" in ckpt:
         state_dict = ckpt["state_dict"]
@@ -178,7 +168,7 @@ def _read_safetensors(path: Path) -> _Checkpoint:
 
         tensors = load_file(str(path))
     except Exception as e:  # SafetensorError and the numpy dtype errors alike
-        raise EmgtfError(f"{path}: cannot read the safetensors file: {_first_line(e)}") from None
+        raise EmgtfError(f"{path}: cannot read the safetensors file: {first_line(e)}") from None
     return _Checkpoint(path, tensors, None, _SAFETENSORS_CLASSIFIER)
 
 
@@ -416,8 +406,6 @@ def from_emg2qwerty(path) -> keras.Model:
     log-probabilities ``(batch, frames - len(block_channels) * (kernel_width - 1), 99)``, frames
     = 1 + (samples - 64) // 16, as the PyTorch model does on the same signal.
     """
-    from emgtf.models import build  # emgtf.models imports this module
-
     path = Path(path).expanduser()
     tensors, ckpt_hp = _read(path)
     try:
