@@ -20,6 +20,10 @@ The module's saved hyperparameters besides Meta's (``in_features``, ``mlp_featur
   528 (16 x the 33 bins, ``spectrum=full``).
 
 The classifier ``model.4`` always sees both hands (``2 * mlp_features[-1]`` inputs).
+
+Not read: files of the authors' fine-tuning module, whose per-hand copies are stored as
+``left_processor.*``, ``right_processor.*`` and ``shared_part.*`` (the published generic files are
+``TDSConvCTCModule``'s); such a file stops at its first key, named as unexpected.
 """
 
 from __future__ import annotations

@@ -201,6 +201,14 @@ def test_a_layout_that_fits_no_architecture_names_the_first_key_that_does_not_fi
     lightning_ckpt.save(ckpt, path)
     one_line_error(lambda: from_emg2qwerty(path), path,
                    "unexpected tensor 'model.2.encoders.0.tds_conv_blocks.0.conv2d.weight'")
+    # The authors' fine-tuning module's layout (a copy of the front per hand): its first key.
+    ckpt = load_lightning_checkpoint(path)
+    ckpt["state_dict"] = {k.replace("model.2.encoders.0.", "left_processor.3.").replace("model.1.", "left_processor.1."): v
+                          for k, v in ckpt["state_dict"].items()}
+    path = tmp_path / "finetune.ckpt"
+    lightning_ckpt.save(ckpt, path)
+    one_line_error(lambda: from_emg2qwerty(path), path,
+                   "unexpected tensor 'left_processor.1.mlps.0.mlp.0.weight'")
     # A batch-norm file whose statistics are gone.
     ckpt = load_lightning_checkpoint(path)
     path = tmp_path / "no_norm.ckpt"
