@@ -18,6 +18,21 @@ and SER can move by about a point).
 Backspaces, shifts and the other special keys are characters like any other: both sides are key
 sequences, not edited text.
 
+Beside them, the **rendered-text CER** (the NeurIPS 2026 EEG/EMG Foundation Challenge, Track 4):
+both sequences are first rendered, each backspace deleting the character before it (a backspace
+with nothing before it does nothing), as a screen would show them, and the CER is taken between
+the rendered texts, edits summed over the sessions and divided by the rendered targets' characters:
+
+    rendered CER = sum Levenshtein(render(prediction), render(target)) / sum len(render(target)) x 100
+
+A typo fixed with backspace scores 0 there (and counts in the CER, which scores the keys):
+target keys ``cat`` ``⌫`` ``r`` render to ``car``. Only backspace edits; enter, shift and the
+other keys render as themselves. docs/concepts/scoring.md has worked examples.
+
+Named sets (:data:`METRICS`): ``emg2qwerty`` (the default: every rate, per session and summed,
+and per user with mean +/- std over users in the multi-user table) and ``track4`` (exactly the
+track's: corpus-level CER, IER, DER, SER and rendered CER, edits summed over every session).
+
 With no target characters at all (every target empty) the rates divide by 1 instead of 0, so they
 stay finite: 0 when the predictions are empty too, else 100 per predicted character.
 """
@@ -28,11 +43,49 @@ from collections.abc import Iterable
 
 from rapidfuzz.distance import Levenshtein
 
+from emgtf.charset import BACKSPACE
 from emgtf.errors import EmgtfError
+
+# The rates every report gives, in percent, and the counts each comes from.
+RATES = ("CER", "IER", "DER", "SER", "rendered_CER")
+COUNTS = ("insertions", "deletions", "substitutions", "target_chars", "rendered_errors",
+          "rendered_chars")
+# Named metric sets: which rates a report gives and how they are pooled (module docstring).
+TRACK4 = ("CER", "IER", "DER", "SER", "rendered_CER")
+METRICS = {"emg2qwerty": RATES, "track4": TRACK4}
 
 # editops(prediction, target) turns the prediction into the target, so its "insert" adds a target
 # character the prediction missed: the reference's insertion.
 _OPS = {"insert": "insertions", "delete": "deletions", "replace": "substitutions"}
+
+
+def render(keys: str) -> str:
+    """The text ``keys`` leaves on a screen: each backspace deletes the character before it (none
+    at the start), every other key stays.
+
+    >>> render("cat\u232br")
+    'car'
+    """
+    out: list[str] = []
+    for key in keys:
+        if key == BACKSPACE:
+            if out:
+                out.pop()
+        else:
+            out.append(key)
+    return "".join(out)
+
+
+def check_metrics(name) -> str:
+    """``name`` if it is one of :data:`METRICS`, else a one-line EmgtfError listing them."""
+    if name not in METRICS:
+        raise EmgtfError(f"metrics must be one of {', '.join(METRICS)}, got {name!r}")
+    return name
+
+
+def select(result: dict, metrics: str) -> dict:
+    """The rates of ``result`` that metric set ``metrics`` reports."""
+    return {rate: result[rate] for rate in METRICS[check_metrics(metrics)]}
 
 
 class ErrorCounter:
@@ -52,6 +105,8 @@ class ErrorCounter:
         self.deletions = 0
         self.substitutions = 0
         self.target_chars = 0
+        self.rendered_errors = 0
+        self.rendered_chars = 0
 
     def update(self, prediction: str, target: str) -> None:
         """Adds the edit operations turning ``prediction`` into ``target``."""
@@ -64,6 +119,9 @@ class ErrorCounter:
             name = _OPS[op.tag]
             setattr(self, name, getattr(self, name) + 1)
         self.target_chars += len(target)
+        rendered = render(target)
+        self.rendered_errors += Levenshtein.distance(render(prediction), rendered)
+        self.rendered_chars += len(rendered)
 
     def extend(self, predictions: Iterable[str], targets: Iterable[str]) -> None:
         """Adds pairs of predictions and targets; both lists must be of the same length."""
@@ -83,26 +141,35 @@ class ErrorCounter:
     def errors(self) -> int:
         return self.insertions + self.deletions + self.substitutions
 
+    def add_counts(self, counts: dict) -> None:
+        """Adds the counts of another result (:data:`COUNTS`), e.g. a saved session's."""
+        for key in COUNTS:
+            setattr(self, key, getattr(self, key) + int(counts[key]))
+
     def result(self) -> dict:
-        """Rates in percent ("CER", "IER", "DER", "SER") and the raw counts they come from."""
+        """Rates in percent (:data:`RATES`) and the raw counts they come from (:data:`COUNTS`)."""
         denominator = max(1, self.target_chars)
         return {
             "CER": 100.0 * self.errors / denominator,
             "IER": 100.0 * self.insertions / denominator,
             "DER": 100.0 * self.deletions / denominator,
             "SER": 100.0 * self.substitutions / denominator,
+            "rendered_CER": 100.0 * self.rendered_errors / max(1, self.rendered_chars),
             "insertions": self.insertions,
             "deletions": self.deletions,
             "substitutions": self.substitutions,
             "target_chars": self.target_chars,
+            "rendered_errors": self.rendered_errors,
+            "rendered_chars": self.rendered_chars,
         }
 
 
 def error_rates(predictions: Iterable[str], targets: Iterable[str]) -> dict:
     """Error rates of predicted key sequences against their targets, summed over the lists.
 
-    Returns "CER", "IER", "DER", "SER" in percent and the counts "insertions", "deletions",
-    "substitutions", "target_chars" (see the module docstring for the convention).
+    Returns "CER", "IER", "DER", "SER", "rendered_CER" in percent and the counts "insertions",
+    "deletions", "substitutions", "target_chars", "rendered_errors", "rendered_chars" (see the
+    module docstring for the conventions).
     """
     counter = ErrorCounter()
     counter.extend(predictions, targets)

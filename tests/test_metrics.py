@@ -7,8 +7,9 @@ import random
 import pytest
 from rapidfuzz.distance import Levenshtein
 
+from emgtf.charset import BACKSPACE, ENTER, SHIFT
 from emgtf.errors import EmgtfError
-from emgtf.metrics import ErrorCounter, error_rates
+from emgtf.metrics import METRICS, ErrorCounter, check_metrics, error_rates, render, select
 
 
 def counts(result: dict) -> tuple[int, int, int, int]:
@@ -118,3 +119,80 @@ def test_bad_input_is_refused():
         error_rates("abc", "abd")
     with pytest.raises(EmgtfError, match="compare strings"):
         ErrorCounter().update([1, 2], "ab")
+
+
+# --- rendered-text CER (NeurIPS 2026 Track 4) --------------------------------------------------
+
+BS = BACKSPACE  # ⌫
+
+
+def test_render_applies_each_backspace_to_the_text_before_it():
+    assert render(f"cat{BS}r") == "car"
+    assert render(f"teh{BS}{BS}he") == "the"
+    assert render(f"{BS}{BS}ab") == "ab"  # nothing to delete at the start
+    assert render(f"ab{BS}{BS}{BS}c") == "c"
+    assert render(f"a{ENTER}{SHIFT}b") == f"a{ENTER}{SHIFT}b"  # only backspace edits
+
+
+def test_a_typo_fixed_with_backspace_scores_no_rendered_error():
+    # Hand-counted: prediction keys c a t ⌫ r, target keys c a r. Turning the prediction into the
+    # target deletes 't' and '⌫': 2 key errors in 3 target keys; both render to "car".
+    r = error_rates([f"cat{BS}r"], ["car"])
+    assert counts(r) == (0, 2, 0, 3)
+    assert r["CER"] == pytest.approx(200 / 3)
+    assert (r["rendered_errors"], r["rendered_chars"], r["rendered_CER"]) == (0, 3, 0.0)
+    # The typist's own correction decoded as the text they meant: 4 missed keys (e, h, ⌫, ⌫ of
+    # t e h ⌫ ⌫ h e against t h e), no rendered error.
+    r = error_rates(["the"], [f"teh{BS}{BS}he"])
+    assert counts(r) == (4, 0, 0, 7) and r["CER"] == pytest.approx(400 / 7)
+    assert (r["rendered_errors"], r["rendered_chars"], r["rendered_CER"]) == (0, 3, 0.0)
+
+
+def test_a_missed_backspace_is_one_error_on_each_scale():
+    # Target c a t ⌫ r (5 keys, renders "car"); the model misses the backspace: "catr".
+    r = error_rates(["catr"], [f"cat{BS}r"])
+    assert counts(r) == (1, 0, 0, 5) and r["CER"] == pytest.approx(20.0)
+    # "catr" against "car": delete 't', 1 edit in 3 rendered characters.
+    assert (r["rendered_errors"], r["rendered_chars"]) == (1, 3)
+    assert r["rendered_CER"] == pytest.approx(100 / 3)
+
+
+def test_rendered_cer_is_summed_over_sessions_before_dividing():
+    # Session 1: 9 characters, perfect. Session 2: the missed backspace above (1 error in 3).
+    # Corpus-level: 1 / 12 = 8.33 %, not the mean of the sessions' 0 % and 33.3 %.
+    r = error_rates(["the quick", "catr"], ["the quick", f"cat{BS}r"])
+    assert (r["rendered_errors"], r["rendered_chars"]) == (1, 12)
+    assert r["rendered_CER"] == pytest.approx(100 / 12)
+    assert r["CER"] == pytest.approx(100 / 14)  # 1 key error in 9 + 5 keys
+
+
+def test_the_track4_set_is_exactly_the_tracks_rates():
+    r = error_rates(["catr"], [f"cat{BS}r"])
+    assert list(select(r, "track4")) == ["CER", "IER", "DER", "SER", "rendered_CER"]
+    assert select(r, "track4") == {k: r[k] for k in ("CER", "IER", "DER", "SER", "rendered_CER")}
+    assert set(METRICS) == {"emg2qwerty", "track4"}
+    with pytest.raises(EmgtfError, match="^metrics must be one of emg2qwerty, track4, got 'wer'$"):
+        check_metrics("wer")
+
+
+def test_counter_adds_saved_counts_like_the_pairs_themselves():
+    pairs = (["catr", "the"], [f"cat{BS}r", f"teh{BS}{BS}he"])
+    counter = ErrorCounter()
+    for prediction, target in zip(*pairs):
+        counter.add_counts(error_rates([prediction], [target]))
+    assert counter.result() == error_rates(*pairs)
+
+
+@pytest.mark.parametrize("decoded, key_edits, rendered_edits", [
+    (f"cat{BS}r", (0, 0, 0), 0),
+    ("car", (2, 0, 0), 0),
+    ("catr", (1, 0, 0), 1),
+    ("cat", (2, 0, 0), 1),
+])
+def test_the_worked_example_of_docs_scoring(decoded, key_edits, rendered_edits):
+    # docs/concepts/scoring.md: target keys c a t ⌫ r (5 keys), rendered "car" (3 characters).
+    r = error_rates([decoded], [f"cat{BS}r"])
+    assert counts(r) == (*key_edits, 5)
+    assert r["CER"] == pytest.approx(100 * sum(key_edits) / 5)
+    assert (r["rendered_errors"], r["rendered_chars"]) == (rendered_edits, 3)
+    assert r["rendered_CER"] == pytest.approx(100 * rendered_edits / 3)

@@ -4,7 +4,7 @@ SplashNet's, as a .keras file.
 SRC is a PyTorch Lightning ``.ckpt`` as Meta and SplashNet release them (reading it needs torch:
 ``pip install "emgtf[torch]"``) or braindecode's ``.safetensors``. OUT is written once, never
 over an existing file, and works with ``python -m emgtf.evaluate``, ``transcribe`` and
-``export``. The work is :func:`emgtf.models.emg2qwerty.convert`.
+``export``. The work is :func:`emgtf.converters.convert`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     # Imported here so --help does not wait for TensorFlow.
-    from emgtf.models.emg2qwerty import convert
+    from emgtf.converters import convert
 
     from emgtf.fetch.published import resolve_path  # a published name (meta/generic): its download
 

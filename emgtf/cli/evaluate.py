@@ -80,6 +80,7 @@ def main(argv: list[str]) -> int:
         report_session=cfg.report_session,
         report_seconds=cfg.report_seconds,
         report_start=cfg.report_start,
+        metrics=cfg.metrics,
     )
     return 0
 
@@ -143,5 +144,6 @@ def _benchmark(cfg, overrides: list[str]) -> int:
         part=cfg.split,
         output=cfg.output,
         overwrite=bool(cfg.overwrite),
+        metrics=cfg.metrics,
     )
     return 0

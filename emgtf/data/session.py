@@ -21,7 +21,7 @@ import numpy as np
 
 from emgtf import NUM_CHANNELS
 from emgtf.charset import charset
-from emgtf.errors import SessionFileError
+from emgtf.errors import EmgtfError, SessionFileError
 
 GROUP = "emg2qwerty"
 TIMESERIES = "timeseries"
@@ -45,17 +45,65 @@ def warn_once(path, what: str, message: str) -> None:
         warnings.warn(message, stacklevel=3)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GroundTruth:
     """The keys pressed in a time window: ``text``, int32 ``labels`` and float64 press ``timestamps``
-    (one per character)."""
+    (one per character; NaN where unknown).
+
+    Two ground truths are equal when their keys are (``text`` and ``labels``; the press times are
+    measurements and do not count), as Meta's ``LabelData`` compares; the hash follows the same
+    keys, so a ground truth can be a set member or dict key. ``+`` joins two in order.
+    """
 
     text: str
     labels: np.ndarray
     timestamps: np.ndarray
 
+    def __post_init__(self):
+        # Any integer sequence of labels, stored as the int32 array every reader expects.
+        object.__setattr__(self, "labels", np.asarray(self.labels, dtype=np.int32).reshape(-1))
+        object.__setattr__(self, "timestamps",
+                           np.asarray(self.timestamps, dtype=np.float64).reshape(-1))
+
+    @classmethod
+    def from_text(cls, text: str, timestamps=None) -> GroundTruth:
+        """The keys of ``text``, normalised to the charset (``\n`` is enter, ``\b`` backspace,
+        curly quotes straight ones; characters without a key dropped)."""
+        cs = charset()
+        text = cs.clean_str(text)
+        return cls(text, cs.labels_of(text), _times(timestamps, len(text)))
+
+    @classmethod
+    def from_labels(cls, labels, timestamps=None) -> GroundTruth:
+        """The keys of charset ``labels``."""
+        labels = np.asarray(labels, dtype=np.int32).reshape(-1)
+        return cls(charset().labels_to_str(labels), labels, _times(timestamps, len(labels)))
+
     def __len__(self) -> int:
         return len(self.text)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, GroundTruth):
+            return NotImplemented
+        return self.text == other.text and np.array_equal(self.labels, other.labels)
+
+    def __hash__(self) -> int:
+        return hash((self.text, self.labels.tobytes()))
+
+    def __add__(self, other: GroundTruth) -> GroundTruth:
+        if not isinstance(other, GroundTruth):
+            return NotImplemented
+        return GroundTruth(self.text + other.text, np.concatenate([self.labels, other.labels]),
+                           np.concatenate([self.timestamps, other.timestamps]))
+
+
+def _times(timestamps, n: int) -> np.ndarray:
+    if timestamps is None:
+        return np.full(n, np.nan)
+    times = np.asarray(timestamps, dtype=np.float64).reshape(-1)
+    if len(times) != n:
+        raise EmgtfError(f"ground truth: {len(times)} timestamps for {n} keys")
+    return times
 
 
 def _attr_str(value) -> str:

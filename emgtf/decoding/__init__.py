@@ -2,10 +2,12 @@
 
 - :mod:`~emgtf.decoding.greedy`: :func:`ctc_greedy`, :class:`GreedyDecoder`;
 - :mod:`~emgtf.decoding.beam`: :class:`BeamSearchDecoder`, CTC prefix beam search with LM fusion;
-- :mod:`~emgtf.decoding.lm`: the word-internal character n-gram LM (KenLM files, and its builder).
+- :mod:`~emgtf.decoding.lm`: the word-internal character n-gram LM (KenLM files, and its builder);
+- :mod:`~emgtf.decoding.onsets`: each decoded key's onset frame, one definition for all decoders.
 
-Every decoder has ``decode_batch(log_probs, lengths) -> list[str]``; :func:`make_decoder` builds
-one from a ``decoder`` config or from keyword options.
+Every decoder has ``decode_batch(log_probs, lengths) -> list[str]``, and
+``decode_batch(..., onsets=True) -> list[Decoding]`` (keys and onset frames); :func:`make_decoder`
+builds one from a ``decoder`` config or from keyword options.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from __future__ import annotations
 from emgtf.decoding.beam import BeamSearchDecoder
 from emgtf.decoding.greedy import GreedyDecoder, ctc_greedy
 from emgtf.decoding.lm import default_lm_path
+from emgtf.decoding.onsets import Decoding
 from emgtf.errors import EmgtfError
 
 __all__ = [
     "BeamSearchDecoder",
+    "Decoding",
     "GreedyDecoder",
     "ctc_greedy",
     "decoder_name",

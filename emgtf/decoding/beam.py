@@ -34,6 +34,7 @@ import numpy as np
 from emgtf.charset import charset
 from emgtf.decoding.greedy import check_batch
 from emgtf.decoding.lm import DELETE, LN10, TRANSPARENT, CharLM, resolve_lm_path
+from emgtf.decoding.onsets import Decoding
 from emgtf.errors import EmgtfError
 
 _NEG = -np.inf
@@ -107,25 +108,34 @@ class BeamSearchDecoder:
             f"blank_skip_threshold={self.blank_skip_threshold}{lm})"
         )
 
-    def decode_batch(self, log_probs, lengths) -> list[str]:
-        """Decodes (batch, frames, 99) log-probabilities with (batch,) valid lengths."""
+    def decode_batch(self, log_probs, lengths, *, onsets: bool = False) -> list:
+        """Decodes (batch, frames, 99) log-probabilities with (batch,) valid lengths: the keys of
+        each element; with ``onsets``, a :class:`~emgtf.decoding.onsets.Decoding` (keys, onset
+        frames) each."""
         log_probs, lengths = check_batch(log_probs, lengths)
+        if onsets:
+            return [self.decode_onsets(lp[:length])[0] for lp, length in zip(log_probs, lengths)]
         return [self.decode(lp[:length])[0] for lp, length in zip(log_probs, lengths)]
 
     def decode(self, log_probs) -> tuple[str, float]:
         """Best key sequence of one utterance's (frames, 99) log-probabilities, and its score."""
-        labels, score = self._search(np.asarray(log_probs, dtype=np.float64))
+        labels, _, score = self._search(np.asarray(log_probs, dtype=np.float64))
         return charset().labels_to_str(labels), score
+
+    def decode_onsets(self, log_probs) -> tuple[Decoding, float]:
+        """As :meth:`decode`, with the onset frame of each key (:mod:`emgtf.decoding.onsets`)."""
+        labels, onsets, score = self._search(np.asarray(log_probs, dtype=np.float64))
+        return Decoding(charset().labels_to_str(labels), onsets), score
 
     def start(self, max_pending_keys: int | None = None) -> "BeamState":
         """A search to feed chunk by chunk: ``advance`` each (frames, 99) chunk, read ``best()``
         or ``committed`` between chunks, ``finish()`` at the end (see :class:`BeamState`)."""
         return BeamState(self, max_pending_keys)
 
-    def _search(self, lp: np.ndarray) -> tuple[list[int], float]:
+    def _search(self, lp: np.ndarray) -> tuple[list[int], np.ndarray, float]:
         state = BeamState(self)
         state.advance(lp, commit=False)
-        return state.final()
+        return state.final_onsets()
 
 
 def _trim(stack, keep: int):
@@ -174,11 +184,13 @@ class BeamState:
         if lm is not None:
             lm.maybe_reset()  # only here: state ids must stay valid for the whole search
         self.committed_labels: list[int] = []
+        self._committed_onsets: list[int] = []  # stream frame of each committed key's onset
         self._committed_text = ""  # of committed_labels[:len(_committed_text)], one char a key
         self.frames = 0  # frames consumed so far (skipped ones included)
         self.score: float | None = None
-        # The beam, one entry per distinct prefix. A prefix is a linked list of [parent, label]
-        # nodes (None: the root; a node whose label is None: the committed part). ``parent``
+        # The beam, one entry per distinct prefix. A prefix is a linked list of [parent, label,
+        # onset] nodes (None: the root; a node whose label is None: the committed part); onset:
+        # the stream frame of the extension that added the label. ``parent``
         # holds the index of each entry's parent prefix in the beam (-1 if absent), which is how
         # extensions that reach a prefix already in the beam are found and merged.
         self.p_blank = np.zeros(1)
@@ -289,8 +301,13 @@ class BeamState:
             pos = label_pos[last]
             label_pos[labels] = -1
             merge = np.flatnonzero((parent >= 0) & (pos >= 0))
+            retimed = {}
             if merge.size:
                 src = (parent[merge], pos[merge])
+                # The key's onset follows the dominant path: an extension that brings more than
+                # the prefix already had moves the onset to this frame.
+                won = merge[ext[src] > np.logaddexp(stay_blank[merge], stay_key[merge])]
+                retimed = dict(zip(won.tolist(), parent[won].tolist()))  # entry -> its parent
                 stay_key[merge] = np.logaddexp(stay_key[merge], ext[src])
                 ext[src] = _NEG
 
@@ -314,8 +331,11 @@ class BeamState:
             p_key = np.concatenate([stay_key[stays], ext[rows, cols]])
             new_keys = labels[cols]
             last = np.concatenate([last[stays], new_keys])
-            nodes = [nodes[i] for i in stays.tolist()] + [
-                [nodes[r], key] for r, key in zip(rows.tolist(), new_keys.tolist())
+            # A retimed prefix gets a node of its own on the winning path (its parent entry's
+            # node): prefixes extended from the old one keep theirs.
+            nodes = [[nodes[retimed[i]], nodes[i][1], offset + t] if i in retimed and nodes[i][1] is not None
+                     else nodes[i] for i in stays.tolist()] + [
+                [nodes[r], key, offset + t] for r, key in zip(rows.tolist(), new_keys.tolist())
             ]
             if lm is not None:
                 new_stacks = [stacks[i] for i in stays.tolist()]
@@ -364,9 +384,24 @@ class BeamState:
         """The labels of a prefix after the committed part, in order."""
         labels = []
         while node is not None and node[1] is not None:
-            node, label = node
-            labels.append(label)
+            labels.append(node[1])
+            node = node[0]
         return labels[::-1]
+
+    @staticmethod
+    def _tail_onsets(node) -> list[int]:
+        """The onset frames of a prefix's keys after the committed part, in order."""
+        onsets = []
+        while node is not None and node[1] is not None:
+            onsets.append(node[2])
+            node = node[0]
+        return onsets[::-1]
+
+    @property
+    def committed_onsets(self) -> np.ndarray:
+        """The onset frame of each committed key, counted from the stream's first frame (those
+        of the best prefix when the key was committed)."""
+        return np.asarray(self._committed_onsets, dtype=np.int64)
 
     def _commit(self) -> None:
         tails = [self._tail(node) for node in self.nodes]
@@ -376,7 +411,9 @@ class BeamState:
             while i < shared and tail[i] == tails[0][i]:
                 i += 1
             shared = i
-        best_tail = tails[int(np.argmax(self._totals()))]
+        best = int(np.argmax(self._totals()))
+        best_tail = tails[best]
+        best_node = self.nodes[best]
         if self.max_pending_keys and len(best_tail) - shared > self.max_pending_keys:
             shared = len(best_tail) - self.max_pending_keys // 2
             agree = [t[:shared] == best_tail[:shared] for t in tails]
@@ -385,6 +422,7 @@ class BeamState:
         if shared == 0:
             return
         self.committed_labels += tails[0][:shared]
+        self._committed_onsets += self._tail_onsets(best_node)[:shared]
         # The node of the last shared key becomes the committed root of every prefix. Two
         # entries can spell the same keys with different nodes (an extension whose parent left
         # the beam is not merged), so each entry's own node is found first, then all are cut.
@@ -394,7 +432,7 @@ class BeamState:
                 node = node[0]
             cut.append(node)
         for node in cut:
-            node[0], node[1] = None, None
+            node[0], node[1], node[2] = None, None, None
 
     def _keep(self, entries: np.ndarray) -> None:
         """Drops every beam entry but ``entries`` (indices, in order)."""
@@ -417,9 +455,16 @@ class BeamState:
 
     def final(self) -> tuple[list[int], float]:
         """The best prefix's labels and score at the end of the stream."""
+        labels, _, score = self.final_onsets()
+        return labels, score
+
+    def final_onsets(self) -> tuple[list[int], np.ndarray, float]:
+        """The best prefix's labels, their onset frames and its score at the end of the stream."""
         p_total = self._totals()
         best = int(np.argmax(p_total))
-        return self.committed_labels + self._tail(self.nodes[best]), float(p_total[best])
+        node = self.nodes[best]
+        onsets = np.asarray(self._committed_onsets + self._tail_onsets(node), dtype=np.int64)
+        return self.committed_labels + self._tail(node), onsets, float(p_total[best])
 
     def finish(self) -> str:
         """The decoded keys of the whole stream: ``decode`` of the concatenated chunks."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from emgtf.charset import charset
+from emgtf.decoding.onsets import Decoding, path_onsets
 from emgtf.errors import EmgtfError
 
 
@@ -29,32 +30,35 @@ def check_batch(log_probs, lengths) -> tuple[np.ndarray, np.ndarray]:
     return log_probs, lengths.astype(np.int64)
 
 
-def ctc_greedy(log_probs, lengths) -> list[str]:
+def ctc_greedy(log_probs, lengths, *, onsets: bool = False) -> list:
     """Greedy CTC decoding of a batch.
 
     Args:
         log_probs: (batch, frames, 99) per-frame (log-)probabilities; only the argmax matters.
         lengths: (batch,) number of valid frames of each element.
+        onsets: also return each key's onset frame (:mod:`emgtf.decoding.onsets`).
     Returns:
-        The key sequence of each element: argmax per frame, repeats collapsed, blanks dropped.
+        The key sequence of each element: argmax per frame, repeats collapsed, blanks dropped;
+        with ``onsets``, a :class:`~emgtf.decoding.onsets.Decoding` (keys, onset frames) each.
     """
     log_probs, lengths = check_batch(log_probs, lengths)
     cs = charset()
     best = log_probs.argmax(axis=-1)
-    texts = []
+    out = []
     for labels, length in zip(best, lengths):
         labels = labels[:length]
-        keep = labels != cs.blank
-        keep[1:] &= labels[1:] != labels[:-1]
-        texts.append(cs.labels_to_str(labels[keep]))
-    return texts
+        starts = path_onsets(labels, cs.blank)
+        keys = cs.labels_to_str(labels[starts])
+        out.append(Decoding(keys, starts) if onsets else keys)
+    return out
 
 
 class GreedyDecoder:
     """:func:`ctc_greedy` behind the common decoder interface."""
 
-    def decode_batch(self, log_probs, lengths) -> list[str]:
-        return ctc_greedy(log_probs, lengths)
+    def decode_batch(self, log_probs, lengths, *, onsets: bool = False) -> list:
+        """Keys of each element; with ``onsets``, (keys, onset frames) each."""
+        return ctc_greedy(log_probs, lengths, onsets=onsets)
 
     def start(self, max_pending_keys: int | None = None) -> "GreedyState":
         """Greedy decoding fed chunk by chunk (see :class:`GreedyState`); every key commits at
@@ -73,6 +77,13 @@ class GreedyState:
         self._last = -1  # the previous frame's label (-1: none yet)
         # Text, not labels: a push converts only its new keys (a stream's CPU per chunk stays flat).
         self._text = ""
+        self._onsets: list[int] = []
+        self.frames = 0  # frames consumed so far
+
+    @property
+    def committed_onsets(self) -> np.ndarray:
+        """The onset frame of each committed key, counted from the stream's first frame."""
+        return np.asarray(self._onsets, dtype=np.int64)
 
     @property
     def committed(self) -> str:
@@ -87,11 +98,13 @@ class GreedyState:
         if not len(log_probs):
             return
         labels = log_probs.argmax(axis=-1)
-        keep = labels != cs.blank
-        keep[0] &= labels[0] != self._last
-        keep[1:] &= labels[1:] != labels[:-1]
-        self._text += cs.labels_to_str(labels[keep])
+        # The previous chunk's last frame in front: a repeat across the boundary is no onset.
+        starts = path_onsets(np.concatenate([[self._last], labels]), cs.blank) - 1
+        starts = starts[starts >= 0]
+        self._text += cs.labels_to_str(labels[starts])
+        self._onsets += (starts + self.frames).tolist()
         self._last = int(labels[-1])
+        self.frames += len(labels)
 
     def best(self) -> tuple[str, str]:
         """(committed keys, partial keys): greedy has no partial hypothesis."""

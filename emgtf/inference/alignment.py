@@ -24,8 +24,9 @@ def session_alignment(model, path, decoder=None, *, seconds: float, start: float
     """The alignment view of ``seconds`` seconds of session file ``path`` from ``start`` (seconds
     from its first sample; None: :data:`LEAD_SECONDS` before its first keystroke).
 
-    ``decoder``: the evaluation's decoder; None or greedy decoding shows each decoded key at the
-    frame that emits it, another decoder's keys of the shown emissions are shown in a row.
+    ``decoder``: the evaluation's decoder; each decoded key is shown at its onset (the emission
+    that starts it, :mod:`emgtf.decoding.onsets`), greedy decoding's read off the argmax path,
+    another decoder's from its own search of the shown emissions.
     """
     from emgtf import SAMPLE_RATE
     from emgtf.data import EMGSession
@@ -68,7 +69,9 @@ def session_alignment(model, path, decoder=None, *, seconds: float, start: float
     window = log_probs[shown[0]:shown[-1] + 1]
     decoded = decoded_times = None
     if decoder is not None and not isinstance(decoder, GreedyDecoder):
-        decoded = decoder.decode_batch(window[None], np.asarray([len(window)]))[0]
+        # Each key at its onset: the emission that starts it (the greedy row's definition).
+        decoded, onsets = decoder.decode_batch(window[None], np.asarray([len(window)]), onsets=True)[0]
+        decoded_times = emission_t[shown[0] + onsets]
     return AlignmentView(
         session=name,
         spectrogram=spec,

@@ -4,7 +4,10 @@ mean +/- standard deviation over users.
 The protocol (emg2qwerty paper, section 5): each user's model is tested on that user's test
 sessions, decoded whole (batch 1); a user's CER is the edit operations summed over their test
 sessions divided by their target characters (not a mean of per-session rates); the table gives the
-mean and the population standard deviation of the per-user rates, for each decoder.
+mean and the population standard deviation of the per-user rates, for each decoder. Beside them
+the corpus-level rates: edits summed over every test session of every user, divided by all their
+characters (the NeurIPS 2026 challenge's Track 4 headline); ``metrics="track4"`` reports exactly
+that track's set (corpus CER, IER, DER, SER and rendered-text CER; :mod:`emgtf.metrics`).
 
 :func:`run_benchmark` takes (checkpoint, split) pairs: one generic checkpoint with each user's
 split, or one personalised checkpoint per user. A split whose test sessions belong to several users
@@ -24,19 +27,14 @@ import numpy as np
 
 from emgtf.errors import EmgtfError
 from emgtf.files import atomic_write_text, write_json
-
-RATES = ("CER", "IER", "DER", "SER")
-COUNTS = ("insertions", "deletions", "substitutions", "target_chars")
+from emgtf.metrics import COUNTS, METRICS, RATES, ErrorCounter, check_metrics
 
 
 def rates_of_counts(counts: dict) -> dict:
-    """CER / IER / DER / SER (percent) and the counts, from summed edit counts (the definition of
+    """The rates (percent) and the counts, from summed edit counts (the definition of
     :class:`emgtf.metrics.ErrorCounter`)."""
-    from emgtf.metrics import ErrorCounter
-
     counter = ErrorCounter()
-    for key in COUNTS:
-        setattr(counter, key, int(counts[key]))
+    counter.add_counts(counts)
     return counter.result()
 
 
@@ -101,6 +99,7 @@ def run_benchmark(
     part: str = "test",
     output=None,
     overwrite: bool = False,
+    metrics: str = "emg2qwerty",
     log: Callable[[str], None] | None = print,
 ) -> tuple[dict, Path, Path]:
     """Evaluates each (checkpoint, split) pair on the split's ``part`` with every decoder config.
@@ -109,7 +108,9 @@ def run_benchmark(
     ``(doc, json_path, csv_path)``; ``doc`` is ``{"part", "data_root", "decoders": [names],
     "rows": [{"user", "user_id", "split", "split_file", "checkpoint", "sessions", "results":
     {decoder: rates and counts}, "per_session": {decoder: [...]}}], "summary": {decoder: {rate:
-    {"mean", "std"}}}}``. Existing outputs are kept unless ``overwrite``.
+    {"mean", "std"}}}, "corpus": {decoder: rates and counts over every session}, "metrics"}``.
+    ``metrics``: the set the table and CSV report (:data:`emgtf.metrics.METRICS`); the JSON has
+    everything. Existing outputs are kept unless ``overwrite``.
     """
     from omegaconf import OmegaConf
 
@@ -119,6 +120,7 @@ def run_benchmark(
     from emgtf.inference.checkpoints import checkpoint_family, load_checkpoint
     from emgtf.inference.evaluation import evaluate_model
 
+    check_metrics(metrics)
     if not pairs:
         raise EmgtfError("the benchmark needs at least one (checkpoint, split) pair")
     if not decoder_cfgs:
@@ -178,6 +180,8 @@ def run_benchmark(
         "decoder_configs": {n: config_lib.to_container(d) for n, d in zip(names, decoder_cfgs)},
         "rows": rows,
         "summary": summary(rows, names),
+        "corpus": corpus(rows, names),
+        "metrics": metrics,
     }
     json_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(json_path, doc)
@@ -196,41 +200,71 @@ def summary(rows: Sequence[dict], decoders: Sequence[str]) -> dict:
     }
 
 
+def corpus(rows: Sequence[dict], decoders: Sequence[str]) -> dict:
+    """``{decoder: rates and counts}`` with edits summed over every session of every row."""
+    return {name: summed([s for row in rows for s in row["per_session"][name]]) for name in decoders}
+
+
 def benchmark_csv(doc: dict) -> str:
-    """One line per user and decoder, then a ``mean`` and a ``std`` line per decoder."""
+    """One line per user and decoder, then a ``mean`` and a ``std`` line per decoder and a
+    ``corpus`` line (edits summed over every session); with ``metrics`` track4, only the corpus
+    line of each decoder and the track's rates."""
+    track4 = doc.get("metrics") == "track4"
+    rates = METRICS[doc.get("metrics", "emg2qwerty")]
+    counts = () if track4 else COUNTS
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["user", "user_id", "split", "checkpoint", "decoder", "sessions", *RATES, *COUNTS])
+    w.writerow(["user", "user_id", "split", "checkpoint", "decoder", "sessions", *rates, *counts])
     for name in doc["decoders"]:
-        for row in doc["rows"]:
-            r = row["results"][name]
-            w.writerow([row["user"], row["user_id"] or "", row["split"], row["checkpoint"], name,
-                        len(row["sessions"]), *(f"{r[k]:.4f}" for k in RATES), *(r[k] for k in COUNTS)])
-        for stat in ("mean", "std"):
-            s = doc["summary"][name]
-            w.writerow([stat, "", "", "", name, "", *(f"{s[k][stat]:.4f}" for k in RATES), *([""] * len(COUNTS))])
+        if not track4:
+            for row in doc["rows"]:
+                r = row["results"][name]
+                w.writerow([row["user"], row["user_id"] or "", row["split"], row["checkpoint"], name,
+                            len(row["sessions"]), *(f"{r[k]:.4f}" for k in rates),
+                            *(r[k] for k in counts)])
+            for stat in ("mean", "std"):
+                s = doc["summary"][name]
+                w.writerow([stat, "", "", "", name, "", *(f"{s[k][stat]:.4f}" for k in rates),
+                            *([""] * len(counts))])
+        c = doc["corpus"][name]
+        sessions = sum(len(row["sessions"]) for row in doc["rows"])
+        w.writerow(["corpus", "", "", "", name, sessions, *(f"{c[k]:.4f}" for k in rates),
+                    *(c[k] for k in counts)])
     return out.getvalue()
 
 
+def _label(rate: str) -> str:
+    return "rCER" if rate == "rendered_CER" else rate
+
+
 def benchmark_table(doc: dict) -> str:
-    """The table as text: a row per user with CER / IER / DER / SER of each decoder, then
-    mean +/- std (population) over the users, as in the emg2qwerty paper's Table 2."""
+    """The table as text: a row per user with the rates of each decoder, mean +/- std (population)
+    over the users as in the emg2qwerty paper's Table 2, then the corpus-level rates (edits summed
+    over every session; rCER = rendered-text CER). With ``metrics`` track4: the corpus line only,
+    with the track's rates."""
     names = doc["decoders"]
+    track4 = doc.get("metrics") == "track4"
+    rates = METRICS[doc.get("metrics", "emg2qwerty")]
     width = max(12, *(len(row["user"]) for row in doc["rows"]))
     cell = 15
     header = f"{'user':<{width}}  {'chars':>7}" + "".join(
-        f"  {f'{name} {rate}':>{cell}}" for name in names for rate in RATES
+        f"  {f'{name} {_label(rate)}':>{cell}}" for name in names for rate in rates
     )
     lines = [header, "-" * len(header)]
-    for row in doc["rows"]:
-        chars = row["results"][names[0]]["target_chars"]
-        lines.append(f"{row['user']:<{width}}  {chars:7d}" + "".join(
-            f"  {row['results'][name][rate]:>{cell}.2f}" for name in names for rate in RATES
+    if not track4:
+        for row in doc["rows"]:
+            chars = row["results"][names[0]]["target_chars"]
+            lines.append(f"{row['user']:<{width}}  {chars:7d}" + "".join(
+                f"  {row['results'][name][rate]:>{cell}.2f}" for name in names for rate in rates
+            ))
+        lines.append("-" * len(header))
+        label = f"mean +/- std ({len(doc['rows'])} users)"
+        lines.append(f"{label:<{width + 9}}" + "".join(
+            f"  {_pm(doc['summary'][name][rate]):>{cell}}" for name in names for rate in rates
         ))
-    lines.append("-" * len(header))
-    label = f"mean +/- std ({len(doc['rows'])} users)"
-    lines.append(f"{label:<{width + 9}}" + "".join(
-        f"  {_pm(doc['summary'][name][rate]):>{cell}}" for name in names for rate in RATES
+    chars = doc["corpus"][names[0]]["target_chars"]
+    lines.append(f"{'corpus':<{width}}  {chars:7d}" + "".join(
+        f"  {doc['corpus'][name][rate]:>{cell}.2f}" for name in names for rate in rates
     ))
     return "\n".join(lines)
 

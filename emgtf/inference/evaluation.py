@@ -83,8 +83,8 @@ def evaluate_model(model, files, decoder, *, log=print, source: str | None = Non
     a warning: it has nothing to decode, and a training run must not fail at its last step for it.
     Non-finite log-probabilities are an EmgtfError naming ``source`` (the checkpoint) and session.
 
-    Returns ``{"sessions": [{"session", "CER", "IER", "DER", "SER", counts..., "prediction",
-    "target"}], "overall": {"CER", ..., counts}}``.
+    Returns ``{"sessions": [{"session", "CER", "IER", "DER", "SER", "rendered_CER", counts...,
+    "prediction", "target"}], "overall": {"CER", ..., counts}}``.
     """
     from emgtf.charset import charset
     from emgtf.data import data_errors, make_dataset
@@ -118,19 +118,24 @@ def evaluate_model(model, files, decoder, *, log=print, source: str | None = Non
     return {"sessions": sessions, "overall": overall.result()}
 
 
-def rates_table(report: dict) -> str:
-    """Per-session and overall CER / IER / DER / SER as a fixed-width table."""
-    rows = [(s["session"], s) for s in report["sessions"]] + [("overall", report["overall"])]
+def rates_table(report: dict, metrics: str = "emg2qwerty") -> str:
+    """Per-session and overall rates as a fixed-width table (rCER: rendered-text CER); with
+    ``metrics`` track4, the overall (corpus-level) line of the track's rates only."""
+    from emgtf.metrics import METRICS
+
+    rates = METRICS[metrics]
+    rows = [("overall", report["overall"])]
+    if metrics != "track4":
+        rows = [(s["session"], s) for s in report["sessions"]] + rows
     width = max(12, *(len(name) for name, _ in rows))
-    header = f"{'session':<{width}}  {'CER':>7}  {'IER':>7}  {'DER':>7}  {'SER':>7}  {'chars':>7}"
+    labels = ["rCER" if r == "rendered_CER" else r for r in rates]
+    header = f"{'session':<{width}}" + "".join(f"  {x:>7}" for x in labels) + f"  {'chars':>7}"
     lines = [header, "-" * len(header)]
     for i, (name, r) in enumerate(rows):
         if i == len(rows) - 1:
             lines.append("-" * len(header))
-        lines.append(
-            f"{name:<{width}}  {r['CER']:7.2f}  {r['IER']:7.2f}  {r['DER']:7.2f}  {r['SER']:7.2f}  "
-            f"{r['target_chars']:7d}"
-        )
+        lines.append(f"{name:<{width}}" + "".join(f"  {r[x]:7.2f}" for x in rates)
+                     + f"  {r['target_chars']:7d}")
     return "\n".join(lines)
 
 
@@ -154,6 +159,7 @@ def evaluate_checkpoint(
     report_session: str | None = None,
     report_seconds: float = 4.0,
     report_start: float | None = None,
+    metrics: str = "emg2qwerty",
 ) -> tuple[dict, Path]:
     """Evaluates ``checkpoint`` on split part ``part``; writes and returns the JSON report.
 
@@ -164,9 +170,13 @@ def evaluate_checkpoint(
     ``<JSON stem>-report/`` beside the JSON, with the alignment view of session ``report_session``
     (None: the first one evaluated), ``report_seconds`` from ``report_start`` (seconds from its
     first sample; None: just before its first keystroke). Report options are checked before the
-    evaluation starts.
+    evaluation starts. ``metrics``: the set the printed table gives (:data:`emgtf.metrics.METRICS`;
+    ``track4``: the corpus-level rates of the NeurIPS 2026 track, also under ``"track4"`` in the
+    JSON); the JSON has every rate.
     """
     from omegaconf import OmegaConf
+
+    from emgtf.metrics import check_metrics, select
 
     from emgtf import config as config_lib
     from emgtf.data.session import check_scored_sessions
@@ -174,6 +184,7 @@ def evaluate_checkpoint(
     from emgtf.decoding import decoder_name, make_decoder
     from emgtf.inference.checkpoints import checkpoint_family, load_checkpoint
 
+    check_metrics(metrics)
     checkpoint = Path(checkpoint)
     family = checkpoint_family(checkpoint)  # a missing or foreign file fails before any data work
     decoder_cfg = decoder_cfg if decoder_cfg is not None else OmegaConf.create({"kind": "greedy"})
@@ -207,12 +218,14 @@ def evaluate_checkpoint(
         "split_file": str(split_spec),
         "data_root": str(data_root),
         "decoder": config_lib.to_container(decoder_cfg),
+        "metrics": metrics,
         "overall": report["overall"],
+        **({"track4": select(report["overall"], "track4")} if metrics == "track4" else {}),
         "sessions": report["sessions"],
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     write_json(output, report)
-    print(rates_table(report))
+    print(rates_table(report, metrics))
     print(f"report: {output}", flush=True)
     if report_dir is not None:
         write_evaluation_report(output, report_dir, model, files, decoder, session=report_session,

@@ -206,7 +206,7 @@ class Transcript:
             r = self.rates
             lines.append(
                 f"CER:   {r['CER']:.2f} % (IER {r['IER']:.2f}, DER {r['DER']:.2f}, SER {r['SER']:.2f}; "
-                f"{r['target_chars']} keys)"
+                f"{r['target_chars']} keys; rendered CER {r['rendered_CER']:.2f} %)"
             )
         return "\n".join(lines)
 

@@ -7,7 +7,6 @@ so a saved ``.keras`` file transcribes raw signal. ``model.name`` is the family 
 
     model = build("tds_conv_ctc")                       # Meta's baseline, 5,293,315 parameters
     model = build("rnn", cell="gru", hidden_size=128)   # any hyperparameter of the family
-    model = from_emg2qwerty("generic.ckpt")             # Meta's or SplashNet's weights (emg2qwerty.py)
     initialise_from(model, source)                      # fine-tuning: weights of a trained model
     frames = emission_lengths(model, emg_lengths)       # frames of output per input length
 """
@@ -22,7 +21,6 @@ import keras
 
 from emgtf.errors import EmgtfError
 from emgtf.models import conformer, conv_resnet, hybrid, rnn, splashnet, tcn, tds, transformer
-from emgtf.models.emg2qwerty import from_emg2qwerty
 from emgtf.models.hyperparameters import COMMON_DEFAULTS, resolve
 from emgtf.models.emission import EmissionRule, emission_lengths, emitted_frames
 
@@ -35,7 +33,6 @@ __all__ = [
     "emission_lengths",
     "emission_rule",
     "emitted_frames",
-    "from_emg2qwerty",
     "initialise_from",
     "trainable_parameters",
 ]

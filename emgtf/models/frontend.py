@@ -53,6 +53,8 @@ def spectrogram(inputs, hp: dict):
         )(x)
     if hp["norm"] == "rolling":
         return RollingTimeNorm(name="rolling_time_norm")(x)
+    if hp["norm"] == "none":  # SplashNet's spec_norm='None' ablation
+        return x
     return SpectrogramNorm(name="spectrogram_norm")(x)
 
 

@@ -24,7 +24,7 @@ COMMON_DEFAULTS: dict = {
     "temporal_crop": 0,  # frames removed at most by TemporalCropResize; 0 = no crop layer
     "seed": None,  # seeds SpecAugment and TemporalCropResize
     "spectrum": "full",  # or "6band": SplashNet's log bins summed into 6 bands
-    "norm": "batch",  # SpectrogramNorm; or "rolling": SplashNet's per-example RollingTimeNorm
+    "norm": "batch",  # SpectrogramNorm; "rolling": SplashNet's RollingTimeNorm; "none": neither
     "front": "rotation_mlp",  # or "dense"
     "mlp_features": [384],
     "dropout": 0.0,
@@ -35,7 +35,7 @@ COMMON_DEFAULTS: dict = {
 
 FRONTS = ("rotation_mlp", "dense")
 SPECTRA = ("full", "6band")
-NORMS = ("batch", "rolling")
+NORMS = ("batch", "rolling", "none")
 
 
 def fail(family: str, key: str, problem: str) -> EmgtfError:

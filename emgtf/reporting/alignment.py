@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from emgtf.charset import charset
+from emgtf.decoding.onsets import path_onsets
 from emgtf.errors import EmgtfError
 from emgtf.reporting.figures import new_figure, plain
 from emgtf.reporting.keyboard_groups import display, key_order
@@ -23,13 +24,12 @@ BANDS = ("left band", "right band")
 
 
 def greedy_path(log_probs: np.ndarray) -> tuple[np.ndarray, str]:
-    """(frame index, key) of each key greedy CTC decoding emits: the frames where the argmax is a
-    key other than blank and differs from the previous frame's argmax. Returns (frames, keys)."""
+    """(onset frame, key) of each key greedy CTC decoding emits (:mod:`emgtf.decoding.onsets`:
+    the frames where the argmax is a key other than blank and differs from the previous frame's
+    argmax). Returns (frames, keys)."""
     cs = charset()
     best = np.asarray(log_probs).argmax(axis=-1)
-    keep = best != cs.blank
-    keep[1:] &= best[1:] != best[:-1]
-    frames = np.flatnonzero(keep)
+    frames = path_onsets(best, cs.blank)
     return frames, cs.labels_to_str(best[frames])
 
 

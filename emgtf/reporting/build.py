@@ -33,7 +33,7 @@ from emgtf.reporting.runs import RATES, Run, format_value, label_runs, load_runs
 
 HISTORY_COLUMNS = (
     ("epoch", "d"), ("train/loss", ".4f"), ("val/loss", ".4f"), ("val/CER", ".2f"), ("val/IER", ".2f"),
-    ("val/DER", ".2f"), ("val/SER", ".2f"), ("lr", ".3e"), ("seconds", ".1f"),
+    ("val/DER", ".2f"), ("val/SER", ".2f"), ("val/rendered_CER", ".2f"), ("lr", ".3e"), ("seconds", ".1f"),
 )
 TOP_SUBSTITUTIONS = 20
 NAMING_NOTE = (
@@ -200,9 +200,11 @@ def _evaluation_section(evaluation: Evaluation, out: Path, written: list[Path]) 
     if where:
         section.blocks.append(where)
     sessions = report.get("sessions") or []
-    session_rows = [[str(s.get("session", i)), html.number(s.get("CER")), html.number(s.get("target_chars"), "d"),
-                     html.number(len(s["prediction"]), "d")] for i, s in enumerate(sessions)]
-    section.blocks.append(html.Table("sessions", ["session", "CER", "target keys", "decoded keys"],
+    session_rows = [[str(s.get("session", i)), html.number(s.get("CER")), html.number(s.get("rendered_CER")),
+                     html.number(s.get("target_chars"), "d"), html.number(len(s["prediction"]), "d")]
+                    for i, s in enumerate(sessions)]
+    section.blocks.append(html.Table("sessions", ["session", "CER", "rendered CER", "target keys",
+                                                  "decoded keys"],
                                      session_rows, css_id=f"{p}sessions"))
     totals = a.totals()
     section.blocks.append(html.Table(

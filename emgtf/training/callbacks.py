@@ -49,7 +49,7 @@ SAMPLE_DECODINGS = 8  # validation windows whose decodings a run keeps (W&B show
 
 class Validation(keras.callbacks.Callback):
     """After every epoch: greedy CER etc. over the whole validation split into the logs
-    (``val_loss``, ``val_CER``, ``val_IER``, ``val_DER``, ``val_SER``)."""
+    (``val_loss``, ``val_CER``, ``val_IER``, ``val_DER``, ``val_SER``, ``val_rendered_CER``)."""
 
     def __init__(self, dataset, loss, state: RunState, forward=None):
         super().__init__()

@@ -11,7 +11,7 @@ from emgtf.files import atomic_write
 
 # Keras logs key -> history.csv column. The slash names are the metric names of the
 # W&B dashboards; Keras needs val_* names (KerasTuner objectives, EarlyStopping monitors).
-RATES = ("CER", "IER", "DER", "SER")
+RATES = ("CER", "IER", "DER", "SER", "rendered_CER")  # emgtf.metrics.RATES
 COLUMNS = {
     "loss": "train/loss",
     "val_loss": "val/loss",
@@ -85,7 +85,7 @@ def summary_table(result, max_rows: int = 24) -> str:
         rows = [r for r in rows if r["epoch"] in keep]
     header = (
         f"{'epoch':>5}  {'lr':>9}  {'loss':>8}  {'val loss':>8}  {'val CER':>7}  "
-        f"{'IER':>6}  {'DER':>6}  {'SER':>6}  {'s':>6}"
+        f"{'IER':>6}  {'DER':>6}  {'SER':>6}  {'rCER':>6}  {'s':>6}"
     )
     lines = ["", header, "-" * len(header)]
     previous = 0
@@ -97,7 +97,8 @@ def summary_table(result, max_rows: int = 24) -> str:
         lines.append(
             f"{r['epoch']:>5}  {_fmt(r.get('lr'), '.3e'):>9}  {_fmt(r.get('train/loss'), '.4f'):>8}  "
             f"{_fmt(r.get('val/loss'), '.4f'):>8}  {_fmt(r.get('val/CER')):>7}  {_fmt(r.get('val/IER')):>6}  "
-            f"{_fmt(r.get('val/DER')):>6}  {_fmt(r.get('val/SER')):>6}  {_fmt(r.get('seconds'), '.1f'):>6}{mark}"
+            f"{_fmt(r.get('val/DER')):>6}  {_fmt(r.get('val/SER')):>6}  "
+            f"{_fmt(r.get('val/rendered_CER')):>6}  {_fmt(r.get('seconds'), '.1f'):>6}{mark}"
         )
     if result.best_epoch:
         lines.append(

@@ -36,6 +36,7 @@ KEYS = {
     "val_IER": "val/IER",
     "val_DER": "val/DER",
     "val_SER": "val/SER",
+    "val_rendered_CER": "val/rendered_CER",
     "learning_rate": "lr",
 }
 SAMPLES_KEY = "val/samples"

@@ -95,11 +95,19 @@ def test_one_checkpoint_on_each_users_split(bench, tmp_path, capsys):
     with open(out.with_suffix(".csv")) as f:
         rows = list(csv.DictReader(f))
     greedy = [r for r in rows if r["decoder"] == "greedy"]
-    assert [r["user"] for r in greedy] == ["userA", "userB", "mean", "std"]
+    assert [r["user"] for r in greedy] == ["userA", "userB", "mean", "std", "corpus"]
+    # Corpus level (NeurIPS 2026 Track 4): edits summed over every session of every user.
+    every = [s for row in doc["rows"] for s in row["per_session"]["greedy"]]
+    for rate, edits, chars in (("CER", ("insertions", "deletions", "substitutions"), "target_chars"),
+                               ("rendered_CER", ("rendered_errors",), "rendered_chars")):
+        expected = 100.0 * sum(s[k] for s in every for k in edits) / sum(s[chars] for s in every)
+        assert doc["corpus"]["greedy"][rate] == pytest.approx(expected)
+        assert float(greedy[4][rate]) == pytest.approx(expected, abs=1e-4)
     assert float(greedy[2]["CER"]) == pytest.approx(doc["summary"]["greedy"]["CER"]["mean"], abs=1e-4)
     assert float(greedy[3]["SER"]) == pytest.approx(doc["summary"]["greedy"]["SER"]["std"], abs=1e-4)
     printed = capsys.readouterr().out
     assert "mean +/- std (2 users)" in printed and f"{decoders[1]} CER" in printed
+    assert f"{decoders[1]} rCER" in printed and "\ncorpus " in printed
 
     # Nothing is silently overwritten.
     with pytest.raises(EmgtfError, match="exists; pass overwrite=true"):
@@ -114,6 +122,20 @@ def test_one_checkpoint_per_user_and_a_multi_user_split(bench, tmp_path):
     paired = json.loads(out.read_text())
     assert [r["checkpoint"] for r in paired["rows"]] == [str(ckpt / "m1.keras"), str(ckpt / "m2.keras")]
     assert paired["decoders"] == ["greedy"]
+    assert paired["metrics"] == "emg2qwerty"
+
+    # metrics=track4: the table and CSV give the corpus line with exactly the track's rates.
+    out4 = tmp_path / "track4.json"
+    assert evaluate.main([f"checkpoints=[{ckpt / 'm1.keras'},{ckpt / 'm2.keras'}]", f"splits=[{user_a},{user_b}]",
+                          f"data.root={root}", f"output={out4}", "metrics=track4"]) == 0
+    track4 = json.loads(out4.read_text())
+    assert track4["metrics"] == "track4" and track4["corpus"] == paired["corpus"]
+    with open(out4.with_suffix(".csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["user"] for r in rows] == ["corpus"]
+    assert list(rows[0]) == ["user", "user_id", "split", "checkpoint", "decoder", "sessions",
+                             "CER", "IER", "DER", "SER", "rendered_CER"]
+    assert int(rows[0]["sessions"]) == 3
 
     # One split holding several users' test sessions gives a row per user, as separate splits do.
     out2 = tmp_path / "both.json"

@@ -58,8 +58,9 @@ def test_evaluate_writes_per_session_and_overall_rates(run):
         assert (session["prediction"], session["target"]) == (prediction, target)
         assert session["CER"] == pytest.approx(error_rates([prediction], [target])["CER"])
     overall = error_rates(predictions, targets)
-    for key in ("CER", "IER", "DER", "SER", "target_chars"):
+    for key in ("CER", "IER", "DER", "SER", "rendered_CER", "target_chars", "rendered_chars"):
         assert report["overall"][key] == pytest.approx(overall[key])
+    assert report["metrics"] == "emg2qwerty" and "track4" not in report
     assert report["overall"]["target_chars"] == sum(s["target_chars"] for s in report["sessions"])
 
 
@@ -72,6 +73,19 @@ def test_evaluate_val_split_with_explicit_data_and_output(run, tmp_path, capsys)
     assert report["split"] == "val" and [s["session"] for s in report["sessions"]] == ["val"]
     printed = capsys.readouterr().out
     assert "overall" in printed and "val " in printed  # the table
+    header = next(line for line in printed.splitlines() if line.startswith("session"))
+    assert header.split() == ["session", "CER", "IER", "DER", "SER", "rCER", "chars"]
+
+    # metrics=track4: the corpus-level line of the track's rates, also under "track4" in the JSON.
+    output = tmp_path / "track4.json"
+    assert evaluate.main([f"checkpoint={run_dir / 'best.keras'}", "split=val", f"data.root={root}",
+                          f"data.split={split}", f"output={output}", "metrics=track4"]) == 0
+    track4 = json.loads(output.read_text())
+    assert track4["metrics"] == "track4"
+    assert track4["track4"] == {k: report["overall"][k] for k in ("CER", "IER", "DER", "SER", "rendered_CER")}
+    lines = capsys.readouterr().out.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("session")):]
+    assert [line.split()[0] for line in table if not line.startswith("-")][:-1] == ["session", "overall"]
 
 
 def test_evaluate_refuses_to_overwrite_a_report(run):
@@ -99,6 +113,8 @@ def test_evaluate_cli_errors_are_one_line(run, tmp_path, capsys):
         ([f"checkpoint={tmp_path / 'none.keras'}"], f"checkpoint {tmp_path / 'none.keras'} does not exist"),
         ([f"checkpoint={run_dir / 'config.yaml'}"], f"checkpoint {run_dir / 'config.yaml'} is not a Keras .keras file"),
         ([f"checkpoint={run_dir / 'best.keras'}", "split=dev"], "split must be test, val or train, got 'dev'"),
+        ([f"checkpoint={run_dir / 'best.keras'}", "metrics=wer"],
+         "metrics must be one of emg2qwerty, track4, got 'wer'"),
     ]:
         result = run_command(capsys, "evaluate", *args)
         assert result.returncode == 2

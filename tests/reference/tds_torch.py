@@ -203,30 +203,12 @@ def randomize_batch_norm(model: nn.Module, seed: int = 0) -> None:
 
 
 def save_lightning_ckpt(model: TDSConvCTC, path, hyper_parameters: dict | None = None) -> None:
-    """Writes ``model`` as PyTorch Lightning would: a torch.save zip with ``state_dict``,
-    ``hyper_parameters`` (an omegaconf DictConfig), ``epoch``, ``optimizer_states`` and the
-    other bookkeeping entries of a Lightning ``.ckpt``."""
-    from omegaconf import OmegaConf
+    """Writes ``model`` as PyTorch Lightning would (tests/reference/lightning_ckpt.py: the whole
+    envelope, omegaconf hyperparameters in Lightning's AttributeDict)."""
+    from tests.reference import lightning_ckpt
 
-    hp = {**DEFAULT_HYPERPARAMETERS, **(hyper_parameters or {})}
-    hp.setdefault("optimizer", {"_target_": "torch.optim.Adam", "lr": 0.001})
-    hp.setdefault("lr_scheduler", {"scheduler": {"_target_": "pl_bolts.optim.lr_scheduler."
-                                                 "LinearWarmupCosineAnnealingLR"}})
-    hp.setdefault("decoder", {"_target_": "emg2qwerty.decoder.CTCGreedyDecoder"})
-    torch.save(
-        {
-            "epoch": 3,
-            "global_step": 120,
-            "pytorch-lightning_version": "1.8.6",
-            "state_dict": model.state_dict(),
-            "loops": {},
-            "callbacks": {},
-            "optimizer_states": [{"state": {}, "param_groups": [{"lr": 0.001}]}],
-            "lr_schedulers": [{"last_epoch": 3}],
-            "hparams_name": "kwargs",
-            "hyper_parameters": OmegaConf.create(hp),
-        },
-        path,
+    lightning_ckpt.save_lightning_ckpt(
+        model, path, {**DEFAULT_HYPERPARAMETERS, **(hyper_parameters or {})}
     )
 
 

@@ -285,6 +285,15 @@ def test_alignment_view_holds_the_sessions_numbers(runs, tmp_path):
     assert 0.8 <= view.emission_start < 0.8 + 1 / rule.emission_rate
     assert view.window == (0.8, 2.3) and view.end == pytest.approx(2.3, abs=rule.n_fft / SAMPLE_RATE)
 
+    # A beam decoder's keys are shown at their onsets, the emissions where its path starts them.
+    from emgtf.decoding import BeamSearchDecoder
+
+    beam = BeamSearchDecoder(beam_size=4)
+    view = session_alignment(model, path, beam, seconds=1.5, start=0.8)
+    decoded, onsets = beam.decode_batch(view.log_probs[None], [len(view.log_probs)], onsets=True)[0]
+    assert view.decoded == decoded and len(view.decoded_times) == len(decoded)
+    np.testing.assert_allclose(view.decoded_times, view.emission_start + onsets / rule.emission_rate)
+
 
 def test_evaluate_report_options_are_checked_first(runs, two_test_sessions, tmp_path, capsys):
     a, _ = runs

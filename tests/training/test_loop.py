@@ -78,7 +78,7 @@ def test_fit_writes_config_history_checkpoints_and_test_report(fitted, data):
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     for row in rows:
-        for column in ("train/loss", "val/loss", "val/CER", "val/IER", "val/DER", "val/SER", "lr"):
+        for column in ("train/loss", "val/loss", "val/CER", "val/IER", "val/DER", "val/SER", "val/rendered_CER", "lr"):
             assert math.isfinite(float(row[column])), column
         cer = float(row["val/CER"])
         assert cer == pytest.approx(float(row["val/IER"]) + float(row["val/DER"]) + float(row["val/SER"]))

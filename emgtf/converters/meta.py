@@ -7,8 +7,9 @@ Sivakumar et al. 2024):
 - a PyTorch Lightning ``.ckpt`` (Meta's ``models/generic.ckpt`` and the personalised ones): a
   ``torch.save`` archive with the ``state_dict`` and the module's ``hyper_parameters``
   (``in_features``, ``mlp_features``, ``block_channels``, ``kernel_width``). Reading it needs
-  torch (``pip install "emgtf[torch]"``) and unpickles arbitrary objects, so open only files you
-  trust;
+  torch (``pip install "emgtf[torch]"``); it is read with PyTorch's weights-only unpickler and
+  only the objects a Lightning checkpoint holds (:mod:`emgtf.converters.torch_checkpoint`), so a
+  file cannot run code;
 - a ``.safetensors`` file as braindecode publishes the generic model: the same tensors with
   ``model.4.*`` named ``final_layer.*`` and no hyperparameters, which are read off the tensor
   shapes instead. Read with numpy alone.
@@ -23,15 +24,9 @@ The state-dict keys and their PyTorch layouts:
     model.4.weight/bias                        Linear(2 * mlp_features[-1] -> 99)
 
 SplashNet's checkpoints (``splashnet.ckpt``, ``splashnet-mini.ckpt``, arXiv 2506.12356) are
-Lightning ``.ckpt`` files of the same kind whose ``hyper_parameters`` add ``share_hand_weights``
-and ``spec_norm`` (``rolling`` or ``batch``) and have ``in_features`` 96 (16 electrodes x 6
-bands). Their key names are not published; emgtf reads them in the style of Meta's, one module
-per hand's weights (1 when shared, else 2):
-
-    model.0.batch_norm.*                                  spec_norm "batch" only
-    model.1.mlps.{h}.mlp.{2i}.weight/bias                 in = electrode * 6 + band
-    model.2.encoders.{h}.tds_conv_blocks.{k}.*            as above, over one hand's features
-    model.4.weight/bias                                   Linear(2 * mlp_features[-1] -> 99)
+Lightning ``.ckpt`` files of its own ``TDSConvCTCModule``, with the same key names; its
+hyperparameters (``spec_norm``, ``share_hand_weights``, ``split_decoding``, ``in_features`` 96
+or 528) and the layouts they imply are :mod:`emgtf.converters.splashnet`'s.
 
     model = from_emg2qwerty("generic.ckpt")   # (batch, samples, 2, 16) -> (batch, frames - 124, 99)
     convert("generic.ckpt", "generic.keras")  # the same model as a .keras file
@@ -39,7 +34,6 @@ per hand's weights (1 when shared, else 2):
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -48,29 +42,22 @@ import numpy as np
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.charset import charset
-from emgtf.errors import EmgtfError
+from emgtf.models import build
+from emgtf.converters import splashnet
+from emgtf.converters.torch_checkpoint import load_lightning_checkpoint
+from emgtf.errors import EmgtfError, first_line
+from emgtf.files import atomic_write
 
 __all__ = ["convert", "from_emg2qwerty", "read_checkpoint"]
 
 FAMILY = "tds_conv_ctc"
 # The reference front end: 16 electrodes x 33 bins of the 64-point spectrogram per band.
 IN_FEATURES = NUM_CHANNELS * 33
-# SplashNet's: 16 electrodes x 6 bands.
-SPLASHNET_IN_FEATURES = NUM_CHANNELS * 6
-SPLASHNET_NORMS = ("rolling", "batch")
-TORCH_INSTALL = 'pip install "emgtf[torch]"'
 _CLASSIFIER = "model.4."
 _SAFETENSORS_CLASSIFIER = "final_layer."
 # Counts training steps only; nothing in the forward pass reads it.
 _OPTIONAL = {"model.0.batch_norm.num_batches_tracked"}
 _HYPERPARAMETERS = ("in_features", "mlp_features", "block_channels", "kernel_width")
-_SPLASHNET_HYPERPARAMETERS = ("share_hand_weights", "spec_norm")
-_SPLASHNET_ENCODERS = "model.2.encoders."
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 class _Checkpoint:
@@ -134,15 +121,8 @@ def _plain(value):
 
 
 def _read_torch(path: Path) -> _Checkpoint:
-    try:
-        import torch
-    except ImportError:
-        raise EmgtfError(f"{path}: reading a PyTorch .ckpt needs torch: {TORCH_INSTALL}") from None
-    try:
-        # weights_only=False: Lightning pickles omegaconf containers among the hyperparameters.
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises many kinds for a damaged or foreign archive
-        raise EmgtfError(f"{path}: cannot read the PyTorch checkpoint: {_first_line(e)}") from None
+    ckpt = load_lightning_checkpoint(path)  # says how to install torch if it is missing
+    import torch
     hyper_parameters = None
     if isinstance(ckpt, Mapping) and "state_dict" in ckpt:
         state_dict = ckpt["state_dict"]
@@ -166,7 +146,7 @@ def _read_torch(path: Path) -> _Checkpoint:
     if hyper_parameters is not None:
         hyper_parameters = {
             k: _plain(hyper_parameters[k])
-            for k in (*_HYPERPARAMETERS, *_SPLASHNET_HYPERPARAMETERS)
+            for k in (*_HYPERPARAMETERS, *splashnet.HYPERPARAMETERS)
             if k in hyper_parameters
         }
     return _Checkpoint(path, tensors, hyper_parameters, _CLASSIFIER)
@@ -178,7 +158,7 @@ def _read_safetensors(path: Path) -> _Checkpoint:
 
         tensors = load_file(str(path))
     except Exception as e:  # SafetensorError and the numpy dtype errors alike
-        raise EmgtfError(f"{path}: cannot read the safetensors file: {_first_line(e)}") from None
+        raise EmgtfError(f"{path}: cannot read the safetensors file: {first_line(e)}") from None
     return _Checkpoint(path, tensors, None, _SAFETENSORS_CLASSIFIER)
 
 
@@ -189,8 +169,9 @@ def read_checkpoint(path) -> tuple[dict, dict]:
     Returns ``(tensors, hyperparameters)``: the state dict as numpy arrays in PyTorch layouts,
     keyed as in Meta's ``.ckpt`` (``model.4.*`` for the classifier), without
     ``num_batches_tracked``; and emgtf's hyperparameters ``mlp_features``, ``block_channels``,
-    ``kernel_width`` (plus, for SplashNet, ``share_hands`` and ``norm``). Anything but exactly the
-    expected tensors raises a one-line EmgtfError naming the file and the key.
+    ``kernel_width`` (plus, for SplashNet, ``share_hands``, ``split_hands``, ``norm`` and
+    ``spectrum``). Anything but exactly the expected tensors raises a one-line EmgtfError naming
+    the file and the first key or shape that does not fit.
     """
     tensors, hp = _read(path)
     return tensors, _emgtf_hyperparameters(hp)
@@ -207,20 +188,12 @@ def _read(path) -> tuple[dict, dict]:
 def _emgtf_hyperparameters(hp: dict) -> dict:
     out = {k: hp[k] for k in ("mlp_features", "block_channels", "kernel_width")}
     if hp["splashnet"]:
-        out.update(share_hands=hp["share"], norm=hp["norm"])
+        out.update(splashnet.emgtf_hyperparameters(hp))
     return out
 
 
 def _family(hp: dict) -> str:
-    """emgtf's family of a checkpoint: SplashNet-mini's sizes are ``splashnet_mini``, any other
-    SplashNet ``splashnet``."""
-    from emgtf.models.splashnet import SPLASHNET, SPLASHNET_MINI
-
-    if not hp["splashnet"]:
-        return FAMILY
-    mini = SPLASHNET_MINI.DEFAULTS
-    sizes = ("mlp_features", "block_channels", "kernel_width")
-    return SPLASHNET_MINI.NAME if all(hp[k] == mini[k] for k in sizes) else SPLASHNET.NAME
+    return splashnet.family(hp) if hp["splashnet"] else FAMILY
 
 
 # --- hyperparameters and shapes ----------------------------------------------------------------
@@ -255,42 +228,21 @@ def _mlp_key(band: int, layer: int) -> str:
     return f"model.1.mlps.{band}.mlp.{2 * layer}"
 
 
-def _block_key(index: int, encoder: int | None = None) -> str:
-    """Meta's one encoder (``encoder`` None), or SplashNet's encoder of hand ``encoder``."""
-    if encoder is None:
-        return f"model.3.tds_conv_blocks.{index}"
-    return f"{_SPLASHNET_ENCODERS}{encoder}.tds_conv_blocks.{index}"
-
-
-def _is_splashnet(ckpt: _Checkpoint) -> bool:
-    stored = ckpt.hyper_parameters or {}
-    return any(k in stored for k in _SPLASHNET_HYPERPARAMETERS) or any(
-        k.startswith(_SPLASHNET_ENCODERS) for k in ckpt.tensors
-    )
+def _block_key(index: int) -> str:
+    return f"model.3.tds_conv_blocks.{index}"
 
 
 def _inferred(ckpt: _Checkpoint) -> dict:
-    """Hyperparameters read off the tensor shapes (what a safetensors file has)."""
-    splashnet = _is_splashnet(ckpt)
-    encoder = 0 if splashnet else None
+    """Sizes read off the tensor shapes (what a safetensors file has)."""
     in_features = _shape(ckpt, _mlp_key(0, 0) + ".weight", 2)[1]
     mlp_features = []
     while _mlp_key(0, len(mlp_features)) + ".weight" in ckpt.tensors:
         mlp_features.append(_shape(ckpt, _mlp_key(0, len(mlp_features)) + ".weight", 2)[0])
-    first = _shape(ckpt, _block_key(0, encoder) + ".conv2d.weight", 4)
+    first = _shape(ckpt, _block_key(0) + ".conv2d.weight", 4)
     block_channels = []
-    while _block_key(2 * len(block_channels), encoder) + ".conv2d.weight" in ckpt.tensors:
-        key = _block_key(2 * len(block_channels), encoder) + ".conv2d.weight"
+    while _block_key(2 * len(block_channels)) + ".conv2d.weight" in ckpt.tensors:
+        key = _block_key(2 * len(block_channels)) + ".conv2d.weight"
         block_channels.append(_shape(ckpt, key, 4)[0])
-    if splashnet:
-        return {
-            "in_features": in_features,
-            "mlp_features": mlp_features,
-            "block_channels": block_channels,
-            "kernel_width": first[3],
-            "share_hand_weights": _mlp_key(1, 0) + ".weight" not in ckpt.tensors,
-            "spec_norm": "batch" if "model.0.batch_norm.weight" in ckpt.tensors else "rolling",
-        }
     return {
         "in_features": in_features,
         "mlp_features": mlp_features,
@@ -302,47 +254,33 @@ def _inferred(ckpt: _Checkpoint) -> dict:
 def _hyperparameters(ckpt: _Checkpoint) -> dict:
     """The checkpoint's own hyperparameters where it has them, else the shapes'."""
     stored = ckpt.hyper_parameters or {}
-    splashnet = _is_splashnet(ckpt)
-    required = (*_HYPERPARAMETERS, *(_SPLASHNET_HYPERPARAMETERS if splashnet else ()))
-    hp = dict(stored) if all(k in stored for k in required) else {**_inferred(ckpt), **stored}
+    is_splashnet = splashnet.is_splashnet(stored)
+    hp = dict(stored) if all(k in stored for k in _HYPERPARAMETERS) else {**_inferred(ckpt), **stored}
     in_features = _positive_int(ckpt, "in_features", hp["in_features"])
-    expected = SPLASHNET_IN_FEATURES if splashnet else IN_FEATURES
-    if in_features != expected:
-        source = ("hyper_parameters.in_features" if "in_features" in stored
-                  else f"tensor {ckpt.name(_mlp_key(0, 0) + '.weight')!r} has in_features")
-        what = ("16 electrodes x 6 bands: not a SplashNet checkpoint" if splashnet else
-                "16 electrodes x 33 bins of the 64-point spectrogram: not a TDS-Conv CTC baseline "
-                "checkpoint")
-        raise ckpt.fail(f"{source} {in_features}, not {expected} ({what})")
+    source = ("hyper_parameters.in_features" if "in_features" in stored
+              else f"tensor {ckpt.name(_mlp_key(0, 0) + '.weight')!r} has in_features")
     out = {
         "in_features": in_features,
         "mlp_features": _int_list(ckpt, "mlp_features", hp["mlp_features"]),
         "block_channels": _int_list(ckpt, "block_channels", hp["block_channels"]),
         "kernel_width": _positive_int(ckpt, "kernel_width", hp["kernel_width"]),
-        "splashnet": splashnet,
-        "share": True,
+        "splashnet": is_splashnet,
+        "share": False,
         "norm": "batch",
+        "spectrum": "full",
     }
-    if splashnet:
-        share = hp["share_hand_weights"]
-        if not isinstance(share, bool):
-            raise ckpt.fail(f"hyper_parameters.share_hand_weights: expected true or false, got {share!r}")
-        norm = hp["spec_norm"]
-        if norm not in SPLASHNET_NORMS:
-            raise ckpt.fail(f"hyper_parameters.spec_norm: expected one of "
-                            f"{', '.join(SPLASHNET_NORMS)}, got {norm!r}")
-        out.update(share=share, norm=norm)
+    if is_splashnet:
+        out.update(splashnet.hyperparameters(stored, ckpt.fail))
+        out["spectrum"] = splashnet.spectrum(in_features, source, ckpt.fail)
+    elif in_features != IN_FEATURES:
+        raise ckpt.fail(f"{source} {in_features}, not {IN_FEATURES} (16 electrodes x 33 bins of the "
+                        "64-point spectrogram: not a TDS-Conv CTC baseline checkpoint)")
     return out
 
 
 def _modules(hp: dict) -> int:
-    """MLPs (and, for SplashNet, TDS encoders) in the file: one per band unless shared."""
-    return 1 if hp["splashnet"] and hp["share"] else NUM_BANDS
-
-
-def _encoders(hp: dict) -> list:
-    """The ``encoder`` argument of :func:`_block_key` for each TDS encoder in the file."""
-    return list(range(_modules(hp))) if hp["splashnet"] else [None]
+    """Rotation-invariant MLPs in the file: one per band unless SplashNet shares them."""
+    return 1 if hp["share"] else NUM_BANDS
 
 
 def _expected_shapes(hp: dict) -> dict[str, tuple[int, ...]]:
@@ -359,43 +297,49 @@ def _expected_shapes(hp: dict) -> dict[str, tuple[int, ...]]:
             shapes[_mlp_key(band, layer) + ".bias"] = (fan_out,)
             fan_in = fan_out
     features = NUM_BANDS * hp["mlp_features"][-1]
-    # SplashNet's encoders each see one hand's features.
-    width = hp["mlp_features"][-1] if hp["splashnet"] else features
-    for encoder in _encoders(hp):
-        for k, c in enumerate(hp["block_channels"]):
-            conv, fc = _block_key(2 * k, encoder), _block_key(2 * k + 1, encoder)
-            shapes[conv + ".conv2d.weight"] = (c, c, 1, hp["kernel_width"])
-            shapes[conv + ".conv2d.bias"] = (c,)
-            shapes[conv + ".layer_norm.weight"] = shapes[conv + ".layer_norm.bias"] = (width,)
-            for i in (0, 2):
-                shapes[f"{fc}.fc_block.{i}.weight"] = (width, width)
-                shapes[f"{fc}.fc_block.{i}.bias"] = (width,)
-            shapes[fc + ".layer_norm.weight"] = shapes[fc + ".layer_norm.bias"] = (width,)
+    # Shared hands: the blocks run on each hand's half of the features.
+    width = hp["mlp_features"][-1] if hp["share"] else features
+    for k, c in enumerate(hp["block_channels"]):
+        conv, fc = _block_key(2 * k), _block_key(2 * k + 1)
+        shapes[conv + ".conv2d.weight"] = (c, c, 1, hp["kernel_width"])
+        shapes[conv + ".conv2d.bias"] = (c,)
+        shapes[conv + ".layer_norm.weight"] = shapes[conv + ".layer_norm.bias"] = (width,)
+        for i in (0, 2):
+            shapes[f"{fc}.fc_block.{i}.weight"] = (width, width)
+            shapes[f"{fc}.fc_block.{i}.bias"] = (width,)
+        shapes[fc + ".layer_norm.weight"] = shapes[fc + ".layer_norm.bias"] = (width,)
     shapes[_CLASSIFIER + "weight"] = (charset().num_classes, features)
     shapes[_CLASSIFIER + "bias"] = (charset().num_classes,)
     return shapes
 
 
+def _architecture(hp: dict) -> str:
+    text = ", ".join(f"{k}={hp[k]}" for k in _HYPERPARAMETERS)
+    if hp["splashnet"]:
+        spec_norm = {v: k for k, v in splashnet.NORMS.items()}[hp["norm"]]
+        text += f", share_hand_weights={hp['share']}, spec_norm={spec_norm!r}"
+    return text
+
+
 def _check_tensors(ckpt: _Checkpoint, hp: dict) -> None:
     """Exactly the tensors ``hp`` calls for, each of its shape; else an error naming the first
-    culprit."""
+    that does not fit, in the file's own order, then the first missing one."""
     expected = _expected_shapes(hp)
     stored = all(k in (ckpt.hyper_parameters or {}) for k in _HYPERPARAMETERS)
-    architecture = ", ".join(f"{k}={hp[k]}" for k in _HYPERPARAMETERS[1:])
-    if hp["splashnet"]:
-        architecture += f", share_hand_weights={hp['share']}, spec_norm={hp['norm']}"
-    why = (f"the checkpoint's hyper_parameters say {architecture}" if stored
-           else "not a TDS-Conv CTC checkpoint?")
+    why = (f"the checkpoint's hyper_parameters say {_architecture(hp)}" if stored
+           else f"not a TDS-Conv CTC checkpoint? its shapes say {_architecture(hp)}")
+    for key, value in ckpt.tensors.items():
+        if key in _OPTIONAL:
+            continue
+        if key not in expected:
+            raise ckpt.fail(f"unexpected tensor {ckpt.name(key)!r} ({why})")
+        found = tuple(value.shape)
+        if found != expected[key]:
+            raise ckpt.fail(f"tensor {ckpt.name(key)!r} has shape {found}, expected "
+                            f"{expected[key]} ({why})")
     for key in expected:
         if key not in ckpt.tensors:
             raise ckpt.fail(f"tensor {ckpt.name(key)!r} is missing ({why})")
-    for key in ckpt.tensors:
-        if key not in expected and key not in _OPTIONAL:
-            raise ckpt.fail(f"unexpected tensor {ckpt.name(key)!r} ({why})")
-    for key, shape in expected.items():
-        found = tuple(ckpt.tensors[key].shape)
-        if found != shape:
-            raise ckpt.fail(f"tensor {ckpt.name(key)!r} has shape {found}, expected {shape}")
 
 
 # --- the Keras model ---------------------------------------------------------------------------
@@ -416,8 +360,6 @@ def from_emg2qwerty(path) -> keras.Model:
     log-probabilities ``(batch, frames - len(block_channels) * (kernel_width - 1), 99)``, frames
     = 1 + (samples - 64) // 16, as the PyTorch model does on the same signal.
     """
-    from emgtf.models import build  # emgtf.models imports this module
-
     path = Path(path).expanduser()
     tensors, ckpt_hp = _read(path)
     try:
@@ -443,10 +385,7 @@ def from_emg2qwerty(path) -> keras.Model:
         _assign(assigned, kernel, np.stack([tensors[k + ".weight"].T for k in keys]))
         _assign(assigned, bias, np.stack([tensors[k + ".bias"] for k in keys]))
 
-    for encoder in _encoders(ckpt_hp):
-        # A shared encoder is emgtf's one stack; separate hands are its hand{h}_ stacks.
-        prefix = "" if encoder is None or ckpt_hp["share"] else f"hand{encoder}_"
-        _assign_encoder(assigned, model, tensors, ckpt_hp, encoder, prefix)
+    _assign_encoder(assigned, model, tensors, ckpt_hp)
 
     classifier = model.get_layer("classifier")
     _assign(assigned, classifier.kernel, tensors[_CLASSIFIER + "weight"].T)
@@ -459,17 +398,17 @@ def from_emg2qwerty(path) -> keras.Model:
     return model
 
 
-def _assign_encoder(assigned: list, model, tensors: dict, hp: dict, encoder, prefix: str) -> None:
+def _assign_encoder(assigned: list, model, tensors: dict, hp: dict) -> None:
     for k in range(len(hp["block_channels"])):
-        conv, fc = _block_key(2 * k, encoder), _block_key(2 * k + 1, encoder)
-        block = model.get_layer(f"{prefix}tds_conv_{k + 1}")
+        conv, fc = _block_key(2 * k), _block_key(2 * k + 1)
+        block = model.get_layer(f"tds_conv_{k + 1}")
         # Conv2d weight (out, in, 1, time) -> Conv2D kernel (time, 1, in, out) over
         # (batch, time, width, channels): the same cross-correlation.
         _assign(assigned, block.conv.kernel, tensors[conv + ".conv2d.weight"].transpose(3, 2, 1, 0))
         _assign(assigned, block.conv.bias, tensors[conv + ".conv2d.bias"])
         _assign(assigned, block.layer_norm.gamma, tensors[conv + ".layer_norm.weight"])
         _assign(assigned, block.layer_norm.beta, tensors[conv + ".layer_norm.bias"])
-        block = model.get_layer(f"{prefix}tds_fc_{k + 1}")
+        block = model.get_layer(f"tds_fc_{k + 1}")
         for dense, i in ((block.dense_1, 0), (block.dense_2, 2)):
             _assign(assigned, dense.kernel, tensors[f"{fc}.fc_block.{i}.weight"].T)
             _assign(assigned, dense.bias, tensors[f"{fc}.fc_block.{i}.bias"])
@@ -478,11 +417,11 @@ def _assign_encoder(assigned: list, model, tensors: dict, hp: dict, encoder, pre
 
 
 def convert(src, out_path) -> keras.Model:
-    """Writes Meta's checkpoint ``src`` as an emgtf ``.keras`` file at ``out_path``.
+    """Writes Meta's or SplashNet's checkpoint ``src`` as an emgtf ``.keras`` file at ``out_path``.
 
-    The file loads with :func:`emgtf.training.load_checkpoint` and works with
+    The file loads with :func:`emgtf.inference.checkpoints.load_checkpoint` and works with
     ``python -m emgtf.evaluate``, ``transcribe`` and ``export``. An existing ``out_path`` is never
-    written over. Returns the model.
+    written over, and a failure leaves no file behind. Returns the model.
     """
     out = Path(out_path).expanduser()
     if out.suffix != ".keras":
@@ -491,11 +430,5 @@ def convert(src, out_path) -> keras.Model:
         raise EmgtfError(f"{out}: exists; it is never written over (choose another path)")
     model = from_emg2qwerty(src)
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the target, then renamed: a crash leaves no half-written .keras behind.
-    partial = out.with_name(f".{out.stem}.partial.keras")
-    try:
-        model.save(partial)
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    atomic_write(out, model.save)
     return model
