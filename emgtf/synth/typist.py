@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emgtf import SAMPLE_RATE
 from emgtf.synth import keyboard as kb
 from emgtf.synth import text as prompt_text
 from emgtf.synth.knobs import SynthConfig
@@ -20,9 +21,12 @@ from emgtf.synth.knobs import SynthConfig
 MIN_IKI_S = 0.04  # the fastest real rollover between two keys
 
 
-def _stamp(t: float) -> float:
-    """A keylogger time stamp: a plain float, to the microsecond."""
-    return round(float(t), 6)
+def _stamp(t: float, start: float) -> float:
+    """A keylogger time stamp on the sample grid of a recording starting at ``start``: the time of
+    the nearest sample, computed as the sample times are (``start + i / SAMPLE_RATE``). The BIDS
+    release stores a press as the index of its sample, so a synthetic session labels every window
+    alike in both forms."""
+    return start + round((float(t) - start) * SAMPLE_RATE) / SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -158,11 +162,13 @@ class Typist:
                 continue
             tries = 0
             strokes += typed
-            prompts.append({"name": "text_prompt", "start": _stamp(shown), "end": _stamp(end),
+            prompts.append({"name": "text_prompt", "start": _stamp(shown, start), "end": _stamp(end, start),
                             "payload": {"text": text}})
             shown = end + float(rng.uniform(0.15, 0.5))
+        strokes = [(name, k, _stamp(p, start), max(_stamp(r, start), _stamp(p, start) + 1 / SAMPLE_RATE))
+                   for name, k, p, r in strokes]
         strokes.sort(key=lambda s: s[2])
-        keystrokes = [{"key": s[0], "start": _stamp(s[2]), "end": _stamp(s[3])} for s in strokes]
+        keystrokes = [{"key": s[0], "start": s[2], "end": s[3]} for s in strokes]
         return Typing(
             keystrokes=keystrokes,
             prompts=prompts,
