@@ -586,17 +586,20 @@ def channels_rows() -> list[list[str]]:
     return rows
 
 
-# Electrode positions of the release's electrodes.tsv (percent of the forearm coordinate system);
-# the right band mirrors the left in x.
-_LEFT_XY = [(0, 50), (5, 30), (20, 10), (30, 0), (40, 5), (50, 10), (70, 20), (90, 30), (100, 40),
-            (90, 60), (80, 80), (70, 100), (60, 100), (50, 100), (40, 100), (20, 90)]
+# Electrode positions as the release's electrodes.tsv gives them (percent of each forearm's
+# coordinate system), E0..E15 of each band.
+_ELECTRODE_XY = {
+    "left": [(0, 50), (5, 30), (20, 10), (30, 0), (40, 5), (50, 10), (70, 20), (90, 30), (100, 40),
+             (90, 60), (80, 80), (70, 100), (60, 100), (50, 100), (40, 100), (20, 90)],
+    "right": [(100, 50), (95, 30), (80, 10), (70, 0), (60, 5), (50, 10), (30, 20), (10, 30), (0, 40),
+              (10, 60), (20, 80), (30, 100), (50, 100), (70, 100), (80, 100), (80, 90)],
+}
 
 
 def electrodes_rows() -> list[list[str]]:
     rows = [["name", "x", "y", "z", "coordinate_system", "group"]]
     for band in BANDS:
-        for e, (x, y) in enumerate(_LEFT_XY):
-            x = x if band == "left" else 100 - x
+        for e, (x, y) in enumerate(_ELECTRODE_XY[band]):
             rows.append([f"E{e}", str(x), str(y), "10", f"{band}Forearm", band])
     return rows
 

@@ -176,3 +176,17 @@ class Typist:
             press=np.array([s[2] for s in strokes], dtype=np.float64),
             release=np.array([s[3] for s in strokes], dtype=np.float64),
         )
+
+
+def typing_of(keystrokes: list[dict], prompts: list[dict], start: float, space_hand: int) -> Typing:
+    """The :class:`Typing` of a recorded keystroke timeline (times in seconds from the recording's
+    first sample, as a BIDS ``events.tsv`` has them), in a recording that starts at unix time
+    ``start``; each key is pressed by the finger of :func:`keyboard.physical_key`."""
+    index = kb.key_index(space_hand)
+    strokes = sorted(keystrokes, key=lambda k: k["start"])
+    press = np.array([start + k["start"] for k in strokes], dtype=np.float64)
+    release = np.array([start + k["end"] for k in strokes], dtype=np.float64)
+    moved = [{"key": k["key"], "start": float(p), "end": float(r)} for k, p, r in zip(strokes, press, release)]
+    moved_prompts = [{**p, "start": start + p["start"], "end": start + p["end"]} for p in prompts]
+    keys = np.array([index[kb.physical_key(k["key"])] for k in strokes], dtype=np.int64)
+    return Typing(keystrokes=moved, prompts=moved_prompts, keys=keys, press=press, release=release)
