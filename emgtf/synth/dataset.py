@@ -31,6 +31,7 @@ from emgtf.paths import cache_dir
 from emgtf.synth.anatomy import Anatomy, Donning
 from emgtf.synth.knobs import SynthConfig
 from emgtf.synth.signal import render
+from emgtf.synth.timing import TypingStatistics, typing_statistics
 from emgtf.synth.typist import Typist, typing_of
 
 SPLIT_FILE = "split.yaml"
@@ -43,7 +44,8 @@ METADATA_COLUMNS = (
 # The embedded default data set of ``python -m emgtf.fit``: one user, sized for CPU training on a
 # two-core machine. Bump the version whenever the generator's output changes, so that caches made
 # by an older generator are not reused.
-DEFAULT_NAME = "synthetic-default-v1"
+# v2: key times on the sample grid, and typists timed like the real data (knobs.V1_TYPING: v1's).
+DEFAULT_NAME = "synthetic-default-v2"
 DEFAULT_SEED = 0
 DEFAULT_TRAIN_SESSIONS = 8
 DEFAULT_TRAIN_MINUTES = 4.0
@@ -238,6 +240,26 @@ def generate_from_events(
         mean_iki_ms=float(1000.0 * presses.mean()) if presses.size else float("nan"),
         rotation=(float(donning.rotation[0]), float(donning.rotation[1])),
     )
+
+
+def typist_statistics(*, users: int = 8, sessions: int = 4, minutes: float = DEFAULT_TRAIN_MINUTES,
+                      seed: int = 0, config: SynthConfig | None = None) -> TypingStatistics:
+    """The timing statistics (:mod:`emgtf.synth.timing`) of the keystrokes that
+    :func:`generate_session` writes for ``users`` x ``sessions`` sessions of data set ``seed``
+    (the same random streams; typed only, no EMG rendered)."""
+    cfg = config or SynthConfig()
+
+    def typed():
+        for u in range(users):
+            anatomy = Anatomy.sample(_rng(seed, u, 0, _ANATOMY), cfg)
+            typist = Typist.sample(_rng(seed, u, 0, _TYPIST), cfg, anatomy.space_hand)
+            for s in range(sessions):
+                _, start = session_name(seed, u, s)
+                num_samples = max(int(round(minutes * 60 * SAMPLE_RATE)), 2)
+                typing = typist.type_session(_rng(seed, u, s + 1, _TYPING), cfg, start, num_samples / SAMPLE_RATE)
+                yield typing.keystrokes, num_samples / SAMPLE_RATE
+
+    return typing_statistics(typed())
 
 
 def _check_positive(**values) -> None:

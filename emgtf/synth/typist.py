@@ -72,7 +72,7 @@ class Typist:
             space_hand=space_hand,
         )
 
-    def _actions(self, text: str, rng: np.random.Generator) -> list[tuple[str, float]]:
+    def _actions(self, text: str, rng: np.random.Generator, cfg: SynthConfig) -> list[tuple[str, float]]:
         """What the typist does for a prompt: (character or key name, pause factor) in order."""
         actions = []
         i = 0
@@ -90,7 +90,8 @@ class Typist:
                 actions.append((c, 1.2))
             else:
                 # Hesitations happen between words.
-                pause = float(rng.uniform(3.0, 7.0)) if c == " " and rng.random() < 0.03 else 1.0
+                pause = (float(rng.uniform(*cfg.hesitation_factor))
+                         if c == " " and rng.random() < cfg.hesitation_rate else 1.0)
                 actions.append((c, pause))
             i += 1
         actions.append((kb.ENTER, 1.5))
@@ -102,10 +103,10 @@ class Typist:
         keys = kb.layout(self.space_hand)
         out = []
         held = {}  # shift key -> its entry in out, to extend a shift still held
-        t = shown + float(rng.lognormal(np.log(0.8), 0.3))  # reading the prompt
+        t = shown + float(rng.lognormal(np.log(cfg.reading_s), cfg.reading_jitter))  # reading the prompt
         t -= self.iki_s  # so that the first press lands at the reading time
         prev = None
-        for ch, pause in self._actions(text, rng):
+        for ch, pause in self._actions(text, rng, cfg):
             if ch in (kb.BACKSPACE, kb.ENTER):
                 name, (key, shifted) = ch, (ch, False)
             else:
@@ -119,7 +120,7 @@ class Typist:
             if shifted:
                 dt += float(rng.uniform(0.05, 0.12))  # reaching for shift first
             press = t + dt
-            release = press + self.hold_s * float(rng.lognormal(0.0, 0.2))
+            release = press + self.hold_s * float(rng.lognormal(0.0, cfg.hold_jitter))
             if shifted:
                 # Shift is pressed with the pinky of the other hand, before the key and released
                 # after it.
@@ -164,7 +165,7 @@ class Typist:
             strokes += typed
             prompts.append({"name": "text_prompt", "start": _stamp(shown, start), "end": _stamp(end, start),
                             "payload": {"text": text}})
-            shown = end + float(rng.uniform(0.15, 0.5))
+            shown = end + float(rng.uniform(*cfg.prompt_gap_s))
         strokes = [(name, k, _stamp(p, start), max(_stamp(r, start), _stamp(p, start) + 1 / SAMPLE_RATE))
                    for name, k, p, r in strokes]
         strokes.sort(key=lambda s: s[2])
