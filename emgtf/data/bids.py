@@ -31,6 +31,7 @@ one lock.
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import json
 import math
@@ -279,16 +280,24 @@ class _Pool:
         self.open: collections.OrderedDict = collections.OrderedDict()
 
     def reader(self, path: Path):
-        """The open reader of ``path``; call with the lock held."""
+        """The open reader of ``path``; call with the lock held. A file replaced since it was
+        opened (another inode, size or time) is opened afresh."""
         import pyedflib
 
         key = str(path)
-        edf = self.open.get(key)
-        if edf is not None:
-            self.open.move_to_end(key)
-            return edf
+        try:
+            stat = os.stat(key)
+        except OSError as e:
+            raise SessionFileError(path, f"cannot be read ({e.strerror})") from None
+        signature = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        held = self.open.get(key)
+        if held is not None:
+            if held[1] == signature:
+                self.open.move_to_end(key)
+                return held[0]
+            self.forget(path)
         while len(self.open) >= self.size:
-            _, old = self.open.popitem(last=False)
+            _, (old, _) = self.open.popitem(last=False)
             old.close()
         try:
             edf = pyedflib.EdfReader(key)
@@ -296,17 +305,25 @@ class _Pool:
             problem = str(e).splitlines()[0] if str(e) else type(e).__name__
             problem = problem.replace(f"{key}: ", "")
             raise SessionFileError(path, f"cannot be read as BDF ({problem}; truncated?)") from None
-        self.open[key] = edf
+        self.open[key] = (edf, signature)
         return edf
 
     def forget(self, path: Path) -> None:
         with self.lock:
-            edf = self.open.pop(str(path), None)
-            if edf is not None:
-                edf.close()
+            held = self.open.pop(str(path), None)
+            if held is not None:
+                held[0].close()
 
 
 _POOL = _Pool(_MAX_OPEN)
+
+
+@contextlib.contextmanager
+def open_bdf(path):
+    """The pyedflib reader of a BDF, from the shared pool, for the block (EDFlib refuses a second
+    open of a file the pool holds; use this instead of ``pyedflib.EdfReader``)."""
+    with _POOL.lock:
+        yield _POOL.reader(Path(path))
 
 
 class _Rows:
@@ -521,6 +538,7 @@ def write_bdf(path, emg: np.ndarray, *, phys: tuple[float, float] | None = None)
         finally:
             writer.close()
 
+    _POOL.forget(Path(path))
     atomic_write(path, write)
     return phys
 

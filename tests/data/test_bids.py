@@ -315,3 +315,23 @@ def test_bad_session_through_a_command_is_one_line(tmp_path, capsys):
     result = run_command(capsys, "inspect", bdf.parent)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "_events.tsv: header has no column 'duration'" in result.stderr
+
+
+def test_index_cache_follows_the_sidecars_and_a_replaced_bdf_is_read_afresh(tmp_path, monkeypatch):
+    """The window index of a BIDS session is cached like an HDF5 one's, keyed on its sidecars
+    too: new events are new labels. A BDF rewritten in place is read anew, not from the old handle."""
+    from emgtf.data import index_cache
+
+    monkeypatch.setenv("EMGTF_CACHE", str(tmp_path / "cache"))
+    bdf = _write_short(tmp_path / "root", "7", "2021-01-01-1600000000-x", seconds=2.0)
+    kwargs = dict(window_length=None, batch_size=1)
+    (first,) = _batches(bdf, **kwargs)
+    assert index_cache.load(bdf) is not None
+    events = bdf.with_name(bdf.name.replace("_emg.bdf", "_events.tsv"))
+    events.write_text(events.read_text() + "1.5\t0.05\t3000\tkeystroke_b\tb\tn/a\n")
+    (second,) = _batches(bdf, **kwargs)
+    assert first["label_lengths"][0] == 1 and second["label_lengths"][0] == 2
+    louder = np.full((4000, 2, 16), 7.0, np.float32)
+    bids.write_bdf(bdf, louder)
+    with EMGSession(bdf) as s:
+        np.testing.assert_allclose(s.read(0, 3), louder[:3], atol=1e-5)

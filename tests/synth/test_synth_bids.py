@@ -53,18 +53,13 @@ def test_bids_dataset_is_laid_out_as_the_release(bids_root):
         assert events[0] == "onset\tduration\tsample\tvalue\tkey\tprompt_text"
         duration, _ = bids.read_emg_json(bdf.parent / f"{stem}_emg.json")
         assert duration == 6.0
-        import pyedflib
-
-        edf = pyedflib.EdfReader(str(bdf))
-        try:
+        with bids.open_bdf(bdf) as edf:
             # One physical range over all channels, 24-bit, 1-s records padded to whole seconds.
             assert {(edf.getPhysicalMinimum(i), edf.getPhysicalMaximum(i)) for i in range(32)} == \
                 {(edf.getPhysicalMinimum(0), edf.getPhysicalMaximum(0))}
             assert edf.getDigitalMaximum(0) == 2**23 - 1 and edf.getPhysicalDimension(0) == "uV"
             assert edf.datarecord_duration == 1.0 and edf.getNSamples()[0] == 12_000
             assert edf.getSignalLabels() == [f"EMG{i}" for i in range(32)]
-        finally:
-            edf.close()
 
 
 def test_split_of_a_bids_dataset_resolves(bids_root):
