@@ -78,8 +78,6 @@ def main(argv: list[str]) -> int:
     if args.events is not None:
         info = dataset.generate_from_events(args.out, args.events, seed=args.seed, overwrite=args.overwrite,
                                             format=args.format)
-        if args.format == "bids":
-            dataset.bids.write_dataset_files(args.out, [info.user])
         print(f"wrote {info.path} ({info.duration_mins:.2f} min, {info.num_keystrokes} keystrokes, "
               f"{time.perf_counter() - t:.1f} s)")
         return 0

@@ -131,6 +131,14 @@ def _write(out, format: str, *, emg, start: float, typing, name: str, user_id: s
     return path
 
 
+def _check_one_form(out: Path, format: str) -> None:
+    """A data root holds one form: writing the other into it would make it unreadable."""
+    other = {"bids": "*.hdf5", "hdf5": "sub-*/ses-*"}[format]
+    if out.is_dir() and any(out.glob(other)):
+        raise EmgtfError(f"output folder {out} holds sessions of the other form ({other}); write the "
+                         f"{format} form into another folder")
+
+
 def _target(out, format: str, name: str, user_id: str) -> Path:
     if format == "bids":
         return bids.bdf_path(out, bids.subject_label(user_id), bids.session_label(name))
@@ -200,9 +208,11 @@ def generate_from_events(
     ``events.tsv`` (NM000104 form): its keys at its times, with the EMG of synthetic user
     ``user`` of data set ``seed``. The session keeps the real names: user and start time come from
     the file's ``sub-``/``ses-`` entities (the ``ses-`` label is the unix start), its length from
-    the ``_emg.json`` beside it (else one second after the last release)."""
+    the ``_emg.json`` beside it (else one second after the last release). In the BIDS form the
+    root's top-level files are written (or updated) too."""
     cfg = config or SynthConfig()
     _check_format(format)
+    _check_one_form(Path(out), format)
     events = Path(events)
     keystrokes, prompts = bids.read_events(events)
     if not keystrokes:
@@ -232,6 +242,8 @@ def generate_from_events(
     emg = render(anatomy, donning, typing, num_samples, start, _rng(seed, user, 1, _SIGNAL), cfg)
     path = _write(out, format, emg=emg, start=start, typing=typing, name=name, user_id=user_id,
                   overwrite=overwrite)
+    if format == "bids":
+        bids.write_dataset_files(out, [user_id])
     end = start + (num_samples - 1) / SAMPLE_RATE
     presses = np.diff(typing.press)
     return SessionInfo(
@@ -347,10 +359,7 @@ def generate_dataset(
         raise EmgtfError(f"seed must be >= 0, got {seed}")
     if out.exists() and not out.is_dir():
         raise EmgtfError(f"output folder {out} is a file")
-    other = {"bids": "*.hdf5", "hdf5": "sub-*/ses-*"}[format]
-    if out.is_dir() and any(out.glob(other)):  # one form per data root
-        raise EmgtfError(f"output folder {out} holds sessions of the other form ({other}); write the "
-                         f"{format} form into another folder")
+    _check_one_form(out, format)
     existing = _existing_outputs(out)
     if existing and not overwrite:
         raise EmgtfError(

@@ -106,6 +106,7 @@ def test_events_replays_a_real_timeline_as_bids(real_start, tmp_path):
     out = tmp_path / "out"
     assert run(main, PROG, ["--out", str(out), "--events", str(real_start), "--format", "bids"]) == 0
     written = out / "sub-89335547/ses-1622682789/emg" / REAL.name
+    assert (out / "participants.tsv").read_text().splitlines()[1] == "sub-89335547\tn/a\tn/a"
     # Row for row the real file: keys, samples, onsets, durations and prompts.
     assert written.read_text() == real_start.read_text()
     with EMGSession(written.parent) as s:
