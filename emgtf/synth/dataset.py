@@ -1,7 +1,9 @@
 """Synthetic sessions and data sets on disk, laid out like Meta's release.
 
 A data set folder holds ``<session name>.hdf5`` files (written by :func:`emgtf.data.write_session`
-in the real field order), ``metadata.csv`` and ``split.yaml``. Everything is a deterministic
+in the real field order), ``metadata.csv`` and ``split.yaml``; with ``format="bids"`` it is a BIDS
+root laid out as the NM000104 release instead (:mod:`emgtf.data.bids`), the same two files beside
+its subjects. :func:`generate_from_events` replays a real session's keystroke timeline. Everything is a deterministic
 function of the seed: user ``u``'s identity, anatomy and typing habits come from random streams
 keyed by ``(seed, u)``, and session ``s`` from streams keyed by ``(seed, u, s)`` (one per aspect:
 schedule, donning, typing, signal). So adding users or sessions leaves the others unchanged, and
