@@ -354,7 +354,9 @@ class BIDSSession:
     index_range = _H.index_range
     del _H
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, keys: bool = True):
+        """``keys=False`` opens the signal only (no events read: the pipeline's reader, whose
+        labels come from the window index, opens sessions again and again)."""
         self.path = self._bdf_of(Path(path))
         stem = self.path.name[: -len("_emg.bdf")]  # sub-X_ses-T_task-typing
         folder = self.path.parent
@@ -366,7 +368,7 @@ class BIDSSession:
         entities = dict(part.split("-", 1) for part in stem.split("_") if "-" in part)
         self.subject, self.session = entities.get("sub", ""), entities.get("ses", "")
         duration, rate = read_emg_json(self.files["emg.json"])
-        self.keystrokes, self.prompts = read_events(self.files["events.tsv"], rate)
+        self.keystrokes, self.prompts = read_events(self.files["events.tsv"], rate) if keys else ([], [])
         channels = self.files["channels.tsv"]
         self._channels = read_channels(channels) if channels.is_file() else default_channels()
         self.session_name = session_prefix(self.subject, self.session)

@@ -212,7 +212,7 @@ class _Reader:
         path = self.sessions[i].path
         try:
             if bids.is_bids_session(path):
-                handle = bids.BIDSSession(path)  # its rows are sliced like a timeseries dataset
+                handle = bids.BIDSSession(path, keys=False)  # rows sliced like a timeseries dataset
                 cache[i] = (handle, handle.timeseries)
             else:
                 handle = h5py.File(path, "r")
