@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emgtf.data import bids
 from emgtf.paths import cache_dir
 
 VERSION = 2  # 1 held sample positions of the keys
@@ -30,7 +31,12 @@ def enabled() -> bool:
 
 def _key(path: Path) -> dict:
     stat = path.stat()
-    return {"version": VERSION, "path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    key = {"version": VERSION, "path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if bids.is_bids_session(path):
+        # A BIDS session's keys and length live in its sidecars, not in the BDF.
+        key["sidecars"] = [[p.stat().st_size, p.stat().st_mtime_ns] if p.exists() else None
+                           for p in bids.companion_files(path)]
+    return key
 
 
 def cache_file(path) -> Path:

@@ -57,7 +57,7 @@ import numpy as np
 import tensorflow as tf
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
-from emgtf.data import index_cache
+from emgtf.data import bids, index_cache
 from emgtf.data.augment import Augmentations, as_augmentations, augment_batch
 from emgtf.data.session import GROUP, MAX_ABS_EMG, TIMESERIES, EMGSession, check_times, warn_once
 from emgtf.errors import EmgtfError, SessionFileError
@@ -184,7 +184,9 @@ class _Reader:
                  max_open_files: int = 64):
         self.sessions = sessions
         self.max_open_files = max(1, int(max_open_files))
-        self.layout = _layout([s.dtype for s in sessions])
+        # BIDS rows are decoded from the BDF, never read straight into the buffer.
+        hdf5 = not any(bids.is_bids_session(s.path) for s in sessions)
+        self.layout = _layout([s.dtype for s in sessions]) if hdf5 else _COPIED
         self.left, self.right = left, right
         self.fixed_steps = fixed_steps
         self._local = threading.local()
@@ -209,8 +211,12 @@ class _Reader:
             return cache[i][1]
         path = self.sessions[i].path
         try:
-            handle = h5py.File(path, "r")
-            cache[i] = (handle, handle[GROUP][TIMESERIES])
+            if bids.is_bids_session(path):
+                handle = bids.BIDSSession(path, keys=False)  # rows sliced like a timeseries dataset
+                cache[i] = (handle, handle.timeseries)
+            else:
+                handle = h5py.File(path, "r")
+                cache[i] = (handle, handle[GROUP][TIMESERIES])
         except (OSError, KeyError) as e:  # changed since the dataset was built
             raise SessionFileError(path, f"cannot open for reading ({str(e).splitlines()[0]})") from None
         while len(cache) > self.max_open_files:

@@ -149,12 +149,23 @@ def _parse_prompts(path, raw) -> list[dict]:
 
 
 class EMGSession:
-    """One emg2qwerty session file, opened read-only.
+    """One emg2qwerty session file, opened read-only (an HDF5 file; a BIDS session's ``.bdf``,
+    ``emg`` or ``ses-`` folder opens as :class:`emgtf.data.bids.BIDSSession`, same interface).
 
     Use as a context manager (``with EMGSession(path) as s: ...``) or call :meth:`close`. Samples
     are read from disk on demand (:meth:`slice`, :meth:`read`); only the timestamps are kept in
     memory once asked for.
     """
+
+    def __new__(cls, path: str | os.PathLike):
+        # A data root may hold the BIDS release instead: a session's .bdf or its folder opens as a
+        # BIDSSession, which has this class's interface, so every reader takes either form.
+        if cls is EMGSession:
+            from emgtf.data import bids
+
+            if bids.is_bids_session(path):
+                return bids.BIDSSession(path)
+        return super().__new__(cls)
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)

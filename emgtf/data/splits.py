@@ -9,7 +9,10 @@ Two formats are read, told apart by their keys:
   each entry ``{user: <user id>, session: <session name>}``.
 
 A session name refers to ``<data root>/<session name>.hdf5``, the layout of Meta's release; a name
-must stay inside the data root (no ``..``) unless it is an absolute path. A session may be listed
+must stay inside the data root (no ``..``) unless it is an absolute path. In a data root holding
+the BIDS release instead (NM000104, see :mod:`emgtf.data.bids`) the same name refers to its
+session's BDF, ``sub-<user, 8 digits>/ses-<4th field of the name>/emg/*_emg.bdf`` (the user from
+the split file, else looked up); a root holding both forms is an error. A session may be listed
 once in one part only: the parts of a benchmark must not share data.
 """
 
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from emgtf.data import bids
 from emgtf.errors import EmgtfError
 from emgtf.paths import splits_dir
 
@@ -189,11 +193,23 @@ def load_split(spec: str | os.PathLike, root: str | os.PathLike, *, check_files:
     doc = read_split_file(path)
     if check_files and not root.is_dir():
         raise EmgtfError(f"data root {root} does not exist or is not a folder")
+    bids_root = bids.root_form(root) == "bids"
     files, users = {}, {}
     for part in PARTS:
         files[part] = []
         for name in doc[part]:
             f = _session_file(path, root, name)
+            if bids_root and not os.path.isabs(name):
+                user = doc["users"].get(name)
+                found = bids.find_session(root, _stem(name), user)
+                if found is None and check_files:
+                    where = f"sub-{bids.subject_label(user)}" if user is not None else "sub-*"
+                    raise EmgtfError(
+                        f"split '{doc['name']}' names session {_stem(name)} ({part}), which is not in BIDS "
+                        f"data root {root} (no {where}/ses-{bids.session_label(name)}/emg/*_emg.bdf)"
+                    )
+                if found is not None or user is not None:
+                    f = found or bids.bdf_path(root, bids.subject_label(user), bids.session_label(name))
             if check_files and not f.is_file():
                 raise EmgtfError(
                     f"split '{doc['name']}' names session {f.name} ({part}), which is not in data root {f.parent}"

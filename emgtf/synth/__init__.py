@@ -10,11 +10,13 @@ about one electrode, new gains and noise). Prompts are English words and sentenc
 frequency list, typed with shift, typos corrected by backspace, and enter.
 
 Public API:
-    generate_dataset(out, *, users, sessions, minutes, eval_minutes, seed, overwrite) -> split file
-    generate_session(out, *, seed, user, session, minutes) -> SessionInfo
+    generate_dataset(out, *, users, sessions, minutes, eval_minutes, seed, overwrite, format) -> split file
+    generate_session(out, *, seed, user, session, minutes, format) -> SessionInfo
+    generate_from_events(out, events_tsv, *, seed, user, format) -> SessionInfo (a real timeline)
     default_dataset() -> (root, split file): the embedded default of ``python -m emgtf.fit``
     SynthConfig: the difficulty knobs.
-Command line: ``python -m emgtf.synth --out DIR [--users N] [--sessions N] [--minutes M] [--seed S]``.
+Command line: ``python -m emgtf.synth --out DIR [--users N] [--sessions N] [--minutes M] [--seed S]
+[--format hdf5|bids] [--events EVENTS_TSV]``.
 """
 
 from emgtf.synth.dataset import (
@@ -29,6 +31,7 @@ from emgtf.synth.dataset import (
     SessionInfo,
     default_dataset,
     generate_dataset,
+    generate_from_events,
     generate_session,
 )
 from emgtf.synth.knobs import SynthConfig
@@ -46,5 +49,6 @@ __all__ = [
     "SynthConfig",
     "default_dataset",
     "generate_dataset",
+    "generate_from_events",
     "generate_session",
 ]

@@ -1,7 +1,9 @@
 """Synthetic sessions and data sets on disk, laid out like Meta's release.
 
 A data set folder holds ``<session name>.hdf5`` files (written by :func:`emgtf.data.write_session`
-in the real field order), ``metadata.csv`` and ``split.yaml``. Everything is a deterministic
+in the real field order), ``metadata.csv`` and ``split.yaml``; with ``format="bids"`` it is a BIDS
+root laid out as the NM000104 release instead (:mod:`emgtf.data.bids`), the same two files beside
+its subjects. :func:`generate_from_events` replays a real session's keystroke timeline. Everything is a deterministic
 function of the seed: user ``u``'s identity, anatomy and typing habits come from random streams
 keyed by ``(seed, u)``, and session ``s`` from streams keyed by ``(seed, u, s)`` (one per aspect:
 schedule, donning, typing, signal). So adding users or sessions leaves the others unchanged, and
@@ -24,14 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from emgtf import SAMPLE_RATE
-from emgtf.data import write_session
+from emgtf.data import bids, write_session
 from emgtf.data.splits import write_split_file
 from emgtf.errors import EmgtfError
 from emgtf.paths import cache_dir
 from emgtf.synth.anatomy import Anatomy, Donning
 from emgtf.synth.knobs import SynthConfig
 from emgtf.synth.signal import render
-from emgtf.synth.typist import Typist
+from emgtf.synth.timing import TypingStatistics, typing_statistics
+from emgtf.synth.typist import Typist, typing_of
 
 SPLIT_FILE = "split.yaml"
 METADATA_FILE = "metadata.csv"
@@ -43,7 +46,8 @@ METADATA_COLUMNS = (
 # The embedded default data set of ``python -m emgtf.fit``: one user, sized for CPU training on a
 # two-core machine. Bump the version whenever the generator's output changes, so that caches made
 # by an older generator are not reused.
-DEFAULT_NAME = "synthetic-default-v1"
+# v2: key times on the sample grid, and typists timed like the real data (knobs.V1_TYPING: v1's).
+DEFAULT_NAME = "synthetic-default-v2"
 DEFAULT_SEED = 0
 DEFAULT_TRAIN_SESSIONS = 8
 DEFAULT_TRAIN_MINUTES = 4.0
@@ -100,6 +104,49 @@ def session_name(seed: int, user: int, session: int) -> tuple[str, float]:
     return f"{stamp:%Y-%m-%d}-{int(unix)}-keystrokes-dca-study@1-{user_identity(seed, user)[1]}", unix
 
 
+FORMATS = ("hdf5", "bids")
+
+
+def _check_format(format: str) -> None:
+    if format not in FORMATS:
+        raise EmgtfError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+
+
+def _write(out, format: str, *, emg, start: float, typing, name: str, user_id: str, overwrite: bool) -> Path:
+    """Writes one rendered session in ``format`` (HDF5 file, or a session of the BIDS root ``out``)."""
+    if format == "bids":
+        return bids.write_session(out, emg=emg, keystrokes=typing.keystrokes, prompts=typing.prompts,
+                                  t0=start, user=user_id, session_name=name, overwrite=overwrite)
+    path = Path(out) / f"{name}.hdf5"
+    write_session(
+        path,
+        time=start + np.arange(len(emg), dtype=np.float64) / SAMPLE_RATE,
+        emg_left=emg[:, 0],
+        emg_right=emg[:, 1],
+        keystrokes=typing.keystrokes,
+        prompts=typing.prompts,
+        session_name=name,
+        user=user_id,
+        condition="on_keyboard",
+        overwrite=overwrite,
+    )
+    return path
+
+
+def _check_one_form(out: Path, format: str) -> None:
+    """A data root holds one form: writing the other into it would make it unreadable."""
+    other = {"bids": "*.hdf5", "hdf5": "sub-*/ses-*"}[format]
+    if out.is_dir() and any(out.glob(other)):
+        raise EmgtfError(f"output folder {out} holds sessions of the other form ({other}); write the "
+                         f"{format} form into another folder")
+
+
+def _target(out, format: str, name: str, user_id: str) -> Path:
+    if format == "bids":
+        return bids.bdf_path(out, bids.subject_label(user_id), bids.session_label(name))
+    return Path(out) / f"{name}.hdf5"
+
+
 def generate_session(
     out: str | os.PathLike,
     *,
@@ -109,16 +156,19 @@ def generate_session(
     minutes: float = 1.0,
     config: SynthConfig | None = None,
     overwrite: bool = False,
+    format: str = "hdf5",
 ) -> SessionInfo:
     """Writes session ``session`` of synthetic user ``user`` (both numbered from 0) of data set
-    ``seed`` as ``out/<session name>.hdf5``, ``minutes`` long; returns what it wrote."""
+    ``seed`` as ``out/<session name>.hdf5`` (``format="bids"``: as a session of the BIDS root
+    ``out``, see :mod:`emgtf.data.bids`), ``minutes`` long; returns what it wrote."""
     cfg = config or SynthConfig()
     _check_positive(minutes=minutes)
+    _check_format(format)
     if int(seed) < 0 or int(user) < 0 or int(session) < 0:
         raise EmgtfError(f"seed, user and session must be >= 0, got {seed}, {user}, {session}")
     user_id, _ = user_identity(seed, user)
     name, start = session_name(seed, user, session)
-    path = Path(out) / f"{name}.hdf5"
+    path = _target(out, format, name, user_id)
     if path.exists() and not overwrite:
         raise EmgtfError(f"{path} already exists (pass overwrite to replace it)")
 
@@ -129,31 +179,101 @@ def generate_session(
     duration_s = num_samples / SAMPLE_RATE
     typing = typist.type_session(_rng(seed, user, session + 1, _TYPING), cfg, start, duration_s)
     emg = render(anatomy, donning, typing, num_samples, start, _rng(seed, user, session + 1, _SIGNAL), cfg)
-    time = start + np.arange(num_samples, dtype=np.float64) / SAMPLE_RATE
-    write_session(
-        path,
-        time=time,
-        emg_left=emg[:, 0],
-        emg_right=emg[:, 1],
-        keystrokes=typing.keystrokes,
-        prompts=typing.prompts,
-        session_name=name,
-        user=user_id,
-        condition="on_keyboard",
-        overwrite=overwrite,
-    )
+    path = _write(out, format, emg=emg, start=start, typing=typing, name=name, user_id=user_id,
+                  overwrite=overwrite)
+    end = start + (num_samples - 1) / SAMPLE_RATE
     return SessionInfo(
         path=path,
         session=name,
         user=user_id,
-        start=float(time[0]),
-        end=float(time[-1]),
-        duration_mins=float(time[-1] - time[0]) / 60.0,
+        start=float(start),
+        end=float(end),
+        duration_mins=float(end - start) / 60.0,
         num_keystrokes=len(typing.keystrokes),
         num_prompts=len(typing.prompts),
         mean_iki_ms=1000.0 * typist.iki_s,
         rotation=(float(donning.rotation[0]), float(donning.rotation[1])),
     )
+
+
+def generate_from_events(
+    out: str | os.PathLike,
+    events: str | os.PathLike,
+    *,
+    seed: int = 0,
+    user: int = 0,
+    config: SynthConfig | None = None,
+    overwrite: bool = False,
+    format: str = "hdf5",
+) -> SessionInfo:
+    """Writes a synthetic session that types exactly the keystroke timeline of a real session's
+    ``events.tsv`` (NM000104 form): its keys at its times, with the EMG of synthetic user
+    ``user`` of data set ``seed``. The session keeps the real names: user and start time come from
+    the file's ``sub-``/``ses-`` entities (the ``ses-`` label is the unix start), its length from
+    the ``_emg.json`` beside it (else one second after the last release). In the BIDS form the
+    root's top-level files are written (or updated) too."""
+    cfg = config or SynthConfig()
+    _check_format(format)
+    _check_one_form(Path(out), format)
+    events = Path(events)
+    keystrokes, prompts = bids.read_events(events)
+    if not keystrokes:
+        raise EmgtfError(f"{events}: holds no keystroke")
+    entities = dict(part.split("-", 1) for part in events.name.split("_") if "-" in part)
+    sub, ses = entities.get("sub", ""), entities.get("ses", "")
+    if not (sub.isdigit() and ses.isdigit()):
+        raise EmgtfError(f"{events}: the file name must carry the sub-<user> and ses-<unix start> entities "
+                         "of the release (sub-<user>_ses-<t>_task-typing_events.tsv)")
+    sidecar = events.with_name(events.name.replace("_events.tsv", "_emg.json"))
+    if sidecar.is_file():
+        duration_s, _ = bids.read_emg_json(sidecar)
+    else:
+        duration_s = max(k["end"] for k in keystrokes) + 1.0
+    start = float(int(ses))
+    stamp = dt.datetime.fromtimestamp(int(ses), _PACIFIC)
+    name = f"{stamp:%Y-%m-%d}-{ses}-keystrokes-dca-study@1-{user_identity(seed, user)[1]}"
+    user_id = str(int(sub))
+    path = _target(out, format, name, user_id)
+    if path.exists() and not overwrite:
+        raise EmgtfError(f"{path} already exists (pass overwrite to replace it)")
+
+    anatomy = Anatomy.sample(_rng(seed, user, 0, _ANATOMY), cfg)
+    donning = Donning.sample(_rng(seed, user, 1, _DONNING), cfg, anatomy)
+    typing = typing_of(keystrokes, prompts, start, anatomy.space_hand)
+    num_samples = int(round(duration_s * SAMPLE_RATE))
+    emg = render(anatomy, donning, typing, num_samples, start, _rng(seed, user, 1, _SIGNAL), cfg)
+    path = _write(out, format, emg=emg, start=start, typing=typing, name=name, user_id=user_id,
+                  overwrite=overwrite)
+    if format == "bids":
+        bids.write_dataset_files(out, [user_id])
+    end = start + (num_samples - 1) / SAMPLE_RATE
+    presses = np.diff(typing.press)
+    return SessionInfo(
+        path=path, session=name, user=user_id, start=start, end=end, duration_mins=(end - start) / 60.0,
+        num_keystrokes=len(keystrokes), num_prompts=len(prompts),
+        mean_iki_ms=float(1000.0 * presses.mean()) if presses.size else float("nan"),
+        rotation=(float(donning.rotation[0]), float(donning.rotation[1])),
+    )
+
+
+def typist_statistics(*, users: int = 8, sessions: int = 4, minutes: float = DEFAULT_TRAIN_MINUTES,
+                      seed: int = 0, config: SynthConfig | None = None) -> TypingStatistics:
+    """The timing statistics (:mod:`emgtf.synth.timing`) of the keystrokes that
+    :func:`generate_session` writes for ``users`` x ``sessions`` sessions of data set ``seed``
+    (the same random streams; typed only, no EMG rendered)."""
+    cfg = config or SynthConfig()
+
+    def typed():
+        for u in range(users):
+            anatomy = Anatomy.sample(_rng(seed, u, 0, _ANATOMY), cfg)
+            typist = Typist.sample(_rng(seed, u, 0, _TYPIST), cfg, anatomy.space_hand)
+            for s in range(sessions):
+                _, start = session_name(seed, u, s)
+                num_samples = max(int(round(minutes * 60 * SAMPLE_RATE)), 2)
+                typing = typist.type_session(_rng(seed, u, s + 1, _TYPING), cfg, start, num_samples / SAMPLE_RATE)
+                yield typing.keystrokes, num_samples / SAMPLE_RATE
+
+    return typing_statistics(typed())
 
 
 def _check_positive(**values) -> None:
@@ -178,7 +298,8 @@ def split_roles(seed: int, user: int, sessions: int) -> list[str]:
 def _existing_outputs(out: Path) -> list[Path]:
     if not out.is_dir():
         return []
-    return sorted(out.glob("*.hdf5")) + [p for p in (out / METADATA_FILE, out / SPLIT_FILE) if p.exists()]
+    sessions = sorted(out.glob("*.hdf5")) + sorted(out.glob("sub-*/ses-*/emg/*_emg.bdf"))
+    return sessions + [p for p in (out / METADATA_FILE, out / SPLIT_FILE) if p.exists()]
 
 
 def split_contents(
@@ -220,6 +341,7 @@ def generate_dataset(
     config: SynthConfig | None = None,
     name: str = DEFAULT_SPLIT_NAME,
     log=None,
+    format: str = "hdf5",
 ) -> Path:
     """Writes a synthetic data set into folder ``out``; returns its split file.
 
@@ -227,15 +349,19 @@ def generate_dataset(
     and test session of each user (see :func:`split_roles`) ``eval_minutes`` long (default:
     ``minutes``). A folder that already holds session files, ``metadata.csv`` or ``split.yaml`` is
     an error unless ``overwrite`` (which replaces the files of the same names and leaves other
-    files alone). ``log`` (e.g. ``print``) receives one line per session written.
+    files alone). ``log`` (e.g. ``print``) receives one line per session written. ``format="bids"``
+    writes ``out`` as a BIDS root laid out as the release (NM000104), with ``metadata.csv`` and
+    ``split.yaml`` beside the subjects (listed in ``.bidsignore``).
     """
     out = Path(out)
+    _check_format(format)
     eval_minutes = minutes if eval_minutes is None else eval_minutes
     _check_positive(users=users, sessions=sessions, minutes=minutes, eval_minutes=eval_minutes)
     if int(seed) < 0:
         raise EmgtfError(f"seed must be >= 0, got {seed}")
     if out.exists() and not out.is_dir():
         raise EmgtfError(f"output folder {out} is a file")
+    _check_one_form(out, format)
     existing = _existing_outputs(out)
     if existing and not overwrite:
         raise EmgtfError(
@@ -251,7 +377,7 @@ def generate_dataset(
             t = _time.perf_counter()
             info = generate_session(
                 out, seed=seed, user=u, session=s, minutes=eval_minutes if role != "train" else minutes,
-                config=config, overwrite=overwrite,
+                config=config, overwrite=overwrite, format=format,
             )
             rows.append((info, role))
             if log is not None:
@@ -267,6 +393,9 @@ def generate_dataset(
                 f"{info.duration_mins:.6f}", info.num_keystrokes, info.num_prompts, seed,
                 f"{info.mean_iki_ms:.1f}", f"{info.rotation[0]:.3f}", f"{info.rotation[1]:.3f}",
             ])
+    if format == "bids":
+        bids.write_dataset_files(out, sorted({info.user for info, _ in rows}),
+                                 extra_ignored=(METADATA_FILE, SPLIT_FILE))
     return write_split_file(out / SPLIT_FILE, **split)
 
 

@@ -104,3 +104,30 @@ def neighbours(name: str) -> str:
         if col >= 0:
             return "".join(c for c in chars[max(col - 1, 0): col + 2] if c != name and c.isalpha())
     return ""
+
+
+# Logged names of keys the synthetic keyboard models by a neighbour (the burst of the finger that
+# would press them); any other name falls back to FALLBACK_KEY.
+_ALIASES = {
+    "Key.shift": "shift_l", "Key.shift_l": "shift_l", "Key.shift_r": "shift_r",
+    "Key.ctrl_l": "Key.ctrl", "Key.ctrl_r": "Key.ctrl", "Key.cmd_l": "Key.cmd", "Key.cmd_r": "Key.cmd",
+    "Key.alt": "Key.cmd", "Key.alt_l": "Key.cmd", "Key.alt_r": "Key.cmd", "Key.caps_lock": "Key.tab",
+    "Key.esc": "`", "Key.delete": BACKSPACE, "Key.left": ENTER, "Key.right": ENTER, "Key.up": ENTER,
+    "Key.down": ENTER,
+}
+FALLBACK_KEY = "Key.cmd"
+
+
+def physical_key(logged: str) -> str:
+    """The physical key (a :func:`layout` name) whose finger presses a key logged as ``logged``
+    (a character or a pynput name), for replaying a real keystroke timeline."""
+    names = key_index()
+    if logged in names:
+        return logged
+    if logged in _ALIASES:
+        return _ALIASES[logged]
+    if len(logged) == 1:
+        key, _ = key_of_char(logged)
+        if key in names:
+            return key
+    return FALLBACK_KEY

@@ -52,7 +52,14 @@ class SynthConfig:
         iki_ms: range of the users' mean inter-key interval (ms); iki_jitter the keystroke-to-
             keystroke variation and digraph_jitter the per-user, per-key-pair variation
             (log-normal sigmas).
-        hold_ms: range of the users' mean key hold time (ms).
+        hold_ms: range of the users' mean key hold time (ms); hold_jitter its keystroke-to-
+            keystroke variation (log-normal sigma).
+        hesitation_rate: chance of a hesitation before a word; hesitation_factor the range of
+            its length in inter-key intervals.
+        reading_s, reading_jitter: median time from a prompt appearing to its first key (s) and
+            its variation (log-normal sigma).
+        prompt_gap_s: range of the time between a prompt's end and the next prompt appearing
+            (in the real data the next appears at once, ~3-6 ms).
         typo_rate: range of the users' chance per letter of hitting a neighbouring key (then
             corrected with backspace).
         stray_key_rate: chance per keystroke of a stray key outside the charset (tab, ctrl, cmd).
@@ -86,10 +93,29 @@ class SynthConfig:
     gain_drift: float = 0.12
     noise_drift: float = 0.2
 
-    iki_ms: tuple[float, float] = (150.0, 250.0)
-    iki_jitter: float = 0.3
-    digraph_jitter: float = 0.12
-    hold_ms: tuple[float, float] = (75.0, 120.0)
-    typo_rate: tuple[float, float] = (0.01, 0.03)
+    # Typing: calibrated so that the default typists' timing matches the real data's (presses a
+    # second, inter-press interval, hold, backspace share; docs/guides/bids.md has the table).
+    iki_ms: tuple[float, float] = (118.0, 245.0)
+    iki_jitter: float = 0.45
+    digraph_jitter: float = 0.3
+    hold_ms: tuple[float, float] = (70.0, 110.0)
+    hold_jitter: float = 0.3
+    hesitation_rate: float = 0.04
+    hesitation_factor: tuple[float, float] = (3.0, 10.0)
+    typo_rate: tuple[float, float] = (0.015, 0.05)
+    reading_s: float = 0.7
+    reading_jitter: float = 0.2
+    prompt_gap_s: tuple[float, float] = (0.002, 0.006)
     stray_key_rate: float = 0.004
     shift_r_rate: float = 0.03
+
+
+# The typing of emgtf's first generator (the default data set synthetic-default-v1): faster and
+# more regular than real typists (5.1 presses a second, inter-press interval 0.094-0.272 s, 2.6 %
+# backspace). ``SynthConfig(**V1_TYPING)`` types like it again (its key times, since v2, on the
+# sample grid).
+V1_TYPING = {
+    "iki_ms": (150.0, 250.0), "iki_jitter": 0.3, "digraph_jitter": 0.12, "hold_ms": (75.0, 120.0), "hold_jitter": 0.2,
+    "hesitation_rate": 0.03, "hesitation_factor": (3.0, 7.0), "typo_rate": (0.01, 0.03),
+    "reading_s": 0.8, "reading_jitter": 0.3, "prompt_gap_s": (0.15, 0.5),
+}

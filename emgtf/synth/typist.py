@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emgtf import SAMPLE_RATE
 from emgtf.synth import keyboard as kb
 from emgtf.synth import text as prompt_text
 from emgtf.synth.knobs import SynthConfig
@@ -20,9 +21,12 @@ from emgtf.synth.knobs import SynthConfig
 MIN_IKI_S = 0.04  # the fastest real rollover between two keys
 
 
-def _stamp(t: float) -> float:
-    """A keylogger time stamp: a plain float, to the microsecond."""
-    return round(float(t), 6)
+def _stamp(t: float, start: float) -> float:
+    """A keylogger time stamp on the sample grid of a recording starting at ``start``: the time of
+    the nearest sample, computed as the sample times are (``start + i / SAMPLE_RATE``). The BIDS
+    release stores a press as the index of its sample, so a synthetic session labels every window
+    alike in both forms."""
+    return start + round((float(t) - start) * SAMPLE_RATE) / SAMPLE_RATE
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class Typist:
             space_hand=space_hand,
         )
 
-    def _actions(self, text: str, rng: np.random.Generator) -> list[tuple[str, float]]:
+    def _actions(self, text: str, rng: np.random.Generator, cfg: SynthConfig) -> list[tuple[str, float]]:
         """What the typist does for a prompt: (character or key name, pause factor) in order."""
         actions = []
         i = 0
@@ -86,7 +90,8 @@ class Typist:
                 actions.append((c, 1.2))
             else:
                 # Hesitations happen between words.
-                pause = float(rng.uniform(3.0, 7.0)) if c == " " and rng.random() < 0.03 else 1.0
+                pause = (float(rng.uniform(*cfg.hesitation_factor))
+                         if c == " " and rng.random() < cfg.hesitation_rate else 1.0)
                 actions.append((c, pause))
             i += 1
         actions.append((kb.ENTER, 1.5))
@@ -98,10 +103,10 @@ class Typist:
         keys = kb.layout(self.space_hand)
         out = []
         held = {}  # shift key -> its entry in out, to extend a shift still held
-        t = shown + float(rng.lognormal(np.log(0.8), 0.3))  # reading the prompt
+        t = shown + float(rng.lognormal(np.log(cfg.reading_s), cfg.reading_jitter))  # reading the prompt
         t -= self.iki_s  # so that the first press lands at the reading time
         prev = None
-        for ch, pause in self._actions(text, rng):
+        for ch, pause in self._actions(text, rng, cfg):
             if ch in (kb.BACKSPACE, kb.ENTER):
                 name, (key, shifted) = ch, (ch, False)
             else:
@@ -115,7 +120,7 @@ class Typist:
             if shifted:
                 dt += float(rng.uniform(0.05, 0.12))  # reaching for shift first
             press = t + dt
-            release = press + self.hold_s * float(rng.lognormal(0.0, 0.2))
+            release = press + self.hold_s * float(rng.lognormal(0.0, cfg.hold_jitter))
             if shifted:
                 # Shift is pressed with the pinky of the other hand, before the key and released
                 # after it.
@@ -158,11 +163,13 @@ class Typist:
                 continue
             tries = 0
             strokes += typed
-            prompts.append({"name": "text_prompt", "start": _stamp(shown), "end": _stamp(end),
+            prompts.append({"name": "text_prompt", "start": _stamp(shown, start), "end": _stamp(end, start),
                             "payload": {"text": text}})
-            shown = end + float(rng.uniform(0.15, 0.5))
+            shown = end + float(rng.uniform(*cfg.prompt_gap_s))
+        strokes = [(name, k, _stamp(p, start), max(_stamp(r, start), _stamp(p, start) + 1 / SAMPLE_RATE))
+                   for name, k, p, r in strokes]
         strokes.sort(key=lambda s: s[2])
-        keystrokes = [{"key": s[0], "start": _stamp(s[2]), "end": _stamp(s[3])} for s in strokes]
+        keystrokes = [{"key": s[0], "start": s[2], "end": s[3]} for s in strokes]
         return Typing(
             keystrokes=keystrokes,
             prompts=prompts,
@@ -170,3 +177,17 @@ class Typist:
             press=np.array([s[2] for s in strokes], dtype=np.float64),
             release=np.array([s[3] for s in strokes], dtype=np.float64),
         )
+
+
+def typing_of(keystrokes: list[dict], prompts: list[dict], start: float, space_hand: int) -> Typing:
+    """The :class:`Typing` of a recorded keystroke timeline (times in seconds from the recording's
+    first sample, as a BIDS ``events.tsv`` has them), in a recording that starts at unix time
+    ``start``; each key is pressed by the finger of :func:`keyboard.physical_key`."""
+    index = kb.key_index(space_hand)
+    strokes = sorted(keystrokes, key=lambda k: k["start"])
+    press = np.array([start + k["start"] for k in strokes], dtype=np.float64)
+    release = np.array([start + k["end"] for k in strokes], dtype=np.float64)
+    moved = [{"key": k["key"], "start": float(p), "end": float(r)} for k, p, r in zip(strokes, press, release)]
+    moved_prompts = [{**p, "start": start + p["start"], "end": start + p["end"]} for p in prompts]
+    keys = np.array([index[kb.physical_key(k["key"])] for k in strokes], dtype=np.int64)
+    return Typing(keystrokes=moved, prompts=moved_prompts, keys=keys, press=press, release=release)
