@@ -1,0 +1,67 @@
+"""Finding the stream a user names (``name=``, ``type=``, ``source_id=``) on the lab network.
+
+No stream that matches: one line after the resolve timeout, listing the streams that were seen.
+Two or more that match (two wristbands or bridges with one name): one line listing them by source
+id, to pick one with ``source_id=``.
+"""
+
+from __future__ import annotations
+
+from emgtf.errors import EmgtfError
+from emgtf.live.lsl import describe, pylsl
+
+# After the first match, how long to listen for more (liblsl's first multicast wave answers in
+# about a millisecond on one machine, a few on a LAN).
+DUPLICATE_WAIT = 0.5
+
+
+def _literal(value: str) -> str:
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise EmgtfError(f"a stream property with both quote characters cannot be matched: {value!r}")
+
+
+def predicate(*, name: str | None = None, type: str | None = None, source_id: str | None = None) -> str:
+    """The XPath 1.0 predicate liblsl matches stream infos against."""
+    parts = [f"{key}={_literal(value)}" for key, value in (("name", name), ("type", type), ("source_id", source_id))
+             if value is not None]
+    if not parts:
+        raise EmgtfError("name a stream to decode: name=NAME, type=TYPE or source_id=ID")
+    return " and ".join(parts)
+
+
+def wanted(*, name=None, type=None, source_id=None) -> str:
+    """The stream the user asked for, in words."""
+    return ", ".join(f"{key}={value}" for key, value in (("name", name), ("type", type), ("source_id", source_id))
+                     if value is not None)
+
+
+def find_stream(*, name: str | None = None, type: str | None = None, source_id: str | None = None,
+                timeout: float = 5.0):
+    """The one StreamInfo that matches; raises EmgtfError (one line) when none or several do."""
+    lsl = pylsl()
+    query = predicate(name=name, type=type, source_id=source_id)
+    found = lsl.resolve_bypred(query, 1, timeout)
+    if not found:
+        seen = lsl.resolve_streams(wait_time=min(1.0, timeout))
+        listing = "; ".join(describe(info) for info in seen) or "none"
+        raise EmgtfError(f"no LSL stream with {wanted(name=name, type=type, source_id=source_id)} "
+                         f"within {timeout:g} s; streams seen: {listing}")
+    found = lsl.resolve_bypred(query, 2, DUPLICATE_WAIT) or found
+    unique = {info.uid(): info for info in found}
+    if len(unique) > 1:
+        listing = "; ".join(describe(info) for info in unique.values())
+        raise EmgtfError(f"{len(unique)} LSL streams match {wanted(name=name, type=type, source_id=source_id)}: "
+                         f"{listing}; pick one with source_id=ID")
+    return found[0]
+
+
+def find_again(info, timeout: float):
+    """The stream ``info`` described, back after its outlet went away (matched by name, type and
+    source id; the uid changes when an outlet restarts), or None within ``timeout`` seconds."""
+    lsl = pylsl()
+    query = predicate(name=info.name(), type=info.type() or None, source_id=info.source_id() or None)
+    found = lsl.resolve_bypred(query, 1, timeout)
+    return found[0] if found else None
