@@ -134,6 +134,7 @@ class LiveDecoder:
         self.decoded = 0  # samples pushed, at 2 kHz
         self.gaps = 0
         self.last_time = None  # LSL time of the last sample decoded
+        self.received_time = None  # of the last sample received
         self.ended = "running"
         self.should_stop = lambda: False
         self.streamer.reset()
@@ -176,6 +177,7 @@ class LiveDecoder:
             if stalled:
                 self.log(f"samples again after {time.monotonic() - quiet_since:.1f} s")
             quiet_since, stalled = time.monotonic(), False
+            self.received_time = float(stamps[-1])
             emg = self.channel_map.take(samples)
             for run in self.detector.split(emg, stamps):
                 if run.gap is not None:
@@ -190,13 +192,8 @@ class LiveDecoder:
 
     def _at_end(self) -> bool:
         end = self.truth.end_time if self.truth is not None else None
-        return end is not None and self.last_time is not None and self.last_time >= end - 1e-6 - self._delay()
-
-    def _delay(self) -> float:
-        """Input time a resampler still holds (its filter's half length)."""
-        if self.resampler is None:
-            return 0.0
-        return (self.resampler.half_len + self.resampler.up) / self.resampler.up / self.resampler.rate_in
+        # Two inlets' clock corrections differ by microseconds: a millisecond of slack.
+        return end is not None and self.received_time is not None and self.received_time >= end - 1e-3
 
     def _waiting(self) -> str:
         return "waiting" + (f" up to {self.timeout:g} s" if self.timeout is not None else " (Ctrl-C stops)")

@@ -38,7 +38,7 @@ class Gap:
         if self.kind == "back":
             return f"timestamps went back {-self.seconds:.3f} s after LSL time {self.after:.3f}"
         missing = max(0, round(self.seconds * self.rate) - 1)
-        return f"{1000 * self.seconds:.0f} ms gap (about {missing} samples missing) after LSL time {self.after:.3f}"
+        return f"{1000 * (self.seconds - 1 / self.rate):.0f} ms gap (about {missing} samples missing) after LSL time {self.after:.3f}"
 
 
 @dataclass

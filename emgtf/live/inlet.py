@@ -17,7 +17,7 @@ from emgtf.errors import EmgtfError
 from emgtf.live.channels import ChannelMap
 from emgtf.live.lsl import SAMPLE_RATE, describe, pylsl
 
-__all__ = ["EMGInlet", "StreamLost", "check_emg_stream"]
+__all__ = ["EMGInlet", "StreamLost", "check_emg_stream", "full_info"]
 
 
 class StreamLost(Exception):
@@ -36,8 +36,17 @@ def check_emg_stream(info, *, channels: str | None = None, resample: bool = Fals
     if abs(rate - SAMPLE_RATE) > 1e-6 and not resample:
         raise EmgtfError(f"{what} runs at {rate:g} Hz, not {SAMPLE_RATE:g} Hz; resample=true resamples it "
                          f"(the model was trained at {SAMPLE_RATE:g} Hz)")
-    labels = info.get_channel_labels()
+    labels = full_info(info).get_channel_labels() if channels is not None else None
     return ChannelMap.parse(channels, info.channel_count(), labels, stream=f"LSL stream '{info.name()}'")
+
+
+def full_info(info, timeout: float = 5.0):
+    """The stream's whole description (a resolve gives only its header: no channel labels)."""
+    lsl = pylsl()
+    try:
+        return lsl.StreamInlet(info, recover=False).info(timeout)
+    except (lsl.util.TimeoutError, lsl.util.LostError):
+        raise EmgtfError(f"LSL stream {describe(info)} did not send its description within {timeout:g} s") from None
 
 
 class EMGInlet:

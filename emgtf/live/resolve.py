@@ -10,9 +10,10 @@ from __future__ import annotations
 from emgtf.errors import EmgtfError
 from emgtf.live.lsl import describe, pylsl
 
-# After the first match, how long to listen for more (liblsl's first multicast wave answers in
-# about a millisecond on one machine, a few on a LAN).
-DUPLICATE_WAIT = 0.5
+# After the first match, how long to listen for more. A second targeted resolve misses a second
+# outlet about half the time on one machine (liblsl 1.18, loopback config: seen in testing);
+# listing every stream for this long finds both every time.
+DUPLICATE_WAIT = 0.6
 
 
 def _literal(value: str) -> str:
@@ -49,13 +50,16 @@ def find_stream(*, name: str | None = None, type: str | None = None, source_id: 
         listing = "; ".join(describe(info) for info in seen) or "none"
         raise EmgtfError(f"no LSL stream with {wanted(name=name, type=type, source_id=source_id)} "
                          f"within {timeout:g} s; streams seen: {listing}")
-    found = lsl.resolve_bypred(query, 2, DUPLICATE_WAIT) or found
     unique = {info.uid(): info for info in found}
+    for info in lsl.resolve_streams(wait_time=DUPLICATE_WAIT):
+        if all(value is None or getter() == value for getter, value in
+               ((info.name, name), (info.type, type), (info.source_id, source_id))):
+            unique.setdefault(info.uid(), info)
     if len(unique) > 1:
         listing = "; ".join(describe(info) for info in unique.values())
         raise EmgtfError(f"{len(unique)} LSL streams match {wanted(name=name, type=type, source_id=source_id)}: "
                          f"{listing}; pick one with source_id=ID")
-    return found[0]
+    return next(iter(unique.values()))
 
 
 def find_again(info, timeout: float):

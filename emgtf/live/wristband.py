@@ -71,6 +71,7 @@ def publish_session(session_path, *, name: str, source_id: str | None = None, sp
                     return Published(0, 0, 0.0, 0.0)
                 if deadline is not None and time.monotonic() > deadline:
                     raise EmgtfError(f"no consumer of LSL stream '{name}' within {wait:g} s")
+            log("a consumer connected; publishing")
         chunk = max(1, round(chunk_ms * 2000 / 1000))
         start = lsl.local_clock() + 0.05
         stamps = start + (times - times[0]) / speed
