@@ -82,6 +82,13 @@ def run_lsl(args, *, prog: str, decoder, describe_decoder, display_factory) -> i
     def log(line: str) -> None:
         print(f"{prog}: {line}", file=sys.stderr, flush=True)
 
+    # The key outlet first, so that its consumers can connect while the EMG stream is looked for
+    # (markers sent before a consumer connects do not reach it).
+    sinks = []
+    if args.markers.lower() != "none":
+        sinks.append(KeyOutlet(args.markers, f"emgtf-keys:{args.source_id or args.name or args.type}"))
+    if args.jsonl:
+        sinks.append(JsonLines(sys.stdout))
     info = find_stream(name=args.name, type=args.type, source_id=args.source_id, timeout=args.resolve_timeout)
     channel_map = check_emg_stream(info, channels=args.channels, resample=args.resample)
     truth_info = None
@@ -102,11 +109,6 @@ def run_lsl(args, *, prog: str, decoder, describe_decoder, display_factory) -> i
         inlet = EMGInlet(info)
     except StreamLost:
         raise EmgtfError(f"LSL stream {describe(info)} went away while connecting") from None
-    sinks = []
-    if args.markers.lower() != "none":
-        sinks.append(KeyOutlet(args.markers, f"emgtf-keys:{info.source_id() or info.name()}"))
-    if args.jsonl:
-        sinks.append(JsonLines(sys.stdout))
     log(f"{streamer.runner.family} from {streamer.runner.source} ({streamer.describe()}), "
         f"{describe_decoder(decoder)}, chunks of {chunk_samples} samples; decoding LSL stream {describe(info)}, "
         f"clock offset {1000 * inlet.offset:+.1f} ms"

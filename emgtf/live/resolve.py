@@ -39,12 +39,29 @@ def wanted(*, name=None, type=None, source_id=None) -> str:
                      if value is not None)
 
 
+def _resolve(query: str, timeout: float, *, skip_uid: str | None = None) -> list:
+    """Streams matching ``query`` within ``timeout`` seconds, through a ContinuousResolver polled
+    every 50 ms: liblsl 1.18's one-shot ``resolve_bypred`` that finds nothing sometimes returns
+    5 s after its timeout (seen in testing, every config), which would stall the wait for a lost
+    outlet. ``skip_uid``: a stream the resolver may still remember after its outlet died."""
+    import time
+
+    lsl = pylsl()
+    resolver = lsl.ContinuousResolver(pred=query, forget_after=2.0)
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [info for info in resolver.results() if info.uid() != skip_uid]
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
+
+
 def find_stream(*, name: str | None = None, type: str | None = None, source_id: str | None = None,
                 timeout: float = 5.0):
     """The one StreamInfo that matches; raises EmgtfError (one line) when none or several do."""
     lsl = pylsl()
     query = predicate(name=name, type=type, source_id=source_id)
-    found = lsl.resolve_bypred(query, 1, timeout)
+    found = _resolve(query, timeout)
     if not found:
         seen = lsl.resolve_streams(wait_time=min(1.0, timeout))
         listing = "; ".join(describe(info) for info in seen) or "none"
@@ -65,7 +82,6 @@ def find_stream(*, name: str | None = None, type: str | None = None, source_id: 
 def find_again(info, timeout: float):
     """The stream ``info`` described, back after its outlet went away (matched by name, type and
     source id; the uid changes when an outlet restarts), or None within ``timeout`` seconds."""
-    lsl = pylsl()
     query = predicate(name=info.name(), type=info.type() or None, source_id=info.source_id() or None)
-    found = lsl.resolve_bypred(query, 1, timeout)
+    found = _resolve(query, timeout, skip_uid=info.uid())
     return found[0] if found else None

@@ -1,0 +1,162 @@
+"""The live path end to end over real liblsl on the loopback: ``emgtf replay`` in a separate
+process publishes a session (the virtual wristband), ``emgtf stream source=lsl`` decodes it in
+this process, and this process also reads the decoded-key marker stream, as another program
+would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import keras
+import numpy as np
+import pylsl
+import pytest
+
+from emgtf import models
+from emgtf.inference.replay import replay
+from emgtf.inference.streaming import StreamingDecoder
+from emgtf.synth import generate_session
+from tests.helpers import REPO, make_session_file, run_command, sample_times
+
+TINY_TDS = dict(mlp_features=[16], block_channels=[4, 8], kernel_width=4)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A generated 15 s session, a tiny TDS checkpoint, and the file replay of one by the other."""
+    root = tmp_path_factory.mktemp("live")
+    keras.utils.set_random_seed(3)
+    info = generate_session(root, seed=3, minutes=0.25)
+    models.build("tds_conv_ctc", **TINY_TDS).save(root / "tds.keras")
+    offline = replay(StreamingDecoder.load(root / "tds.keras"), info.path, chunk_samples=80)
+    return {"root": root, "session": info.path, "ckpt": root / "tds.keras", "offline": offline}
+
+
+def start_replay(session, name, *args):
+    return subprocess.Popen([sys.executable, "-m", "emgtf.replay", f"session={session}", f"name={name}", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def stream(capsys, setup, name, *args):
+    """emgtf stream source=lsl with JSON lines: (result, events, summary)."""
+    done = run_command(capsys, "stream", "source=lsl", f"name={name}", f"model={setup['ckpt']}", "jsonl=true", *args)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines[-1]["event"] == "summary"
+    return done, lines[:-1], lines[-1]
+
+
+class MarkerReader(threading.Thread):
+    """Reads a marker stream (once it appears) until stopped: [(marker dict, LSL time)]; once
+    connected, calls ``then()`` (starts the replay, so that no marker is sent before)."""
+
+    def __init__(self, name, then):
+        super().__init__(daemon=True)
+        self.name, self.then, self.markers, self.stop = name, then, [], threading.Event()
+
+    def run(self):
+        found = []
+        while not found and not self.stop.is_set():
+            found = pylsl.resolve_byprop("name", self.name, 1, 0.5)
+        if not found:
+            return
+        inlet = pylsl.StreamInlet(found[0], processing_flags=pylsl.proc_clocksync)
+        inlet.open_stream(5)
+        self.then()
+        while True:
+            markers, stamps = inlet.pull_chunk(timeout=0.2)
+            self.markers += [(json.loads(m[0]), t) for m, t in zip(markers, stamps)]
+            if self.stop.is_set() and not markers:
+                return
+
+
+def test_a_replayed_session_decodes_live_to_the_file_replays_text_and_cer(capsys, setup, unique):
+    offline = setup["offline"]
+    publisher = []
+    reader = MarkerReader(unique + "-keys", lambda: publisher.append(start_replay(setup["session"], unique, "speed=4")))
+    reader.start()
+    try:  # the stream waits for the replay, which starts once the reader has connected
+        done, events, summary = stream(capsys, setup, unique, f"truth={unique}-keystrokes",
+                                       f"markers={unique}-keys", "timeout=20", "resolve_timeout=30")
+    finally:
+        publisher = publisher[0]
+        out, err = publisher.communicate(timeout=60)
+        reader.stop.set()
+        reader.join(10)
+    assert publisher.returncode == 0, err
+    assert out.startswith(f"published 30000 samples (15.0 s of signal) and {len(offline.target)} key presses")
+    # The same keys and CER as the file replay of the same model, the same keystrokes aligned.
+    assert summary["text"] == offline.prediction and len(offline.prediction) > 10
+    assert summary["cer"] == round(offline.rates["CER"], 3)
+    assert summary["target_keys"] == len(offline.target) and summary["keys_matched"] == len(offline.latencies)
+    assert summary["ended"] == "end of the replay" and summary["gaps"] == 0
+    assert summary["chunks"] == 30000 // 80 and summary["seconds"] == 15.0
+    assert "latency: median " in done.stderr and "CER: " in done.stderr
+    # Greedy: one key event per key, each final; the marker stream carried each event, stamped
+    # with the LSL time of its chunk's last sample (the JSON lines' "time").
+    assert [e["key"] for e in events] == list(offline.prediction)
+    assert all(e["event"] == "key" and e["final"] for e in events)
+    assert [m for m, _ in reader.markers] == [{k: v for k, v in e.items() if k not in ("time", "shown")}
+                                             for e in events]
+    np.testing.assert_allclose([t for _, t in reader.markers], [e["time"] for e in events], atol=1e-3)
+    assert all(e["shown"] >= e["time"] for e in events)
+
+
+def test_gaps_and_nan_samples_restart_the_decoder_and_are_reported(capsys, setup, unique):
+    times = sample_times(16000, "gaps", seed=2)
+    emg = np.random.default_rng(0).normal(0, 2.5, (16000, 2, 16)).astype(np.float32)
+    emg[9000:9005, 1, 3] = np.nan
+    path, _ = make_session_file(setup["root"] / "gaps.hdf5", emg=emg, time=times)
+    publisher = start_replay(path, unique, "speed=4")
+    try:
+        done, _, summary = stream(capsys, setup, unique, f"truth={unique}-keystrokes", "markers=none",
+                                  "timeout=20")
+    finally:
+        publisher.communicate(timeout=60)
+    steps = np.diff(times)
+    expected = int(np.sum(steps / 4 > 0.05))
+    assert expected >= 3
+    lines = done.stderr.splitlines()
+    gap_lines = [line for line in lines if " ms gap (about " in line]
+    assert len(gap_lines) == expected, done.stderr
+    assert all(line.endswith(": the decoder restarts (keys so far kept)") for line in gap_lines)
+    nan_lines = [line for line in lines if "5 samples with NaN or infinite values after LSL time" in line]
+    assert len(nan_lines) == 1, done.stderr
+    assert summary["gaps"] == expected + 1 and summary["ended"] == "end of the replay"
+    assert summary["seconds"] == pytest.approx((16000 - 5) / 2000, abs=80 / 2000)
+
+
+@pytest.mark.slow
+def test_a_killed_outlet_is_reported_and_a_restarted_one_resumes(capsys, setup, unique):
+    source = f"src-{unique}"
+    first = start_replay(setup["session"], unique, f"source_id={source}")
+    second = []
+
+    def kill_then_restart():
+        for line in first.stderr:
+            if "a consumer connected" in line:
+                break
+        time.sleep(2.0)
+        first.kill()
+        first.wait()
+        time.sleep(1.0)
+        second.append(start_replay(setup["session"], unique, f"source_id={source}", "speed=4"))
+
+    killer = threading.Thread(target=kill_then_restart, daemon=True)
+    killer.start()
+    done, events, summary = stream(capsys, setup, unique, "markers=none", "timeout=6")
+    killer.join(30)
+    second[0].communicate(timeout=60)
+    lines = done.stderr.splitlines()
+    lost = [line for line in lines if f"lost LSL stream '{unique}'" in line]
+    back = [line for line in lines if f"LSL stream '{unique}' is back after " in line]
+    assert len(lost) == 2 and len(back) == 1, done.stderr  # killed, then the second one ended
+    assert lost[0].endswith("waiting up to 6 s for it to return")
+    assert lines.index(lost[0]) < lines.index(back[0]) < lines.index(lost[1])
+    assert any(f"LSL stream '{unique}' did not return within 6 s: stopping" in line for line in lines)
+    # The second replay decoded whole after part of the first.
+    assert summary["ended"] == "stream lost" and 16.0 < summary["seconds"] < 30.0
