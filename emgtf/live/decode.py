@@ -10,6 +10,10 @@ outlet stays away (or sends nothing) for ``timeout`` seconds; or at Ctrl-C (the 
 :meth:`LiveDecoder.run` through ``should_stop``). :meth:`LiveDecoder.finish` then decodes what
 was held back.
 
+Pipeline delay: from the LSL time of a chunk's last sample to the publication of the key events
+it produced (transport, waiting for a whole chunk, the model step and the search); it holds for
+any weights, where key latencies need a trained model's keys.
+
 Latency of a key: the alignment of :func:`emgtf.inference.replay.key_latencies` (decoded keys
 matched to the ground truth), from the key's press (the replay's marker time) to the local LSL
 clock when its ``key`` event was published (``shown``).
@@ -49,6 +53,8 @@ class LiveResult:
     wall_seconds: float
     gaps: int
     ended: str
+    pipeline: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))  # seconds, per key event
+
 
     def latency_line(self) -> str:
         if self.target is None:
@@ -63,8 +69,12 @@ class LiveResult:
         if not len(self.chunk_cpu):
             return "chunk CPU: no chunks decoded"
         p50, p99 = np.percentile(self.chunk_cpu, [50, 99]) * 1000
+        pipeline = ""
+        if len(self.pipeline):
+            d50, d99 = np.percentile(self.pipeline, [50, 99]) * 1000
+            pipeline = f"; chunk's last sample to its key markers: median {d50:.1f} ms, p99 {d99:.1f} ms"
         return (f"chunk CPU: median {p50:.2f} ms, p99 {p99:.2f} ms per {1000 * self.chunk_samples / SAMPLE_RATE:g} "
-                f"ms chunk ({len(self.chunk_cpu)} chunks; {self.seconds:.1f} s of signal in "
+                f"ms chunk{pipeline} ({len(self.chunk_cpu)} chunks; {self.seconds:.1f} s of signal in "
                 f"{self.wall_seconds:.1f} s wall; {self.gaps} gaps; ended: {self.ended})")
 
     def summary(self) -> dict:
@@ -79,6 +89,9 @@ class LiveResult:
         if self.rates is not None:
             out |= {"cer": round(self.rates["CER"], 3), "target_keys": len(self.target),
                     "keys_matched": len(self.latencies)}
+        if len(self.pipeline):
+            p50, p99 = np.percentile(self.pipeline, [50, 99]) * 1000
+            out |= {"pipeline_ms_median": round(float(p50), 2), "pipeline_ms_p99": round(float(p99), 2)}
         if len(self.latencies):
             p50, p90, p99 = np.percentile(self.latencies, [50, 90, 99]) * 1000
             out |= {"latency_ms_median": round(float(p50), 1), "latency_ms_p90": round(float(p90), 1),
@@ -131,6 +144,7 @@ class LiveDecoder:
         self.pending_times: list[np.ndarray] = []
         self.shown: list[tuple[float, int, str]] = []
         self.cpu: list[float] = []
+        self.pipeline: list[float] = []  # from a chunk's last sample to its key events
         self.decoded = 0  # samples pushed, at 2 kHz
         self.gaps = 0
         self.last_time = None  # LSL time of the last sample decoded
@@ -275,19 +289,23 @@ class LiveDecoder:
         self._push_pending()
         if self.streamer.received:
             update = self.streamer.finish()
-            self._publish(update, self.last_time)
+            self._publish(update, self.last_time, timed=False)
             self.base += update.committed
         self.streamer.reset()
         if self.resampler is not None:
             self.resampler.reset()
 
-    def _publish(self, update, when: float) -> None:
+    def _publish(self, update, when: float, timed: bool = True) -> None:
+        """``timed``: the events follow from the chunk that ends at ``when`` (not from a restart's
+        flush, which may come long after), so their pipeline delay counts."""
         committed = self.base + update.committed
         events = self.tracker.update(committed, update.partial)
         if events:
             shown = pylsl().local_clock()
             for sink in self.sinks:
                 sink(events, when, shown)
+            if timed:
+                self.pipeline.append(shown - when)
             self.shown.append((shown, len(committed), update.partial))
         if self.on_update is not None:
             self.on_update(dataclasses.replace(update, committed=committed), self.decoded / SAMPLE_RATE)
@@ -310,4 +328,4 @@ class LiveDecoder:
                 latencies = latencies[np.isfinite(latencies)]
         return LiveResult(self.inlet.info.name(), prediction, target, rates, latencies, np.asarray(self.cpu),
                           self.chunk_samples, self.decoded / SAMPLE_RATE, time.perf_counter() - self._wall,
-                          self.gaps, self.ended)
+                          self.gaps, self.ended, np.asarray(self.pipeline))

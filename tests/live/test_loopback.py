@@ -160,3 +160,38 @@ def test_a_killed_outlet_is_reported_and_a_restarted_one_resumes(capsys, setup, 
     assert any(f"LSL stream '{unique}' did not return within 6 s: stopping" in line for line in lines)
     # The second replay decoded whole after part of the first.
     assert summary["ended"] == "stream lost" and 16.0 < summary["seconds"] < 30.0
+
+
+def test_a_stall_is_reported_and_ctrl_c_stops_with_the_report(capsys, setup, unique):
+    """An outlet of this process sends 1 s of signal, then nothing: the stream says it stalled;
+    then Ctrl-C (SIGINT to this process) stops it, and it still decodes what came and reports."""
+    import os
+    import signal
+
+    from emgtf.live.lsl import emg_info
+    from tests.helpers import python_sigint
+
+    outlet = pylsl.StreamOutlet(emg_info(unique, f"src-{unique}"))
+    noise = np.random.default_rng(1).normal(0, 2.5, (2000, 32)).astype(np.float32)
+
+    def feed_stall_interrupt():
+        while not outlet.have_consumers():
+            time.sleep(0.05)
+        time.sleep(0.3)  # the stream's first pull is under way
+        start = pylsl.local_clock()
+        for first in range(0, 2000, 80):
+            while pylsl.local_clock() < start + (first + 80) / 2000:
+                time.sleep(0.005)
+            outlet.push_chunk(noise[first : first + 80], start + (first + 80) / 2000)
+        time.sleep(3.0)  # the stall
+        os.kill(os.getpid(), signal.SIGINT)
+
+    feeder = threading.Thread(target=feed_stall_interrupt, daemon=True)
+    feeder.start()
+    with python_sigint():
+        done, events, summary = stream(capsys, setup, unique, "markers=none")
+    feeder.join(10)
+    stalled = [line for line in done.stderr.splitlines() if "for 2 s (stalled); waiting (Ctrl-C stops)" in line]
+    assert len(stalled) == 1, done.stderr
+    assert summary["ended"] == "stopped (Ctrl-C)" and summary["seconds"] == 1.0 and summary["chunks"] == 25
+    assert summary["keys"] == len(events) > 0
