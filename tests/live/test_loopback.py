@@ -43,7 +43,9 @@ def start_replay(session, name, *args):
 
 def stream(capsys, setup, name, *args):
     """emgtf stream source=lsl with JSON lines: (result, events, summary)."""
-    done = run_command(capsys, "stream", "source=lsl", f"name={name}", f"model={setup['ckpt']}", "jsonl=true", *args)
+    if not any(a.startswith("model=") for a in args):
+        args = (f"model={setup['ckpt']}", *args)
+    done = run_command(capsys, "stream", "source=lsl", f"name={name}", "jsonl=true", *args)
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert lines[-1]["event"] == "summary"
@@ -100,6 +102,7 @@ def test_a_replayed_session_decodes_live_to_the_file_replays_text_and_cer(capsys
     # with the LSL time of its chunk's last sample (the JSON lines' "time").
     assert [e["key"] for e in events] == list(offline.prediction)
     assert all(e["event"] == "key" and e["final"] for e in events)
+    assert apply_events(events) == offline.prediction
     assert [m for m, _ in reader.markers] == [{k: v for k, v in e.items() if k not in ("time", "shown")}
                                              for e in events]
     np.testing.assert_allclose([t for _, t in reader.markers], [e["time"] for e in events], atol=1e-3)
@@ -128,6 +131,49 @@ def test_gaps_and_nan_samples_restart_the_decoder_and_are_reported(capsys, setup
     assert len(nan_lines) == 1, done.stderr
     assert summary["gaps"] == expected + 1 and summary["ended"] == "end of the replay"
     assert summary["seconds"] == pytest.approx((16000 - 5) / 2000, abs=80 / 2000)
+
+
+def apply_events(events) -> str:
+    """The text a consumer of the key markers holds after ``events``."""
+    keys: list[str] = []
+    final = 0
+    for e in events:
+        if e["event"] == "retract":
+            assert e["index"] == len(keys) - 1 >= final  # only the last, never a committed key
+            keys.pop()
+        elif e["event"] == "key":
+            assert e["index"] == len(keys)
+            keys.append(e["key"])
+            final = e["index"] + 1 if e["final"] else final
+        else:
+            assert e["event"] == "commit" and e["index"] == final and keys[final] == e["key"]
+            final += 1
+    assert final == len(keys)  # at the end every key is committed
+    return "".join(keys)
+
+
+@pytest.mark.slow
+def test_a_tflite_step_with_the_lm_beam_decodes_live_as_the_file_replay(capsys, setup, unique):
+    """The TFLite export's step and beam search with an LM: the file replay's text; the markers,
+    retractions and commits included, add up to it."""
+    from emgtf.decoding import BeamSearchDecoder
+    from emgtf.export import export_model
+    from tests.helpers import FIXTURES
+
+    lm = FIXTURES / "reuters-3-gram-char-lm.arpa"
+    folder = setup["root"] / "tflite"
+    if not folder.exists():
+        export_model(keras.models.load_model(setup["ckpt"]), folder, "tflite", tflite_int8="none", verify=False)
+    offline = replay(StreamingDecoder.load(folder, BeamSearchDecoder(lm_path=lm)), setup["session"], chunk_samples=80)
+    publisher = start_replay(setup["session"], unique, "speed=4")
+    try:
+        done, events, summary = stream(capsys, setup, unique, f"truth={unique}-keystrokes", "markers=none",
+                                       "timeout=20", f"model={folder}", "decoder=beam", f"lm={lm}")
+    finally:
+        publisher.communicate(timeout=60)
+    assert "TFLite step model.tflite" in done.stderr
+    assert summary["text"] == offline.prediction and summary["cer"] == round(offline.rates["CER"], 3)
+    assert apply_events(events) == offline.prediction
 
 
 @pytest.mark.slow
@@ -195,3 +241,31 @@ def test_a_stall_is_reported_and_ctrl_c_stops_with_the_report(capsys, setup, uni
     assert len(stalled) == 1, done.stderr
     assert summary["ended"] == "stopped (Ctrl-C)" and summary["seconds"] == 1.0 and summary["chunks"] == 25
     assert summary["keys"] == len(events) > 0
+
+
+def test_another_rate_is_resampled_on_request(capsys, setup, unique):
+    """A 1 kHz outlet of this process: refused without resample=true (test_checks), decoded at
+    2 kHz with it; the outlet then goes away and timeout=1 ends the stream."""
+    info = pylsl.StreamInfo(unique, "EMG", 32, 1000.0, "float32", f"src-{unique}")
+    outlet = pylsl.StreamOutlet(info)
+    noise = np.random.default_rng(2).normal(0, 2.5, (1000, 32)).astype(np.float32)
+
+    def feed_then_quit():
+        nonlocal outlet
+        while not outlet.have_consumers():
+            time.sleep(0.05)
+        time.sleep(0.3)
+        start = pylsl.local_clock()
+        for first in range(0, 1000, 40):
+            outlet.push_chunk(noise[first : first + 40], [start + (first + i) / 1000 for i in range(40)])
+            time.sleep(0.01)
+        time.sleep(0.5)
+        outlet = None  # the outlet goes away
+
+    feeder = threading.Thread(target=feed_then_quit, daemon=True)
+    feeder.start()
+    done, _, summary = stream(capsys, setup, unique, "markers=none", "resample=true", "timeout=1")
+    feeder.join(10)
+    assert "(type EMG, 32 ch, 1000 Hz, float32" in done.stderr
+    # 1 s at 1 kHz is 2000 samples at 2 kHz, less the filter's delay (10 ms) still held at the end.
+    assert 0.985 <= summary["seconds"] <= 1.0 and summary["gaps"] == 0 and summary["ended"] == "stream lost"
