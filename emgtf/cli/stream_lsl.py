@@ -59,6 +59,9 @@ def wants_lsl(args) -> bool:
         raise EmgtfError("give a session file (session=FILE), or source=lsl name=NAME for a live stream")
     if lsl and all(v is None for v in (args.name, args.type, args.source_id)):
         raise EmgtfError("source=lsl needs name=NAME, type=TYPE or source_id=ID")
+    if not lsl and any(v is not None for v in (args.name, args.type, args.source_id, args.truth, args.channels)):
+        raise EmgtfError("name=, type=, source_id=, truth= and channels= are for source=lsl; a session file "
+                         "is replayed without them")
     return lsl
 
 
@@ -94,7 +97,9 @@ def run_lsl(args, *, prog: str, decoder, describe_decoder, display_factory) -> i
     truth_info = None
     if args.truth is not None:
         truth_info = find_stream(name=args.truth, timeout=args.resolve_timeout)
-        if truth_info.channel_format() != 3:  # cf_string
+        from emgtf.live.lsl import pylsl
+
+        if truth_info.channel_format() != pylsl().cf_string:
             raise EmgtfError(f"truth: LSL stream {describe(truth_info)} is not a marker stream of strings")
 
     from emgtf.inference.streaming import StreamingDecoder, limit_threads

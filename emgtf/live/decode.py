@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emgtf.errors import EmgtfError
 from emgtf.live.gaps import DEFAULT_GAP_SECONDS, GapDetector
 from emgtf.live.inlet import StreamLost
 from emgtf.live.keys import KeyTracker
@@ -238,7 +239,7 @@ class LiveDecoder:
             if back is not None:
                 try:
                     self.inlet.open(back)
-                except StreamLost:
+                except (StreamLost, EmgtfError):  # gone again, or not answering yet
                     continue
                 self.detector.reset()
                 self.log(f"LSL stream '{info.name()}' is back after {time.monotonic() - started:.1f} s; "

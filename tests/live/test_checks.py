@@ -78,3 +78,22 @@ def test_two_streams_of_one_name_are_told_apart_by_source_id(capsys, unique):
 ])
 def test_source_arguments(capsys, args, message):
     assert stream_error(capsys, *args) == f"emgtf.stream: error: {message}"
+
+
+def test_lsl_arguments_without_source_lsl_are_refused(capsys):
+    done = run_command(capsys, "stream", "model=m.keras", "session=s.hdf5", "name=x")
+    assert done.returncode == 2
+    assert done.stderr == ("emgtf.stream: error: name=, type=, source_id=, truth= and channels= are for "
+                           "source=lsl; a session file is replayed without them\n")
+
+
+def test_replay_refuses_bad_input_in_one_line(capsys, tmp_path):
+    from tests.helpers import make_session_file
+
+    done = run_command(capsys, "replay", f"session={tmp_path / 'none.hdf5'}")
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert "none.hdf5" in done.stderr
+    path, _ = make_session_file(tmp_path / "s.hdf5", num_samples=400)
+    for arg, message in (("speed=0", "speed must be > 0, got 0.0"), ("wait=-1", "wait must be >= 0, got -1.0")):
+        done = run_command(capsys, "replay", f"session={path}", arg)
+        assert done.returncode == 2 and done.stderr == f"emgtf.replay: error: {message}\n", done.stderr

@@ -264,8 +264,15 @@ def test_another_rate_is_resampled_on_request(capsys, setup, unique):
 
     feeder = threading.Thread(target=feed_then_quit, daemon=True)
     feeder.start()
-    done, _, summary = stream(capsys, setup, unique, "markers=none", "resample=true", "timeout=1")
+    # Without jsonl=true: the report on stdout, as for a file.
+    done = run_command(capsys, "stream", "source=lsl", f"name={unique}", f"model={setup['ckpt']}", "markers=none",
+                       "resample=true", "timeout=1")
     feeder.join(10)
+    assert done.returncode == 0, done.stderr
     assert "(type EMG, 32 ch, 1000 Hz, float32" in done.stderr
-    # 1 s at 1 kHz is 2000 samples at 2 kHz, less the filter's delay (10 ms) still held at the end.
-    assert 0.985 <= summary["seconds"] <= 1.0 and summary["gaps"] == 0 and summary["ended"] == "stream lost"
+    assert done.stdout.startswith("typed:") and "\ntext:" in done.stdout and "truth:" not in done.stdout
+    assert "latency: no ground truth (truth=NAME" in done.stdout
+    # 1 s at 1 kHz is 2000 samples at 2 kHz, less the filter's delay (10 ms) still held at the end:
+    # 24 chunks of 80 and a last partial one.
+    cpu = next(line for line in done.stdout.splitlines() if line.startswith("chunk CPU: "))
+    assert "(25 chunks; 1.0 s of signal in " in cpu and "0 gaps; ended: stream lost)" in cpu
