@@ -60,7 +60,7 @@ def test_streams_that_cannot_be_decoded_are_refused(capsys, unique):
     picked = check_emg_stream(find_stream(name=unique + "-lab"), channels="ch2,3-17,ch18,19-33")
     assert list(picked.indices) == list(range(2, 34))
     assert check_emg_stream(find_stream(name=unique + "-1k"), resample=True).identity
-    del outlets
+    del outlets, labelled
 
 
 def test_two_streams_of_one_name_are_told_apart_by_source_id(capsys, unique):
