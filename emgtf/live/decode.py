@@ -237,6 +237,11 @@ class LiveDecoder:
                 self.ended = "stopped (Ctrl-C)"
                 return False
             if back is not None:
+                same = (back.channel_count(), back.nominal_srate(), back.channel_format())
+                if same != (info.channel_count(), info.nominal_srate(), info.channel_format()):
+                    self.log(f"LSL stream {describe(back)} came back with other channels, rate or format: stopping")
+                    self.ended = "stream changed"
+                    return False
                 try:
                     self.inlet.open(back)
                 except (StreamLost, EmgtfError):  # gone again, or not answering yet
