@@ -36,8 +36,9 @@ def _parser():
     parser.add_argument("--wait", type=float, default=None,
                         help="seconds to wait for a consumer before starting (default: until one comes; "
                         "0: start at once)")
-    parser.add_argument("--linger", type=float, default=1.0,
-                        help="seconds the streams stay up after the end (default 1)")
+    parser.add_argument("--linger", type=float, default=10.0,
+                        help="seconds the streams stay up at most after the end, until their consumers "
+                        "leave (default 10)")
     return parser
 
 

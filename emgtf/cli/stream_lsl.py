@@ -132,6 +132,9 @@ def run_lsl(args, *, prog: str, decoder, describe_decoder, display_factory) -> i
     finally:
         if display is not None:
             display.close()
+        if truth is not None:
+            truth.poll()  # the last presses, before leaving
+            truth.close()
         inlet.close()
     result = live.finish()
     from emgtf.inference.transcription import Transcript

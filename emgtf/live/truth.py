@@ -33,7 +33,7 @@ class TruthInlet:
         self._inlet.time_correction(open_timeout)
 
     def poll(self) -> None:
-        if self.lost:
+        if self.lost or self._inlet is None:
             return
         lsl = pylsl()
         try:
@@ -63,3 +63,9 @@ class TruthInlet:
     @property
     def press_times(self) -> np.ndarray:
         return np.asarray(self.times, dtype=np.float64)
+
+    def close(self) -> None:
+        """Leaves the stream (a replay waits for its consumers to leave before it ends)."""
+        if self._inlet is not None:
+            self._inlet.close_stream()
+            self._inlet = None

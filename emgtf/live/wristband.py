@@ -7,6 +7,7 @@
 - the ground truth (:mod:`emgtf.live.truth`): one marker per key of the session's keystrokes at
   its press time, and an end marker at the last sample.
 
+After the end the outlets stay up until their consumers leave (at most ``linger`` seconds).
 ``speed`` plays faster (2: twice as fast; the timestamps are compressed alike).
 """
 
@@ -40,7 +41,7 @@ def truth_name(name: str) -> str:
 
 
 def publish_session(session_path, *, name: str, source_id: str | None = None, speed: float = 1.0,
-                    chunk_ms: float = 40.0, wait: float | None = None, linger: float = 1.0,
+                    chunk_ms: float = 40.0, wait: float | None = None, linger: float = 10.0,
                     log: Callable[[str], None] = lambda line: None,
                     should_stop: Callable[[], bool] = lambda: False) -> Published:
     """Publishes ``session_path``; ``wait``: seconds to wait for the first consumer of the EMG
@@ -95,5 +96,9 @@ def publish_session(session_path, *, name: str, source_id: str | None = None, sp
                 next_key += 1
         if sent == total:
             truth_outlet.push_sample([marker(event="end", samples=total)], float(stamps[-1]))
-        time.sleep(linger)
+        deadline = time.monotonic() + linger
+        while time.monotonic() < deadline and (emg_outlet.have_consumers() or truth_outlet.have_consumers()):
+            if should_stop():
+                break
+            time.sleep(0.05)
     return Published(sent, next_key, sent / 2000, time.perf_counter() - wall)

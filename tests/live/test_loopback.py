@@ -190,7 +190,7 @@ def test_a_killed_outlet_is_reported_and_a_restarted_one_resumes(capsys, setup, 
         first.kill()
         first.wait()
         time.sleep(1.0)
-        second.append(start_replay(setup["session"], unique, f"source_id={source}", "speed=4"))
+        second.append(start_replay(setup["session"], unique, f"source_id={source}", "speed=4", "linger=0"))
 
     killer = threading.Thread(target=kill_then_restart, daemon=True)
     killer.start()
