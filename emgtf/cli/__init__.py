@@ -25,6 +25,7 @@ COMMANDS = {
     "export": ("write a SavedModel / .keras / ONNX model with export.json", True),
     "transcribe": ("decode one session file", True),
     "stream": ("decode a session as a live stream of chunks, with latencies", True),
+    "replay": ("publish a session file as live LSL streams (a virtual wristband)", False),
     "inspect": ("summarise session files", False),
     "synth": ("write a synthetic dataset", False),
     "models": ("list the model families", True),

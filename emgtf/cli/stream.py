@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from emgtf.cli.parsing import ArgumentParser
+from emgtf.cli.stream_lsl import add_lsl_arguments, run_lsl, wants_lsl
 from emgtf.cli.transcribe import _decoder, _describe_decoder, add_session_model_and_decoder
 from emgtf.errors import EmgtfError
 
@@ -25,7 +26,8 @@ def _parser():
         "text as it grows, then the CER, key latencies and CPU time per chunk.",
         epilog="examples:\n"
         "  python -m emgtf.stream --model runs/X/best.keras session.hdf5 --realtime\n"
-        "  python -m emgtf.stream --model exports/X session.hdf5 --decoder beam --lm default",
+        "  python -m emgtf.stream --model exports/X session.hdf5 --decoder beam --lm default\n"
+        "  emgtf stream source=lsl name=wristband model=exports/X  (a live LSL stream: docs/guides/live.md)",
     )
     add_session_model_and_decoder(parser)
     parser.add_argument("--realtime", action="store_true",
@@ -37,6 +39,7 @@ def _parser():
     parser.add_argument("--threads", type=int, default=None,
                         help="threads of TensorFlow and of a TFLite export's interpreter (default: "
                         "their own; 1 costs the TDS step less CPU)")
+    add_lsl_arguments(parser)
     return parser
 
 
@@ -86,6 +89,8 @@ def main(argv: list[str]) -> int:
     if not args.context_seconds > 0:
         raise EmgtfError(f"--context-seconds must be > 0, got {args.context_seconds}")
     decoder = _decoder(args.decoder, args.lm)
+    if wants_lsl(args):
+        return run_lsl(args, prog=PROG, decoder=decoder, describe_decoder=_describe_decoder, display_factory=_Display)
     from emgtf.data import EMGSession
     from emgtf.inference.streaming import limit_threads
 

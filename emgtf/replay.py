@@ -1,0 +1,9 @@
+"""``python -m emgtf.replay``: see :mod:`emgtf.cli.replay`."""
+
+import sys
+
+from emgtf.cli import run
+from emgtf.cli.replay import main
+
+if __name__ == "__main__":
+    sys.exit(run(main, "emgtf.replay"))
