@@ -32,7 +32,8 @@ def add_session_model_and_decoder(parser) -> None:
     """The arguments emgtf.transcribe and emgtf.stream share: the session, the model, the decoder."""
     parser.add_argument("session", help="session file (.hdf5, emg2qwerty format)")
     parser.add_argument(
-        "--model", required=True, help="export folder (python -m emgtf.export) or .keras checkpoint"
+        "--model", "--checkpoint", dest="model", required=True,
+        help="export folder (python -m emgtf.export) or .keras checkpoint (checkpoint= is the same key)",
     )
     parser.add_argument("--decoder", choices=("greedy", "beam"), default=None,
                         help="CTC decoder (default: greedy, or beam when --lm is given)")
