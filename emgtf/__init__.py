@@ -8,8 +8,13 @@ and ``cli`` (the commands). Modules: ``charset`` (labels), ``metrics`` (CER), ``
 configs), ``paths``, ``files``, ``errors``.
 
 Importing emgtf has no side effects: process-wide settings belong to the commands
-(:func:`emgtf.cli.configure_process`).
+(:func:`emgtf.startup.configure_process`). The one exception is ``python -m emgtf.<command>``,
+whose settings are made here, before a command package's ``__init__`` imports Keras.
 """
+
+from emgtf.startup import configure_for_module_run
+
+configure_for_module_run()
 
 __version__ = "0.1.0"
 
