@@ -90,3 +90,12 @@ def test_the_site_builds_strictly(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert (tmp_path / "reference" / "cli" / "index.html").exists()
     assert "emgtf.data" in (tmp_path / "reference" / "api" / "index.html").read_text(encoding="utf-8")
+
+
+def test_the_readmes_command_table_is_the_getting_started_pages():
+    def table(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith("| `python -m emgtf.")]
+
+    readme = table((REPO / "README.md").read_text(encoding="utf-8"))
+    assert len(readme) >= len(COMMANDS)
+    assert readme == table((REPO / "docs" / "index.md").read_text(encoding="utf-8"))
