@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -285,11 +286,15 @@ def write_tflite(model, layout: StepLayout, directory: Path, saved_model: Path, 
         quantizing.representative_dataset = representative
         # Only the debugger's options can keep op types out of the quantisation.
         float_ops = sorted({kind for kind, _, _ in _op_dtypes(flat)} - set(STATIC_INT8_OPS))
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=quantizing, debug_dataset=representative,
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops),
-        )
-        quantized = debugger.get_nondebug_quantized_model()
+        with warnings.catch_warnings():
+            # The debugger builds tf.lite.Interpreter itself, which warns that it is deprecated; no
+            # LiteRT counterpart of the debugger exists, and emgtf runs the result through LiteRT.
+            warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=quantizing, debug_dataset=representative,
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops),
+            )
+            quantized = debugger.get_nondebug_quantized_model()
     (directory / TFLITE_FILES["int8"]).write_bytes(quantized)
     doc["files"]["int8"] = TFLITE_FILES["int8"]
     doc["bytes"]["int8"] = len(quantized)
