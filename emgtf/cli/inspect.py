@@ -1,4 +1,4 @@
-"""``python -m emgtf.inspect PATH... [--json]``: one summary per emg2qwerty session file.
+"""``python -m emgtf.inspect SESSION... [json=true]``: one summary per emg2qwerty session file.
 
 Prints a table (or, with ``--json``, a JSON list) with, per session: session_name, user,
 condition, duration_mins, num_samples, num_keystrokes, num_prompts and text (the whole session's
@@ -8,10 +8,11 @@ first bad file stops the run with a one-line error naming it.
 
 from __future__ import annotations
 
-import argparse
 import json
 
+from emgtf.cli.parsing import ArgumentParser
 from emgtf.data.session import SUMMARY_KEYS, summarize
+
 
 def _table(rows: list[dict], text_width: int = 60) -> str:
     def short(text: str) -> str:
@@ -27,11 +28,13 @@ def _table(rows: list[dict], text_width: int = 60) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emgtf.inspect", description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="emg2qwerty session files (.hdf5)")
+    parser = ArgumentParser(prog="python -m emgtf.inspect",
+                            description="One summary per emg2qwerty session file (a table, or JSON).")
+    parser.add_argument("session", nargs="+", metavar="SESSION",
+                        help="emg2qwerty session files (.hdf5); as key=value, session= once per file")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     args = parser.parse_args(argv)
-    rows = [summarize(p) for p in args.paths]
+    rows = [summarize(p) for p in args.session]
     print(json.dumps(rows, ensure_ascii=False, indent=2) if args.json else _table(rows))
     return 0
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
+from emgtf.cli.parsing import ArgumentParser
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m emgtf.models",
         description="List the model families with their trainable parameters at default settings.",
     )

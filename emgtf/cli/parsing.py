@@ -21,6 +21,7 @@ import argparse
 import re
 
 from emgtf.errors import EmgtfError
+from emgtf.startup import VERBOSE_FLAG, VERBOSE_HELP
 
 # A key=value token: a bare identifier (dashes allowed) before the first '='. Dotted keys
 # (trainer.epochs=3) are Hydra overrides and only config-driven commands take them.
@@ -42,6 +43,9 @@ class ArgumentParser(argparse.ArgumentParser):
         epilog = kwargs.get("epilog")
         kwargs["epilog"] = f"{epilog}\n\n{KEY_VALUE_HELP}" if epilog else KEY_VALUE_HELP
         super().__init__(**kwargs)
+        # Read by emgtf.cli.run before the command parses (emgtf.startup); declared here so that
+        # every command accepts it and lists it in --help.
+        self.add_argument(VERBOSE_FLAG, action="store_true", help=VERBOSE_HELP)
 
     def error(self, message):
         raise EmgtfError(f"{message} (see --help)")
@@ -65,8 +69,10 @@ class ArgumentParser(argparse.ArgumentParser):
         return keys
 
     def keys(self) -> list[str]:
-        """The keys this command accepts, in the order they were declared."""
-        return list(dict.fromkeys(a.dest for a in self._keys().values()))
+        """The keys this command accepts, in the order they were declared (the process-wide
+        ``verbose`` last)."""
+        keys = list(dict.fromkeys(a.dest for a in self._keys().values()))
+        return sorted(keys, key=lambda key: key == "verbose")
 
     def rewrite(self, argv: list[str]) -> list[str]:
         """``argv`` with every ``key=value`` of a declared argument turned into argparse's form:

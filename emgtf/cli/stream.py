@@ -25,8 +25,9 @@ def _parser():
         description="Decode a session file as if it were streamed live, chunk by chunk; show the "
         "text as it grows, then the CER, key latencies and CPU time per chunk.",
         epilog="examples:\n"
-        "  python -m emgtf.stream --model runs/X/best.keras session.hdf5 --realtime\n"
-        "  python -m emgtf.stream --model exports/X session.hdf5 --decoder beam --lm default\n"
+        "  python -m emgtf.stream model=runs/X/best.keras session=session.hdf5 realtime=true\n"
+        "  python -m emgtf.stream model=exports/X session=session.hdf5 decoder=beam lm=default chunk_ms=40\n"
+        "  python -m emgtf.stream --model exports/X session.hdf5 --chunk-ms 40   (the same, as flags)\n"
         "  emgtf stream source=lsl name=wristband model=exports/X  (a live LSL stream: docs/guides/live.md)",
     )
     add_session_model_and_decoder(parser)

@@ -1,11 +1,13 @@
 """``python -m emgtf.synth``: write a synthetic emg2qwerty-format data set.
 
-    python -m emgtf.synth --out DIR [--users N] [--sessions N] [--minutes M] [--eval-minutes M]
-                          [--seed S] [--overwrite] [--format hdf5|bids] [--events EVENTS_TSV]
+    python -m emgtf.synth out=DIR [users=N] [sessions=N] [minutes=M] [eval_minutes=M] [seed=S]
+                          [overwrite=true] [format=hdf5|bids] [events=EVENTS_TSV]
+
+(or the same as flags: ``--out DIR --users N ... --overwrite --format bids``).
 
 Writes DIR/<session>.hdf5, DIR/metadata.csv and DIR/split.yaml (per user one val and one test
-session, the rest train). The same arguments always write the same bytes. ``--format bids`` writes
-DIR as a BIDS root laid out as the NM000104 release; ``--events`` writes one session typing a real
+session, the rest train). The same arguments always write the same bytes. ``format=bids`` writes
+DIR as a BIDS root laid out as the NM000104 release; ``events=FILE`` writes one session typing a real
 session's keystroke timeline.
 """
 
@@ -14,17 +16,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from emgtf.errors import EmgtfError
+from emgtf.cli.parsing import ArgumentParser
 from emgtf.synth import dataset
 
 PROG = "emgtf.synth"
-
-
-class _Parser(argparse.ArgumentParser):
-    # argparse prints usage plus an error and exits itself; emgtf CLIs report one line through
-    # emgtf.cli.run instead.
-    def error(self, message):
-        raise EmgtfError(message)
 
 
 def _positive(kind):
@@ -51,7 +46,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=f"python -m {PROG}", description="Write a synthetic sEMG typing data set "
+    p = ArgumentParser(prog=f"python -m {PROG}", description="Write a synthetic sEMG typing data set "
                 "(emg2qwerty format): session files, metadata.csv and split.yaml.")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--users", type=_positive(int), default=1, help="number of users (default 1)")

@@ -32,7 +32,8 @@ def add_session_model_and_decoder(parser) -> None:
     """The arguments emgtf.transcribe and emgtf.stream share: the session, the model, the decoder."""
     parser.add_argument("session", help="session file (.hdf5, emg2qwerty format)")
     parser.add_argument(
-        "--model", required=True, help="export folder (python -m emgtf.export) or .keras checkpoint"
+        "--model", "--checkpoint", dest="model", required=True,
+        help="export folder (python -m emgtf.export) or .keras checkpoint (checkpoint= is the same key)",
     )
     parser.add_argument("--decoder", choices=("greedy", "beam"), default=None,
                         help="CTC decoder (default: greedy, or beam when --lm is given)")
@@ -54,8 +55,9 @@ def _parser():
         description="Decode the typing in a session file with an exported model or a checkpoint; "
         "print the keys, the text they leave, and the CER when the file has keystrokes.",
         epilog="examples:\n"
-        "  python -m emgtf.transcribe --model exports/X session.hdf5\n"
-        "  python -m emgtf.transcribe --model runs/X/best.keras session.hdf5 --lm default",
+        "  python -m emgtf.transcribe model=exports/X session=session.hdf5\n"
+        "  python -m emgtf.transcribe checkpoint=runs/X/best.keras session=session.hdf5 lm=default\n"
+        "  python -m emgtf.transcribe --model exports/X session.hdf5        (the same, as flags)",
     )
     add_session_model_and_decoder(parser)
     parser.add_argument(

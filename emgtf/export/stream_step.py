@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,21 +174,32 @@ def run_step_stream(step, layout: StepLayout, emg: np.ndarray, num_emissions: in
     return stream[layout.warmup_emissions : layout.warmup_emissions + num_emissions]
 
 
+def tflite_interpreter(**kwargs):
+    """A TFLite interpreter: LiteRT's (``ai_edge_litert``), where TensorFlow 2.21 moved it
+    (``tf.lite.Interpreter`` warns that it is deprecated and will be deleted). TensorFlow's own
+    is the fallback where the ``ai-edge-litert`` wheel does not exist (Windows)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(**kwargs)
+
+
 def tflite_step(model_path_or_content, threads: int | None = None):
     """``step(state, chunk) -> (next_state, log_probs)`` of a TFLite step model (a path or bytes),
     for :func:`run_step_stream`; ``threads``: the interpreter's (None: TFLite's default). A file
-    tf.lite cannot load is a one-line EmgtfError."""
-    import tensorflow as tf
-
+    the interpreter cannot load is a one-line EmgtfError."""
     if isinstance(model_path_or_content, bytes):
-        interpreter = tf.lite.Interpreter(model_content=model_path_or_content, num_threads=threads)
+        interpreter = tflite_interpreter(model_content=model_path_or_content, num_threads=threads)
     else:
         try:
-            interpreter = tf.lite.Interpreter(model_path=str(model_path_or_content), num_threads=threads)
+            interpreter = tflite_interpreter(model_path=str(model_path_or_content), num_threads=threads)
         except (ValueError, RuntimeError) as e:
             from emgtf.errors import first_line
 
-            raise EmgtfError(f"{model_path_or_content}: tf.lite cannot load the TFLite model "
+            raise EmgtfError(f"{model_path_or_content}: LiteRT cannot load the TFLite model "
                              f"({first_line(e)})") from None
     runner = interpreter.get_signature_runner(STEP_SIGNATURE)
 
@@ -211,9 +223,7 @@ def _generated_session(folder: Path, session: int, minutes: float):
 
 def _op_dtypes(flat: bytes) -> list[tuple[str, list, list]]:
     """(op type, dtypes of its inputs, of its outputs) of each op of a TFLite model."""
-    import tensorflow as tf
-
-    interpreter = tf.lite.Interpreter(model_content=flat)
+    interpreter = tflite_interpreter(model_content=flat)
     dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
     # The op list has no public API; tf.lite's QuantizationDebugger reads it the same way.
     return [(op["op_name"], [dtypes[i] for i in op["inputs"] if i >= 0], [dtypes[i] for i in op["outputs"]])
@@ -276,11 +286,15 @@ def write_tflite(model, layout: StepLayout, directory: Path, saved_model: Path, 
         quantizing.representative_dataset = representative
         # Only the debugger's options can keep op types out of the quantisation.
         float_ops = sorted({kind for kind, _, _ in _op_dtypes(flat)} - set(STATIC_INT8_OPS))
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=quantizing, debug_dataset=representative,
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops),
-        )
-        quantized = debugger.get_nondebug_quantized_model()
+        with warnings.catch_warnings():
+            # The debugger builds tf.lite.Interpreter itself, which warns that it is deprecated; no
+            # LiteRT counterpart of the debugger exists, and emgtf runs the result through LiteRT.
+            warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated")
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=quantizing, debug_dataset=representative,
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops),
+            )
+            quantized = debugger.get_nondebug_quantized_model()
     (directory / TFLITE_FILES["int8"]).write_bytes(quantized)
     doc["files"]["int8"] = TFLITE_FILES["int8"]
     doc["bytes"]["int8"] = len(quantized)

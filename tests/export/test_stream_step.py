@@ -81,6 +81,7 @@ CONSUMER = NO_EMGTF + textwrap.dedent(
     import json
     import numpy as np
     import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter  # TFLite's interpreter since TF 2.21
 
     sm, tfl, static = sys.argv[1:4]
     emg = np.load("emg.npy")
@@ -98,7 +99,7 @@ CONSUMER = NO_EMGTF + textwrap.dedent(
         return np.concatenate(rows)[warmup:warmup + emissions]
 
     def tflite(path):
-        runner = tf.lite.Interpreter(model_path=path).get_signature_runner("stream_step")
+        runner = Interpreter(model_path=path).get_signature_runner("stream_step")
         return lambda s, c: (lambda o: (o["next_state"], o["log_probs"]))(runner(state=s, chunk=c))
 
     signature = tf.saved_model.load(sm).signatures["stream_step"]

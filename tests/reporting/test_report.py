@@ -169,6 +169,19 @@ def test_bad_inputs_are_one_line_errors_naming_the_file(runs, tmp_path, capsys):
     assert "(see --help)" in one_line_error(capsys, [])
 
 
+def test_out_and_paths_are_also_keys(runs, tmp_path, capsys):
+    """``report RUN out=DIR`` (the one command convention) writes what ``--out DIR`` writes."""
+    a, b = runs
+    assert run(main, "emgtf.report", [str(a), f"out={tmp_path / 'keys'}"]) == 0
+    assert run(main, "emgtf.report", [f"paths={a}", "--out", str(tmp_path / "flags")]) == 0
+    assert "index.html" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == sorted(p.name for p in (tmp_path / "flags").iterdir())
+    check_figures(tmp_path / "keys", "curves", "test_confusion")
+    assert run(main, "emgtf.report", [f"paths={a}", f"paths={b}", f"out={tmp_path / 'two'}"]) == 0
+    summary = Tables((tmp_path / "two" / "index.html").read_text(encoding="utf-8")).column("summary", "run")
+    assert summary == ["tcn model.dropout=0.0", "tcn model.dropout=0.2"]
+
+
 def test_cli_runs_headless_without_tensorflow(runs, tmp_path):
     """In a fresh interpreter with no display and a GUI backend asked for: the report is drawn
     (on the Agg canvas) and neither TensorFlow nor Keras is imported."""
