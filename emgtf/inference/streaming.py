@@ -8,8 +8,8 @@ state, so memory and CPU per chunk stay the same over an hour of signal.
 How an emission is computed from a stream. By the model's :class:`EmissionRule`, emission ``e``
 of an input that starts at sample ``s`` (a multiple of the stride) is emission ``s / stride + e``
 of the whole session, and it reads spectrogram frames ``e .. e + lost_frames`` (times the
-subsampling). What it reads beyond that window is the model's *reach* (:func:`model_reach`, read
-off its layers):
+subsampling). What it reads beyond that window is the model's *reach*
+(:func:`emgtf.models.streaming.model_reach`, read off its layers' declarations):
 
 - nothing (the TDS baseline: unpadded convolutions, per-frame layers): the model's incremental
   step (:mod:`emgtf.models.streaming`) keeps the last ``n_fft - hop`` raw samples and each TDS
@@ -50,14 +50,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.errors import EmgtfError
 
-__all__ = ["CompiledStep", "Reach", "StreamUpdate", "StreamingDecoder", "TFLiteStep", "model_reach",
-           "DEFAULT_CONTEXT_SECONDS"]
+if TYPE_CHECKING:  # Keras is imported when a model is, not by the CLI before it
+    from emgtf.models.layers.base import Reach
+
+__all__ = ["CompiledStep", "StreamUpdate", "StreamingDecoder", "TFLiteStep", "DEFAULT_CONTEXT_SECONDS"]
 
 DEFAULT_CONTEXT_SECONDS = 4.0
 DEFAULT_MAX_PENDING_KEYS = 100  # about 20 s of typing
@@ -65,105 +68,6 @@ _NO_EMISSIONS = np.zeros((0, 99), np.float32)
 # Hops per incremental step call at most (0.5 s): a push of an hour at once is stepped in
 # pieces, so its memory stays flat and at most this many step shapes are ever traced.
 MAX_STEP_HOPS = 64
-
-# Layers that compute each frame from that frame alone at inference (augmentation layers are
-# the identity then), or whose unpadded window the emission rule already counts (TDS blocks).
-_PER_FRAME = {
-    "InputLayer", "LogSpectrogram", "SpecAugment", "TemporalCropResize", "SpectrogramNorm",
-    "RotationInvariantMLP", "Dense", "Activation", "Dropout", "BatchNormalization",
-    "LayerNormalization", "TDSConvBlock", "TDSFullyConnectedBlock", "Add", "ReLU", "Identity",
-    "SpectrumBands", "FoldBands", "UnfoldBands", "SplitBands", "Concatenate",
-}
-_RECURRENT = {"LSTM", "GRU", "SimpleRNN", "RNN"}
-_GLOBAL = {
-    "TransformerBlock": "attends over the whole input (full self-attention)",
-    "MultiHeadAttention": "attends over the whole input (full self-attention)",
-    "SinusoidalPositionEncoding": "encodes absolute positions from the start of the input",
-    "FramePaddingMask": "masks by the length of the whole input",
-}
-_WHOLE_SESSION = "decode whole sessions with python -m emgtf.transcribe"
-
-
-@dataclass(frozen=True)
-class Reach:
-    """What one emission reads beyond its emission-rule window, in spectrogram frames.
-
-    ``past`` / ``future``: frames before / after it that zero padding stands in for at the edges
-    of an input; ``unbounded_past``: a recurrent state carries the whole past (windowed then);
-    ``running_statistics``: a rolling norm's statistics from the stream's start (the incremental
-    step only).
-    """
-
-    past: int = 0
-    future: int = 0
-    unbounded_past: bool = False
-    running_statistics: bool = False
-
-    def describe(self) -> str:
-        if self.unbounded_past:
-            return "unbounded past (recurrent), windowed"
-        if self.past or self.future:
-            return f"exact, {self.past} frames of past and {self.future} of future padding"
-        if self.running_statistics:
-            return "exact, running statistics from the stream's start"
-        return "exact, no padding"
-
-
-def model_reach(model) -> Reach:
-    """The :class:`Reach` of a Keras model, from its layers; raises EmgtfError (one line: which
-    layer, why, what to use) for a model that cannot stream."""
-    name = model.name
-    past = future = 0
-    unbounded = statistics = False
-    # The layers that refuse most plainly first: "self-attention" says more than "positions".
-    first = ("Bidirectional", "TransformerBlock", "MultiHeadAttention", "ConformerBlock")
-    for layer in sorted(model.layers, key=lambda layer: type(layer).__name__ not in first):
-        kind = type(layer).__name__
-        where = f"model '{name}': layer '{layer.name}' ({kind})"
-        if kind == "Bidirectional":
-            raise EmgtfError(
-                f"{where} is a bidirectional RNN, so every emission depends on the rest of the "
-                f"session and none can be streamed; {_WHOLE_SESSION}, or stream a unidirectional "
-                "rnn (model.bidirectional=false) or the TDS baseline"
-            )
-        if kind == "ConformerBlock" and not layer.causal:
-            raise EmgtfError(
-                f"{where} {_GLOBAL['TransformerBlock']}, so no emission is final before the "
-                f"session ends; {_WHOLE_SESSION}, or stream a causal conformer (model.causal=true)"
-            )
-        if kind in _GLOBAL:
-            raise EmgtfError(
-                f"{where} {_GLOBAL[kind]}, so no emission is final before the session ends; "
-                f"{_WHOLE_SESSION}, or stream the TDS baseline"
-            )
-        if kind in _RECURRENT:
-            if getattr(layer, "go_backwards", False):
-                raise EmgtfError(f"{where} runs backwards in time, so it cannot stream; {_WHOLE_SESSION}")
-            unbounded = True
-        elif kind == "ConformerBlock":  # causal attention: the whole past, so windowed
-            unbounded = True
-        elif kind == "RollingTimeNorm":
-            statistics = True
-        elif kind == "ConvBlock1D":
-            span = (layer.kernel_size - 1) * layer.dilation * layer.num_convs
-            if layer.causal:
-                past += span
-            else:  # Keras "same": the smaller half of each convolution's padding before
-                per_conv = (layer.kernel_size - 1) * layer.dilation
-                past += per_conv // 2 * layer.num_convs
-                future += span - per_conv // 2 * layer.num_convs
-        elif kind == "ConvSubsampling":
-            before, after = layer.padding
-            for stage in range(layer.stages):  # stage i pads frames 2^i input frames wide
-                past += before * 2**stage
-                future += after * 2**stage
-        elif kind not in _PER_FRAME:
-            raise EmgtfError(
-                f"{where}: cannot tell how far in time this layer reads, so the model cannot "
-                f"stream; {_WHOLE_SESSION}"
-            )
-    return Reach(past, future, unbounded, statistics)
-
 
 def _needs_step(source: str, why: str) -> EmgtfError:
     return EmgtfError(
@@ -177,6 +81,7 @@ def _export_reach(path, family: str, training_config) -> Reach:
     """The reach of an export with no Keras layers to read (SavedModel, ONNX): the layers of its
     family built from the training config recorded in its export.json (weights do not matter)."""
     from emgtf import models
+    from emgtf.models.streaming import Reach, model_reach
 
     spec = (training_config or {}).get("model") if isinstance(training_config, dict) else None
     if isinstance(spec, dict) and spec.get("family") == family:
@@ -345,7 +250,8 @@ class StreamingDecoder:
 
     Args:
         runner: a :class:`emgtf.inference.runners.Runner`.
-        reach: the model's :class:`Reach` (:func:`model_reach`).
+        reach: the model's :class:`~emgtf.models.layers.base.Reach`
+            (:func:`emgtf.models.streaming.model_reach`).
         decoder: a GreedyDecoder (default) or a BeamSearchDecoder.
         context_seconds: for recurrent models only, the signal before the new emissions each
             push runs the model on.
@@ -405,7 +311,7 @@ class StreamingDecoder:
         """A streaming decoder of a Keras model: through its incremental step if it has one and
         ``incremental`` (else windowed)."""
         from emgtf.inference.runners import keras_runner
-        from emgtf.models.streaming import state_layout
+        from emgtf.models.streaming import model_reach, state_layout
 
         reach = model_reach(model)  # refuse before anything else is done
         if reach.running_statistics:  # the step or nothing: say why it has none

@@ -17,7 +17,8 @@ from emgtf.decoding import BeamSearchDecoder, ctc_greedy, make_decoder
 from emgtf.errors import EmgtfError
 from emgtf.inference.replay import replay
 from emgtf.inference.runners import keras_runner, load_runner
-from emgtf.inference.streaming import MAX_STEP_HOPS, StreamingDecoder, model_reach
+from emgtf.inference.streaming import MAX_STEP_HOPS, StreamingDecoder
+from emgtf.models.streaming import model_reach
 from emgtf.inference.transcription import transcribe
 from emgtf.synth import generate_session
 from tests.helpers import random_emg
