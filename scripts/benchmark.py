@@ -7,6 +7,7 @@
     python scripts/benchmark.py decode [--help]     CTC decoding characters per second
     python scripts/benchmark.py scale [--help]      pipeline start-up against the number of sessions
     python scripts/benchmark.py stream [--help]     CPU ms per 40 ms chunk and key latency, streaming
+    python scripts/benchmark.py evaluate [--help]   whole-session evaluation: time and peak RSS beside PyTorch's
 
 Timings live here, never in test assertions.
 """
@@ -21,7 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # the bench_* modules, and emgtf from a plain checkout
 
 COMMANDS = {"pipeline": "bench_pipeline", "train": "bench_train", "compare": "bench_train",
-            "decode": "bench_decode", "scale": "bench_scale", "stream": "bench_stream"}
+            "decode": "bench_decode", "scale": "bench_scale", "stream": "bench_stream",
+            "evaluate": "bench_evaluate"}
 
 
 def main(argv: list[str]) -> int:

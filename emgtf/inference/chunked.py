@@ -42,7 +42,10 @@ from emgtf.inference.transcription import Chunk, plan_chunks
 
 __all__ = ["Chunking", "SessionForward", "plan_exact_chunks"]
 
-DEFAULT_CHUNK_SECONDS = 30.0
+# 40 s of signal per forward pass: Meta's TDS took the same CPU per minute of signal (1.5 s, AMD
+# EPYC) from 4 x 10 s to 4 x 30 s chunks, and its rotation-invariant MLP's activations grow with
+# the frames of a pass (about 3 MB per second of signal): 10 s chunks keep them near 130 MB.
+DEFAULT_CHUNK_SECONDS = 10.0
 DEFAULT_BATCH = 4
 DEFAULT_CONTEXT_SECONDS = 4.0
 

@@ -146,3 +146,28 @@ def test_bad_chunk_options_are_one_line():
         Chunking(seconds=-1.0)
     with pytest.raises(EmgtfError, match=r"^chunk.overlap: unknown option \(known: approximate, batch"):
         Chunking.from_config({"overlap": 3})
+
+
+@pytest.mark.slow
+def test_peak_memory_of_a_long_evaluation_does_not_grow_with_the_session(tmp_path):
+    """Meta-size TDS, emgtf.evaluate's defaults, each evaluation in its own process (its peak RSS,
+    TensorFlow included): 1 and 8 minutes of signal peak within 150 MB of each other, under the
+    issue's 1.5 GB bound for 47 minutes."""
+    import sys
+
+    from tests.helpers import REPO
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    import bench_evaluate
+
+    opts = {**bench_evaluate.DEFAULTS, "threads": 0}
+    peaks = {}
+    for minutes in (1.0, 8.0):
+        folder = tmp_path / f"m{minutes:g}"
+        folder.mkdir()
+        session, checkpoint = bench_evaluate._write_inputs(str(folder), minutes, 0)
+        result = bench_evaluate._measure("emgtf", session, checkpoint, opts)
+        assert result["mode"].startswith("exact chunks of 10 s")
+        peaks[minutes] = result["peak_rss_mb"]
+    assert peaks[8.0] - peaks[1.0] < 150, peaks
+    assert peaks[8.0] < 1500, peaks
