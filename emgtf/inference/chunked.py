@@ -190,7 +190,11 @@ class SessionForward:
             return f"approximate chunks of {c.seconds:g} s with {c.context_seconds:g} s of context"
         if c.seconds is None:
             return "whole sessions (chunking off)"
-        return f"whole sessions: {self.reach.describe() if self.reach.why else 'unbounded context'}"
+        if self.reach.why:  # "is a bidirectional RNN, so ...": the clause before the consequence
+            return f"whole sessions (a layer {self.reach.why.split(',')[0]})"
+        if self.reach.unbounded_future:
+            return "whole sessions (a layer declares no reach in time)"
+        return "whole sessions (each emission reads the whole past)"
 
     def plan(self, num_samples: int) -> list[Chunk]:
         """The chunks of a session of ``num_samples`` samples (in "step" mode, the samples of each
