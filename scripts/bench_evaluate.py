@@ -18,7 +18,8 @@ process (so that each process's peak RSS is its own, TensorFlow or PyTorch inclu
 
 ``seconds``: the evaluation itself (session read, forward passes, decoding); ``process_seconds``:
 the whole process, imports and model loading included; ``peak_rss_mb``: the process's maximum
-resident set (``wait4``). ``speed_ratio`` is torch's seconds over emgtf's (above 1: emgtf is
+resident set (``ru_maxrss``; the process is started by a small launcher, so none of this
+process's memory counts in it). ``speed_ratio`` is torch's seconds over emgtf's (above 1: emgtf is
 faster); ``threads`` > 0 sets both frameworks' thread counts (0: their defaults, every core).
 The load average is printed with the result: on a shared machine, timings are only comparable
 within one run. Prints one JSON line.
@@ -139,21 +140,33 @@ def _child(kind: str, session: str, checkpoint: str, opts: dict) -> dict:
             "chars": len(report["sessions"][0]["prediction"])}
 
 
+# Started by a small launcher process: Linux carries a process's resident set at exec into the
+# new program's peak (ru_maxrss), so a child forked straight from a process holding TensorFlow or
+# a session (this one, or pytest) would report that process's size as its own peak.
+_LAUNCHER = """
+import json, os, subprocess, sys
+p = subprocess.Popen(json.loads(sys.argv[1]), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+out, err = p.communicate()
+print(json.dumps({"status": p.returncode, "out": out, "err": err[-4000:]}))
+"""
+
+
 def _measure(kind: str, session: str, checkpoint: str, opts: dict) -> dict:
-    """Runs ``_child`` in a fresh process; its result, wall time and peak RSS."""
+    """Runs ``_child`` in a fresh process (through a small launcher); its result, wall time and
+    peak RSS (the child's ``ru_maxrss``, which it reports itself)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([REPO, os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, os.path.abspath(__file__), "_child", kind, session, checkpoint, json.dumps(opts)]
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, __file__, "_child", kind, session, checkpoint, json.dumps(opts)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO, text=True)
-    # wait4: this child's own peak RSS (getrusage(RUSAGE_CHILDREN) would mix the children).
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, json.dumps(command)], capture_output=True,
+                          text=True, env=env, cwd=REPO)
     wall = time.perf_counter() - start
-    out, err = process.stdout.read(), process.stderr.read()
-    if status != 0:
-        raise RuntimeError(f"{kind} failed (status {status}): {err.strip()[-2000:]}")
-    result = json.loads(out.strip().splitlines()[-1])
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind}: the launcher failed: {done.stderr.strip()[-2000:]}")
+    launched = json.loads(done.stdout.strip().splitlines()[-1])
+    if launched["status"] != 0:
+        raise RuntimeError(f"{kind} failed (status {launched['status']}): {launched['err'].strip()[-2000:]}")
+    result = json.loads(launched["out"].strip().splitlines()[-1])
     result["process_seconds"] = round(wall, 2)
-    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux: kilobytes
     return result
 
 
@@ -179,6 +192,10 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         kind, session, checkpoint, opts = sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])
-        print(json.dumps(_child(kind, session, checkpoint, opts)))
+        import resource
+
+        result = _child(kind, session, checkpoint, opts)
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KB
+        print(json.dumps(result))
     else:
         sys.exit(main(sys.argv[1:]))
