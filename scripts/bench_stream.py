@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
 
         def streamer(decoder, incremental=True):
             return StreamingDecoder.load(args.checkpoint, decoder, incremental=incremental,
-                                         threads=args.threads)
+                                         threads=args.threads, step="keras")  # TFLite timed apart
 
     greedy = streamer(GreedyDecoder())
     rule = greedy.rule

@@ -8,6 +8,7 @@
     python scripts/benchmark.py scale [--help]      pipeline start-up against the number of sessions
     python scripts/benchmark.py stream [--help]     CPU ms per 40 ms chunk and key latency, streaming
     python scripts/benchmark.py live [--help]       the same end to end over LSL (replay -> stream)
+    python scripts/benchmark.py evaluate [--help]   whole-session evaluation: time and peak RSS beside PyTorch's
 
 Timings live here, never in test assertions.
 """
@@ -23,7 +24,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]  # the bench_* modules, and emgtf f
 
 COMMANDS = {"pipeline": "bench_pipeline", "train": "bench_train", "compare": "bench_train",
             "decode": "bench_decode", "scale": "bench_scale", "stream": "bench_stream",
-            "live": "bench_live"}
+            "live": "bench_live", "evaluate": "bench_evaluate"}
 
 
 def main(argv: list[str]) -> int:

@@ -244,7 +244,7 @@ def test_emg_that_overflows_the_spectrogram_is_a_data_error(tmp_path):
     model = models.build("tcn", **TINY_TCN)
     with pytest.raises(EmgtfError, match=r"loud.hdf5: EMG value 3e\+38 at sample 4321 .*overflow"):
         evaluate_model(model, [path], GreedyDecoder(), log=None)
-    with pytest.raises(SessionFileError, match="loud.hdf5: EMG sample 4321 .*overflow"):
+    with pytest.raises(SessionFileError, match=r"loud.hdf5: EMG value 3e\+38 at sample 4321 .*overflow"):
         transcribe(keras_runner(model), path)
 
 

@@ -66,6 +66,7 @@ def main(argv: list[str]) -> int:
     config_lib.check_complete(cfg, "evaluate")
     if cfg.split not in ("train", "val", "test"):
         raise EmgtfError(f"split must be test, val or train, got {cfg.split!r}")
+    from emgtf.inference.chunked import Chunking
     from emgtf.inference.evaluation import evaluate_checkpoint
 
     evaluate_checkpoint(
@@ -81,6 +82,7 @@ def main(argv: list[str]) -> int:
         report_seconds=cfg.report_seconds,
         report_start=cfg.report_start,
         metrics=cfg.metrics,
+        chunking=Chunking.from_config(cfg.get("chunk")),
     )
     return 0
 

@@ -3,5 +3,7 @@
 - :mod:`~emgtf.inference.checkpoints`: ``.keras`` checkpoints;
 - :mod:`~emgtf.inference.runners`: one way to run a Keras model or an export folder;
 - :mod:`~emgtf.inference.evaluation`: validation windows and whole-session evaluation;
+- :mod:`~emgtf.inference.chunked`: whole sessions in chunks, equal to one forward pass where the
+  layers' reach allows (bounded memory);
 - :mod:`~emgtf.inference.transcription`: one session, in chunks, to typed text.
 """

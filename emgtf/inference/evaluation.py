@@ -2,7 +2,8 @@
 
 :func:`validate` scores windows of a validation split (the training loop's per-epoch check);
 :func:`evaluate_model` decodes every session of a split whole (batch 1, no windowing: the
-reference's test protocol), and :func:`evaluate_checkpoint` writes that report as JSON beside the
+reference's test protocol; computed in chunks with the same result where the model's reach allows,
+:mod:`emgtf.inference.chunked`), and :func:`evaluate_checkpoint` writes that report as JSON beside the
 checkpoint, ``<checkpoint stem>.<split>.<decoder>.eval.json``. Error rates are edit operations
 summed over all sessions (:class:`emgtf.metrics.ErrorCounter`).
 """
@@ -76,9 +77,14 @@ def _check(log_probs, emitted, batch, source: str) -> None:
     check_finite(log_probs, source, where, emitted)
 
 
-def evaluate_model(model, files, decoder, *, log=print, source: str | None = None) -> dict:
+def evaluate_model(model, files, decoder, *, log=print, source: str | None = None,
+                   chunking=None) -> dict:
     """Decodes each session file whole with ``model``; returns the per-session and overall rates.
 
+    Whole, as the one-shot forward pass of the session (batch 1) gives it, computed in chunks
+    where that gives the same numbers (``chunking``: :class:`emgtf.inference.chunked.Chunking`,
+    None: its defaults), so memory does not grow with the session; the emissions go into the
+    decoder's incremental search chunk by chunk (its ``finish()`` is the offline decoding).
     A session too short for one emission (shorter than the model's receptive field) is skipped with
     a warning: it has nothing to decode, and a training run must not fail at its last step for it.
     Non-finite log-probabilities are an EmgtfError naming ``source`` (the checkpoint) and session.
@@ -86,36 +92,45 @@ def evaluate_model(model, files, decoder, *, log=print, source: str | None = Non
     Returns ``{"sessions": [{"session", "CER", "IER", "DER", "SER", "rendered_CER", counts...,
     "prediction", "target"}], "overall": {"CER", ..., counts}}``.
     """
-    from emgtf.charset import charset
-    from emgtf.data import data_errors, make_dataset
+    from emgtf.data import EMGSession
+    from emgtf.inference.chunked import SessionForward
     from emgtf.metrics import ErrorCounter, error_rates
-    from emgtf.models import emission_lengths, emitted_frames
 
-    cs = charset()
+    runner = SessionForward(model, chunking, source=source)
     overall = ErrorCounter()
     sessions = []
-    dataset = make_dataset([str(f) for f in files], window_length=None, batch_size=1)
-    with interrupts.deferred(), data_errors():
-        for batch in dataset:
+    with interrupts.deferred():
+        for path in files:
             interrupts.check()
-            name = batch["session"][0].numpy().decode()
-            # Checked before the forward pass, which a too-short input may crash (padded convolutions).
-            if int(emission_lengths(model, int(batch["emg_lengths"][0]))) == 0:
-                warnings.warn(f"session {name}: {int(batch['emg_lengths'][0])} samples is shorter "
-                              f"than {model.name}'s receptive field; skipped", stacklevel=2)
-                continue
-            log_probs = forward(model, batch["emg"])
-            emitted = emitted_frames(model, batch["emg_lengths"].numpy(), log_probs.shape[1])
-            check_finite(log_probs, source or f"model {model.name}", [name], emitted)
-            prediction = decoder.decode_batch(log_probs, emitted)[0]
-            n = int(batch["label_lengths"][0])
-            target = cs.labels_to_str(batch["labels"][0, :n].numpy())
+            with EMGSession(path) as session:
+                name, samples = session.session_name, len(session)
+                if runner.rule.emissions(samples) == 0:
+                    warnings.warn(f"session {name}: {samples} samples is shorter than {model.name}'s "
+                                  "receptive field; skipped", stacklevel=2)
+                    continue
+                times = session.timestamps  # checked finite and in order
+                # The labels of the whole-session window: keys pressed from its first to its last sample.
+                target = session.ground_truth(float(times[0]), float(times[-1])).text
+                prediction = _decode(decoder, runner.blocks(session, name))
             overall.update(prediction, target)
             rates = error_rates([prediction], [target])
             sessions.append({"session": name, **rates, "prediction": prediction, "target": target})
             if log is not None:
                 log(f"  {name}: CER {rates['CER']:.2f} % ({rates['target_chars']} characters)")
     return {"sessions": sessions, "overall": overall.result()}
+
+
+def _decode(decoder, blocks) -> str:
+    """The decoding of a session's emissions, given block by block: through the decoder's
+    incremental search where it has one (nothing but the search's state is kept), else at once."""
+    if hasattr(decoder, "start"):
+        search = decoder.start(None)
+        for block in blocks:
+            interrupts.check()
+            search.advance(block)
+        return search.finish()
+    log_probs = np.concatenate(list(blocks))
+    return decoder.decode_batch(log_probs[None], [len(log_probs)])[0]
 
 
 def rates_table(report: dict, metrics: str = "emg2qwerty") -> str:
@@ -160,6 +175,7 @@ def evaluate_checkpoint(
     report_seconds: float = 4.0,
     report_start: float | None = None,
     metrics: str = "emg2qwerty",
+    chunking=None,
 ) -> tuple[dict, Path]:
     """Evaluates ``checkpoint`` on split part ``part``; writes and returns the JSON report.
 
@@ -172,7 +188,8 @@ def evaluate_checkpoint(
     first sample; None: just before its first keystroke). Report options are checked before the
     evaluation starts. ``metrics``: the set the printed table gives (:data:`emgtf.metrics.METRICS`;
     ``track4``: the corpus-level rates of the NeurIPS 2026 track, also under ``"track4"`` in the
-    JSON); the JSON has every rate.
+    JSON); the JSON has every rate. ``chunking``: how whole sessions are cut
+    (:class:`emgtf.inference.chunked.Chunking`; None: its defaults, exact where the model allows).
     """
     from omegaconf import OmegaConf
 
@@ -208,9 +225,12 @@ def evaluate_checkpoint(
     decoder = make_decoder(decoder_cfg)
     if model is None:
         model = load_checkpoint(checkpoint, family)
+    from emgtf.inference.chunked import Chunking, SessionForward
+
+    chunking = chunking if chunking is not None else Chunking()
     print(f"emgtf.evaluate: {checkpoint} ({model.name}) on {len(files)} {part} session(s), "
-          f"{decoder_name(decoder_cfg)} decoding", flush=True)
-    report = evaluate_model(model, files, decoder, source=f"checkpoint {checkpoint}")
+          f"{decoder_name(decoder_cfg)} decoding, {SessionForward(model, chunking).describe()}", flush=True)
+    report = evaluate_model(model, files, decoder, source=f"checkpoint {checkpoint}", chunking=chunking)
     report = {
         "checkpoint": str(checkpoint),
         "model": model.name,

@@ -64,6 +64,7 @@ class Runner:
     rule: EmissionRule
     family: str
     source: str  # for messages: "SavedModel exports/x", "checkpoint runs/x/best.keras"
+    model: object = None  # the Keras model, where there is one (chunked inference reads its layers)
 
     def __call__(self, emg, lengths=None) -> tuple[np.ndarray, np.ndarray]:
         return self.run(np.ascontiguousarray(emg, dtype=np.float32), lengths)
@@ -97,7 +98,7 @@ def keras_runner(model, source: str | None = None) -> Runner:
         lengths = _full_lengths(emg) if lengths is None else lengths
         return log_probs, emitted_frames(model, lengths, log_probs.shape[1])
 
-    return Runner(run, EmissionRule.from_model(model), model.name, source or f"model {model.name}")
+    return Runner(run, EmissionRule.from_model(model), model.name, source or f"model {model.name}", model)
 
 
 def _saved_model_runner(directory: Path, rule: EmissionRule, family: str) -> Runner:

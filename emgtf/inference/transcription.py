@@ -20,10 +20,18 @@ frames after that emission's first frame. The stitched emissions are decoded tog
 decoder never sees a chunk boundary. A session no longer than one chunk plus its context is run
 whole, exactly as ``emgtf.evaluate`` runs it.
 
+A ``.keras`` checkpoint is chunked by :class:`emgtf.inference.chunked.SessionForward`, as
+``emgtf.evaluate`` is: where its layers' declared reach is finite (TDS, TCN, ConvResNet) the chunks
+carry exactly the context that reach needs (``--context-seconds`` does not apply) and SplashNet's
+rolling norm goes through the incremental step, so the emissions equal the whole-session pass;
+other models are chunked as below. An export has no layers to read: chunked as below.
+
 How close the chunked emissions come to a whole-session pass depends on what an emission sees:
 
 - a bounded window of the signal (the TDS baseline: 125 frames = 1 s): equal, to float rounding,
   whatever the chunking;
+- statistics from the session's start (SplashNet's rolling norm): each chunk normalised by its
+  own (an export only; a checkpoint steps through the session);
 - the whole chunk (recurrent layers): approximately; the context on both sides lets the state
   forget the chunk edge (a bidirectional LSTM: differences of 1e-6 with 2 s of context, 1e-1
   without);
@@ -41,7 +49,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from emgtf.charset import BACKSPACE, ENTER, SHIFT
-from emgtf.data.session import MAX_ABS_EMG
 from emgtf.errors import EmgtfError, SessionFileError
 
 if TYPE_CHECKING:  # the runners import Keras; this module is imported by the CLI before it
@@ -129,25 +136,23 @@ def session_log_probs(
             f"{num_samples} samples is too short for {runner.family}, which needs at least "
             f"{rule.samples_for(1)} samples ({rule.samples_for(1) / rule.sample_rate:.2f} s)",
         )
+    model = getattr(runner, "model", None)
+    if model is not None:  # exact chunks where the layers' reach allows, else approximate ones
+        from emgtf.inference.chunked import Chunking, SessionForward
+
+        check_chunking(chunk_seconds, context_seconds)
+        forward = SessionForward(model, Chunking(seconds=chunk_seconds, approximate=True,
+                                                 context_seconds=context_seconds), source=runner.source)
+        return forward.log_probs(session), forward.plan(num_samples)
+    from emgtf.inference.chunked import read_checked
+
     chunk_emissions, context_emissions = _chunk_sizes(rule, chunk_seconds, context_seconds)
     chunks = plan_chunks(
         num_samples, rule, chunk_emissions=chunk_emissions, context_emissions=context_emissions
     )
     parts = []
     for chunk in chunks:
-        emg = session.read(chunk.start, chunk.stop)
-        finite = np.isfinite(emg).all(axis=(1, 2))
-        if not finite.all():
-            bad = chunk.start + int(np.flatnonzero(~finite)[0])
-            raise SessionFileError(session.path, f"EMG sample {bad} is not finite (NaN or infinity)")
-        large = (np.abs(emg) > MAX_ABS_EMG).any(axis=(1, 2))
-        if large.any():
-            bad = int(np.flatnonzero(large)[0])
-            raise SessionFileError(
-                session.path,
-                f"EMG sample {chunk.start + bad} has magnitude {np.abs(emg[bad]).max():.3g}, above "
-                f"{MAX_ABS_EMG:.0e}: its spectrogram power would overflow float32",
-            )
+        emg = read_checked(session, chunk.start, chunk.stop)
         log_probs = runner.log_probs(emg, session=str(session.path), frame_offset=chunk.first - chunk.keep_start)
         parts.append(log_probs[chunk.keep_start : chunk.keep_stop])
     return np.concatenate(parts, axis=0), chunks

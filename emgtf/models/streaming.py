@@ -43,17 +43,35 @@ from keras import ops
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.errors import EmgtfError
+from emgtf.models.layers.base import PER_FRAME, Reach
 
-__all__ = ["StateLayout", "incremental_step", "state_layout"]
+__all__ = ["Reach", "StateLayout", "incremental_step", "layer_reach", "model_reach", "state_layout"]
 
-# Layers the step applies to the new frames alone: each computes a frame from that frame
-# (augmentation layers are the identity at inference; the band layers move the hands between
-# the feature and batch axes or split and join them).
-_PER_FRAME = {
-    "SpectrogramNorm", "SpecAugment", "TemporalCropResize", "RotationInvariantMLP", "Dense",
-    "Activation", "Dropout", "BatchNormalization", "LayerNormalization", "TDSFullyConnectedBlock",
-    "ReLU", "Identity", "SpectrumBands", "FoldBands", "UnfoldBands", "SplitBands", "Concatenate",
+# The Keras built-ins' reach (emgtf's layers declare theirs: ``temporal_reach()``): class name ->
+# Reach, or a function of the layer giving one (None: unknown).
+_KERAS_REACH = {
+    **dict.fromkeys(
+        ("InputLayer", "Dense", "Activation", "Dropout", "BatchNormalization", "LayerNormalization",
+         "ReLU", "Identity", "Add", "Concatenate", "Multiply", "Subtract", "Average", "Maximum",
+         "Minimum", "GaussianNoise", "GaussianDropout"),
+        PER_FRAME,
+    ),
+    # The dense front's flattening of each frame keeps the time axis; any other reshape mixes it.
+    "Reshape": lambda layer: PER_FRAME if tuple(layer.target_shape)[:1] == (-1,) else None,
+    **dict.fromkeys(("LSTM", "GRU", "SimpleRNN", "RNN"), lambda layer: Reach(
+        unbounded_future=True, why="runs backwards in time, so it cannot stream")
+        if getattr(layer, "go_backwards", False) else Reach(unbounded_past=True)),
+    "Bidirectional": Reach(
+        unbounded_future=True,
+        why="is a bidirectional RNN, so every emission depends on the rest of the session and none "
+        "can be streamed",
+        fix="stream a unidirectional rnn (model.bidirectional=false) or the TDS baseline"),
+    "MultiHeadAttention": Reach(
+        unbounded_future=True,
+        why="attends over the whole input (full self-attention), so no emission is final before the "
+        "session ends", fix="stream the TDS baseline"),
 }
+_WHOLE_SESSION = "decode whole sessions with python -m emgtf.transcribe"
 # The state part counting the spectrogram frames a rolling norm must not see.
 _FRAMES = "frames"
 
@@ -120,6 +138,62 @@ def graph(model) -> list:
     return nodes
 
 
+def layer_reach(layer) -> Reach | None:
+    """What one output frame of ``layer`` reads in time (:class:`Reach`): its own
+    ``temporal_reach()``, else the Keras built-ins' table; None for a layer that declares none."""
+    declared = getattr(layer, "temporal_reach", None)
+    if declared is not None:
+        return declared()
+    known = _KERAS_REACH.get(type(layer).__name__)
+    return known(layer) if callable(known) else known
+
+
+def _walk(model) -> tuple[Reach, list, list]:
+    """The reach of ``model``'s output along its graph (the wider branch where branches join), the
+    layers whose reach is unbounded in the future, and those that declare none."""
+    reaches = {id(t): PER_FRAME for t in model.inputs}
+    unbounded, unknown = [], []
+    for layer in model.layers:  # topological order
+        node = layer._inbound_nodes[0]
+        own = layer_reach(layer)
+        if own is None:
+            unknown.append(layer)
+            own = Reach(unbounded_future=True)
+        elif own.unbounded_future:
+            unbounded.append((layer, own))
+        before = PER_FRAME
+        for tensor in node.input_tensors:
+            before = before.join(reaches.get(id(tensor), PER_FRAME))
+        after = own if type(layer).__name__ == "InputLayer" else before.then(own)
+        for tensor in node.output_tensors:
+            reaches[id(tensor)] = after
+    return reaches[id(model.outputs[0])], unbounded, unknown
+
+
+def model_reach(model, *, streaming: bool = True) -> Reach:
+    """The :class:`Reach` of a Keras model's emissions in spectrogram frames, from its layers'
+    declarations (the frames of its unpadded windows in ``window``: the emission rule's
+    ``lost_frames``).
+
+    ``streaming``: raise EmgtfError (one line: which layer, why, what to use) for a model that
+    cannot stream (an emission that reads the whole input, or a layer that declares no reach);
+    else return such a reach with ``unbounded_future`` set (chunked whole-session inference runs
+    those whole)."""
+    reach, unbounded, unknown = _walk(model)
+    if not streaming:
+        return reach
+    if unbounded:  # the last says most plainly why: attention rather than the positions before it
+        layer, own = unbounded[-1]
+        fix = f", or {own.fix}" if own.fix else ""
+        raise EmgtfError(f"model '{model.name}': layer '{layer.name}' ({type(layer).__name__}) "
+                         f"{own.why}; {_WHOLE_SESSION}{fix}")
+    if unknown:
+        layer = unknown[0]
+        raise EmgtfError(f"model '{model.name}': layer '{layer.name}' ({type(layer).__name__}): cannot "
+                         f"tell how far in time this layer reads, so the model cannot stream; {_WHOLE_SESSION}")
+    return reach
+
+
 def refuse(model, why: str) -> EmgtfError:
     return EmgtfError(
         f"model '{model.name}' has no streaming step: {why}; only the TDS baseline (tds_conv_ctc) "
@@ -152,12 +226,13 @@ def state_layout(model) -> StateLayout:
         if len({paths[i] for i in node.inputs}) != 1:
             raise refuse(model, f"layer '{layer.name}' joins branches that lost different frames")
         lost, fold = paths[node.inputs[0]]
-        if kind == "TDSConvBlock":
-            shape = (layer.kernel_width - 1, int(layer.input.shape[-1]))
-            if shape[0]:
-                parts.append((layer.name, shape if fold == 1 else (fold, *shape)))
+        reach = layer_reach(layer)
+        if reach is not None and reach == Reach(window=reach.window) and reach.window:
+            # An unpadded window (a TDS block): its last ``window`` input frames are the state.
+            shape = (reach.window, int(layer.input.shape[-1]))
+            parts.append((layer.name, shape if fold == 1 else (fold, *shape)))
             lost += shape[0]
-        elif kind == "RollingTimeNorm":
+        elif reach is not None and reach == Reach(running_statistics=True):
             if norm is not None or lost or fold != 1:
                 raise refuse(model, f"its rolling norm '{layer.name}' is not the only one, before "
                              "every TDS block and the hands' folding")
@@ -167,9 +242,7 @@ def state_layout(model) -> StateLayout:
             fold *= layer.bands
         elif kind == "UnfoldBands":
             fold //= layer.bands
-        elif kind == "Reshape" and layer.target_shape[0] == -1:
-            pass  # the dense front's flattening of each frame
-        elif kind not in _PER_FRAME:
+        elif reach is None or not reach.per_frame:
             raise refuse(model, f"layer '{layer.name}' ({kind}) is not a per-frame layer or a TDS block")
         for output in node.outputs:
             paths[output] = (lost, fold)
@@ -194,19 +267,20 @@ def incremental_step(model, layout: StateLayout, state, samples, final: bool = F
     values = {nodes[0].outputs[0]: nodes[0].layer(signal[None])}  # (1, k, 2, 16, bins)
     for node in nodes[1:]:
         layer, inputs = node.layer, [values[i] for i in node.inputs]
-        if node.kind == "RollingTimeNorm":
+        reach = layer_reach(layer) if layer.name in shapes else None  # a layer with a state part
+        if reach is not None and reach.running_statistics:
             outputs, new_parts[_FRAMES], new_parts[layer.name] = _norm_step(
                 layer, layout, parts[_FRAMES], parts[layer.name], inputs[0], final
             )
         else:
-            if node.kind == "TDSConvBlock" and layer.name in shapes:
+            if reach is not None:  # an unpadded window: its cached input frames first
                 keep = shapes[layer.name][-2:]
                 cached = ops.cast(ops.reshape(parts[layer.name], (-1, *keep)), inputs[0].dtype)
                 x = ops.concatenate([cached, inputs[0]], axis=1)
                 new_parts[layer.name] = ops.cast(ops.reshape(x[:, -keep[0]:], [-1]), "float32")
                 inputs = [x]
-            if node.kind == "TDSConvBlock" and layout.held_frames:
-                outputs = _tds_block(layer, inputs[0])
+            if reach is not None and layout.held_frames:
+                outputs = _windowed(layer, reach.window + 1, inputs[0])
             else:
                 outputs = layer(inputs[0] if len(inputs) == 1 else inputs, training=False)
         for output, value in zip(node.outputs, outputs if isinstance(outputs, (list, tuple)) else [outputs]):
@@ -228,14 +302,15 @@ def _norm_step(layer, layout: StateLayout, frames_part, norm_part, x, final: boo
     return released[None], seen, norm_part
 
 
-def _tds_block(block, x):
-    """A TDS convolution block on ``x`` (its cached frames and the new ones), where a rolling
+def _windowed(block, width: int, x):
+    """A layer of an unpadded ``width``-frame window (a TDS convolution block) on ``x`` (its
+    cached frames and the new ones), where a rolling
     norm's warm-up may leave no new frame: the block is skipped then, as an empty convolution
     output is refused by Keras (eagerly) and mis-shaped by oneDNN's kernel (traced: 3 frames of
     output for 3 of input and a 4-frame kernel)."""
     frames = x.shape[1]
     empty = (ops.shape(x)[0], 0, x.shape[2])
     if frames is not None:  # known: eagerly, or a trace without a rolling norm
-        return ops.zeros(empty, x.dtype) if frames < block.kernel_width else block(x, training=False)
-    return ops.cond(ops.shape(x)[1] < block.kernel_width, lambda: ops.zeros(empty, x.dtype),
+        return ops.zeros(empty, x.dtype) if frames < width else block(x, training=False)
+    return ops.cond(ops.shape(x)[1] < width, lambda: ops.zeros(empty, x.dtype),
                     lambda: block(x, training=False))

@@ -4,6 +4,8 @@ norm through the incremental step, and python -m emgtf.stream end to end on a ge
 
 from __future__ import annotations
 
+import shutil
+
 import keras
 import numpy as np
 import pytest
@@ -17,7 +19,8 @@ from emgtf.decoding import BeamSearchDecoder, ctc_greedy, make_decoder
 from emgtf.errors import EmgtfError
 from emgtf.inference.replay import replay
 from emgtf.inference.runners import keras_runner, load_runner
-from emgtf.inference.streaming import MAX_STEP_HOPS, StreamingDecoder, model_reach
+from emgtf.inference.streaming import MAX_STEP_HOPS, StreamingDecoder
+from emgtf.models.streaming import model_reach
 from emgtf.inference.transcription import transcribe
 from emgtf.synth import generate_session
 from tests.helpers import random_emg
@@ -63,7 +66,7 @@ def assert_same_best_class(streamed, offline, margin=1e-4):
 
 def test_tds_streamed_emissions_equal_the_whole_session(setup):
     offline = keras_runner(setup["model"]).log_probs(setup["emg"])
-    streamer = StreamingDecoder.load(setup["ckpt"])
+    streamer = StreamingDecoder.load(setup["ckpt"], step="keras")
     rule = streamer.rule
     # The kept samples: what the next emission's window of lost_frames + 1 frames needs.
     assert streamer.max_buffer_samples == rule.lost_frames * rule.hop_length + rule.n_fft - 1
@@ -228,9 +231,36 @@ def assert_emitted_once_warmed_up(updates, rule, chunk, total, warmup=125):
         assert update.emissions == expected, (received, update.emissions, expected)
 
 
+def test_a_checkpoint_streams_through_its_tflite_step_built_once(setup, tmp_path):
+    from emgtf.inference.streaming import CompiledStep, TFLiteStep
+
+    checkpoint = tmp_path / "tds.keras"
+    shutil.copy(setup["ckpt"], checkpoint)
+    streamer = StreamingDecoder.load(checkpoint)
+    assert isinstance(streamer.step, TFLiteStep) and streamer.step.unit_samples == 80
+    (cached,) = tmp_path.glob("tds.keras.step80-*.tflite")
+    assert streamer.describe().startswith(f"TFLite step {cached.name}")
+    offline = keras_runner(setup["model"]).log_probs(setup["emg"])
+    streamed, _, largest = stream(streamer, setup["emg"], 80)
+    np.testing.assert_allclose(streamed, offline, atol=1e-5)
+    assert largest <= streamer.max_buffer_samples
+    # Reused while the checkpoint's bytes are the same; another checkpoint gets its own.
+    built = cached.stat().st_mtime_ns
+    assert StreamingDecoder.load(checkpoint).step.path == cached and cached.stat().st_mtime_ns == built
+    assert isinstance(StreamingDecoder.load(checkpoint, step="keras").step, CompiledStep)
+    other = models.build("tds_conv_ctc", **TINY_TDS)
+    other.save(checkpoint)
+    assert StreamingDecoder.load(checkpoint).step.path != cached
+    assert len(list(tmp_path.glob("tds.keras.step80-*.tflite"))) == 2
+    with pytest.raises(EmgtfError, match="step must be auto or keras, got 'fast'"):
+        StreamingDecoder.load(checkpoint, step="fast")
+
+
 def test_splashnet_streams_exactly_from_a_checkpoint(splash):
     streamer = StreamingDecoder.load(splash["ckpt"])
     assert streamer.step is not None and streamer.step.layout.held_frames == 125
+    # No fixed-shape (TFLite) step for a rolling norm: the Keras step, saying why.
+    assert streamer.describe().startswith("Keras incremental step (no TFLite step: its rolling norm")
     assert streamer.reach.describe() == "exact, running statistics from the stream's start"
     offline = keras_runner(splash["model"]).log_probs(splash["emg"])
     for chunk in (80, 333, 2000):
@@ -414,7 +444,10 @@ def test_stream_command_end_to_end(setup, capsys):
                                       "--chunk-ms", "40"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "chunks of 80 samples" in err and "exact, no padding; incremental step" in err
+    # A .keras checkpoint streams through its TFLite step, built once and kept beside it.
+    cached = list(setup["ckpt"].parent.glob("tds.keras.step80-*.tflite"))
+    assert len(cached) == 1
+    assert "chunks of 80 samples" in err and f"exact, no padding; TFLite step {cached[0].name}" in err
     # The typed block breaks its line after each enter key.
     first_line = "".join(expected.prediction.partition(ENTER)[:2])
     assert f"typed: {first_line}\n" in out

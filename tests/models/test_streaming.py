@@ -98,3 +98,48 @@ def test_a_splashnet_stream_shorter_than_the_warmup_is_emitted_at_its_end():
     rows = _stream_steps(model, layout, emg, [5, 80, 8])
     assert [len(r) for r in rows] == [0, 0, 0, 90]
     np.testing.assert_allclose(rows[-1][layout.warmup_emissions :], offline, atol=1e-5)
+
+
+# --- the layers' declared reach -------------------------------------------------------------------
+
+
+def test_every_emgtf_layer_declares_its_reach():
+    import emgtf.models.layers as layers
+    from emgtf.models.layers.base import Reach
+
+    classes = [getattr(layers, name) for name in layers.__all__]
+    classes = [c for c in classes if isinstance(c, type) and issubclass(c, keras.layers.Layer)]
+    assert len(classes) >= 17
+    for cls in classes:
+        assert "temporal_reach" in vars(cls) or any("temporal_reach" in vars(b) for b in cls.__mro__[1:-1]
+                                                    if b.__module__.startswith("emgtf")), cls.__name__
+    assert layers.ConvBlock1D(8, 3, dilation=4, convs=2, causal=True).temporal_reach() == Reach(past=16)
+    assert layers.ConvBlock1D(8, 5, convs=1).temporal_reach() == Reach(past=2, future=2)
+    assert layers.TDSConvBlock(4, kernel_width=5).temporal_reach() == Reach(window=4)
+    assert layers.RollingTimeNorm().temporal_reach().running_statistics
+
+
+@pytest.mark.parametrize("family, hp, want", [
+    # The TCN's receptive field before each frame: (kernel - 1) x (1 + 2 + 4) frames of padding.
+    ("tcn", dict(mlp_features=[16], hidden_size=8, num_layers=3), dict(past=14, future=0, window=0)),
+    ("conv_resnet", dict(mlp_features=[16], channels=8, num_blocks=2), dict(past=8, future=8, window=0)),
+    ("tds_conv_ctc", dict(mlp_features=[16], block_channels=[4, 8], kernel_width=4),
+     dict(past=0, future=0, window=6)),
+])
+def test_model_reach_composes_the_layers_along_the_graph(family, hp, want):
+    from emgtf.models.streaming import model_reach
+
+    model = models.build(family, **hp)
+    reach = model_reach(model)
+    assert {k: getattr(reach, k) for k in want} == want
+    assert reach.finite and reach.window == EmissionRule.from_model(model).lost_frames
+
+
+def test_a_layer_without_a_declared_reach_cannot_stream_but_is_chunked_whole():
+    from emgtf.models.streaming import model_reach
+
+    inputs = keras.Input((None, 8))
+    model = keras.Model(inputs, keras.layers.Conv1D(8, 3, padding="same", name="plain_conv")(inputs))
+    with pytest.raises(EmgtfError, match=r"layer 'plain_conv' \(Conv1D\): cannot tell how far in time"):
+        model_reach(model)
+    assert model_reach(model, streaming=False).unbounded_future

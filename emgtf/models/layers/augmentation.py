@@ -12,7 +12,7 @@ import keras
 from keras import ops
 
 from emgtf.errors import EmgtfError
-from emgtf.models.layers.base import check_int, register, static_channels
+from emgtf.models.layers.base import PER_FRAME, Reach, check_int, register, static_channels
 
 
 def _uniform_int(shape, high, seed):
@@ -119,6 +119,10 @@ class SpecAugment(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def temporal_reach(self) -> Reach:
+        """The identity at inference."""
+        return PER_FRAME
+
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -210,6 +214,10 @@ class TemporalCropResize(keras.layers.Layer):
 
     def compute_output_shape(self, inputs_shape, lengths_shape=None):
         return tuple(inputs_shape)
+
+    def temporal_reach(self) -> Reach:
+        """The identity at inference."""
+        return PER_FRAME
 
     def get_config(self):
         config = super().get_config()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from emgtf.models.layers.base import register
+from emgtf.models.layers.base import PER_FRAME, Reach, register
 
 
 @register
@@ -30,6 +30,10 @@ class FoldBands(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         batch = None if input_shape[0] is None else input_shape[0] * self.bands
         return (batch, input_shape[1], input_shape[2] // self.bands)
+
+    def temporal_reach(self) -> Reach:
+        """Moves the hands between the feature and batch axes, frame by frame."""
+        return PER_FRAME
 
     def get_config(self):
         return {**super().get_config(), "bands": self.bands}
@@ -54,6 +58,10 @@ class UnfoldBands(keras.layers.Layer):
         batch = None if input_shape[0] is None else input_shape[0] // self.bands
         return (batch, input_shape[1], input_shape[2] * self.bands)
 
+    def temporal_reach(self) -> Reach:
+        """Moves the hands between the batch and feature axes, frame by frame."""
+        return PER_FRAME
+
     def get_config(self):
         return {**super().get_config(), "bands": self.bands}
 
@@ -72,6 +80,10 @@ class SplitBands(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return [(input_shape[0], input_shape[1], input_shape[2] // self.bands)] * self.bands
+
+    def temporal_reach(self) -> Reach:
+        """Splits each frame by hand."""
+        return PER_FRAME
 
     def get_config(self):
         return {**super().get_config(), "bands": self.bands}

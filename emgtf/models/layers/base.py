@@ -5,9 +5,16 @@ Protocol: every layer that changes the number of frames has ``compute_output_len
 taking and returning a python int, a numpy array or a tensor, so that
 :func:`emgtf.models.emission_lengths` can follow a window's length through any model. Layers on side
 branches (the padding mask) deliberately do not have it.
+
+Every emgtf layer also declares how far in time one of its output frames reads,
+``temporal_reach() -> Reach`` (at inference: augmentation is the identity then), so that
+:func:`emgtf.models.streaming.model_reach` can tell, from the layers alone, whether a model streams,
+and how much overlap chunks of a whole session need to give the one-shot result.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -34,6 +41,78 @@ class MaskedInputBuild:
     def build_from_config(self, config):
         if config:
             self.build(config["input_shape"])
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What one output frame reads beyond its own input frame, in input frames (at inference).
+
+    ``past`` / ``future``: frames before / after it that zero padding stands in for at the edges of
+    an input (padded convolutions); ``window``: frames of an unpadded window after it, which the
+    layer drops from its output (the emission rule counts them; a TDS block's step keeps them);
+    ``subsampling``: output frames per input frame is ``1 / subsampling``; ``unbounded_past``: it
+    reads the whole past (a recurrent state, causal attention); ``unbounded_future``: the whole
+    input, or its absolute position in it (``why`` says how, ``fix`` what streams instead);
+    ``running_statistics``: statistics of every frame since the input's start (a rolling norm:
+    exact only through its incremental step). ``Reach()`` is a per-frame layer.
+
+    For a whole model (:func:`emgtf.models.streaming.model_reach`) the frames are spectrogram
+    frames and ``window`` is the emission rule's ``lost_frames``.
+    """
+
+    past: int = 0
+    future: int = 0
+    window: int = 0
+    subsampling: int = 1
+    unbounded_past: bool = False
+    unbounded_future: bool = False
+    running_statistics: bool = False
+    why: str = ""
+    fix: str = ""
+
+    @property
+    def per_frame(self) -> bool:
+        return self == Reach()
+
+    @property
+    def finite(self) -> bool:
+        """Every output frame reads a bounded span of frames around it."""
+        return not (self.unbounded_past or self.unbounded_future)
+
+    def then(self, after: "Reach") -> "Reach":
+        """This reach followed by ``after`` (a layer reading this one's output frames)."""
+        sub = self.subsampling
+        return Reach(
+            self.past + after.past * sub, self.future + after.future * sub,
+            self.window + after.window * sub, sub * after.subsampling,
+            self.unbounded_past or after.unbounded_past, self.unbounded_future or after.unbounded_future,
+            self.running_statistics or after.running_statistics,
+            self.why or after.why, self.fix or after.fix,
+        )
+
+    def join(self, other: "Reach") -> "Reach":
+        """The reach of two branches read together (a join of parallel paths): the wider."""
+        return Reach(
+            max(self.past, other.past), max(self.future, other.future), max(self.window, other.window),
+            max(self.subsampling, other.subsampling),
+            self.unbounded_past or other.unbounded_past, self.unbounded_future or other.unbounded_future,
+            self.running_statistics or other.running_statistics,
+            self.why or other.why, self.fix or other.fix,
+        )
+
+    def describe(self) -> str:
+        if self.unbounded_future:
+            return f"unbounded: {self.why}"
+        if self.unbounded_past:
+            return "unbounded past (recurrent), windowed"
+        if self.past or self.future:
+            return f"exact, {self.past} frames of past and {self.future} of future padding"
+        if self.running_statistics:
+            return "exact, running statistics from the stream's start"
+        return "exact, no padding"
+
+
+PER_FRAME = Reach()
 
 
 def nonnegative(lengths):

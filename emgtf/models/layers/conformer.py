@@ -7,7 +7,7 @@ import math
 import keras
 from keras import ops
 
-from emgtf.models.layers.base import MaskedInputBuild, NORM_EPSILON, register, serialize_regularizer
+from emgtf.models.layers.base import MaskedInputBuild, NORM_EPSILON, Reach, register, serialize_regularizer
 
 ROTARY_BASE = 10000.0
 
@@ -171,6 +171,15 @@ class ConformerBlock(MaskedInputBuild, keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def temporal_reach(self) -> Reach:
+        """Attention over the whole input, or the whole past when causal."""
+        if self.causal:
+            return Reach(unbounded_past=True)
+        return Reach(unbounded_future=True,
+                     why="attends over the whole input (full self-attention), so no emission is "
+                     "final before the session ends",
+                     fix="stream a causal conformer (model.causal=true)")
 
     def get_config(self):
         return {

@@ -11,6 +11,7 @@ from keras import ops
 from emgtf.models.layers.base import (
     NORM_EPSILON,
     MaskedInputBuild,
+    Reach,
     nonnegative,
     register,
     serialize_regularizer,
@@ -100,6 +101,13 @@ class ConvBlock1D(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def temporal_reach(self) -> Reach:
+        """Each convolution's ``(kernel_size - 1) * dilation`` frames of zero padding: all before
+        (causal), else the smaller half before (Keras "same")."""
+        span = (self.kernel_size - 1) * self.dilation
+        before = span if self.causal else span // 2
+        return Reach(past=before * self.num_convs, future=(span - before) * self.num_convs)
 
     def get_config(self):
         return {
@@ -214,6 +222,12 @@ class ConvSubsampling(MaskedInputBuild, keras.layers.Layer):
         for _ in range(self.stages):
             lengths = (lengths + 1) // 2
         return lengths
+
+    def temporal_reach(self) -> Reach:
+        """Stage i pads frames ``2**i`` input frames wide; output every ``2**stages``-th frame."""
+        before, after = self.padding
+        scale = sum(2**stage for stage in range(self.stages))
+        return Reach(past=before * scale, future=after * scale, subsampling=2**self.stages)
 
     def get_config(self):
         return {

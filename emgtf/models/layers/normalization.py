@@ -9,7 +9,7 @@ import numpy as np
 from keras import ops
 
 from emgtf.errors import EmgtfError
-from emgtf.models.layers.base import register, static_channels
+from emgtf.models.layers.base import PER_FRAME, Reach, register, static_channels
 
 
 @register
@@ -81,6 +81,10 @@ class SpectrogramNorm(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def temporal_reach(self) -> Reach:
+        """Fixed statistics at inference, frame by frame."""
+        return PER_FRAME
+
     def get_config(self):
         config = super().get_config()
         config.update({"momentum": self.momentum, "epsilon": self.epsilon})
@@ -145,6 +149,10 @@ class RollingTimeNorm(keras.layers.Layer):
 
     def compute_output_shape(self, inputs_shape, lengths_shape=None):
         return tuple(inputs_shape)
+
+    def temporal_reach(self) -> Reach:
+        """Statistics of every frame since the input's start: exact only through :meth:`step`."""
+        return Reach(running_statistics=True)
 
     def get_config(self):
         return {**super().get_config(), "warmup": self.warmup, "epsilon": self.epsilon}

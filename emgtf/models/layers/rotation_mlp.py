@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from emgtf.models.layers.base import register, serialize_regularizer
+from emgtf.models.layers.base import PER_FRAME, Reach, register, serialize_regularizer
 
 
 @register
@@ -108,6 +108,10 @@ class RotationInvariantMLP(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1], input_shape[2] * self.features[-1])
+
+    def temporal_reach(self) -> Reach:
+        """Each frame alone."""
+        return PER_FRAME
 
     def get_config(self):
         return {

@@ -12,7 +12,7 @@ import numpy as np
 from keras import ops
 
 from emgtf.errors import EmgtfError
-from emgtf.models.layers.base import check_int, register, static_channels
+from emgtf.models.layers.base import PER_FRAME, Reach, check_int, register, static_channels
 
 # Added to the power before the log, so that silent (zero-padded) stretches give a finite -6.
 POWER_FLOOR = 1e-6
@@ -112,6 +112,10 @@ class LogSpectrogram(keras.layers.Layer):
         """Frames of inputs of ``lengths`` samples (int, numpy or tensor; same kind returned)."""
         return frames_for_samples(lengths, self.n_fft, self.hop_length)
 
+    def temporal_reach(self) -> Reach:
+        """Each frame from its own ``n_fft`` samples (the emission rule counts them)."""
+        return PER_FRAME
+
     def get_config(self):
         config = super().get_config()
         config.update({"n_fft": self.n_fft, "hop_length": self.hop_length})
@@ -151,6 +155,10 @@ class SpectrumBands(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], len(self.edges) - 1)
+
+    def temporal_reach(self) -> Reach:
+        """Each frame's bins pooled into bands."""
+        return PER_FRAME
 
     def get_config(self):
         return {**super().get_config(), "edges": list(self.edges)}

@@ -7,6 +7,8 @@ from keras import ops
 
 from emgtf.models.layers.base import (
     NORM_EPSILON,
+    PER_FRAME,
+    Reach,
     nonnegative,
     register,
     serialize_regularizer,
@@ -107,6 +109,10 @@ class TDSConvBlock(keras.layers.Layer):
     def compute_output_length(self, lengths):
         return nonnegative(lengths - (self.kernel_width - 1))
 
+    def temporal_reach(self) -> Reach:
+        """An unpadded window: ``kernel_width - 1`` frames dropped (the emission rule's)."""
+        return Reach(window=self.kernel_width - 1)
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -166,6 +172,10 @@ class TDSFullyConnectedBlock(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def temporal_reach(self) -> Reach:
+        """Each frame alone."""
+        return PER_FRAME
 
     def get_config(self):
         return {

@@ -7,7 +7,7 @@ import math
 import keras
 from keras import ops
 
-from emgtf.models.layers.base import MaskedInputBuild, NORM_EPSILON, register, serialize_regularizer
+from emgtf.models.layers.base import MaskedInputBuild, NORM_EPSILON, Reach, register, serialize_regularizer
 from emgtf.models.layers.spectrogram import frames_for_samples
 
 
@@ -37,6 +37,11 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def temporal_reach(self) -> Reach:
+        return Reach(unbounded_future=True,
+                     why="encodes absolute positions from the start of the input, so no emission "
+                     "is final before the session ends", fix="stream the TDS baseline")
 
     def get_config(self):
         return {**super().get_config(), "max_wavelength": self.max_wavelength}
@@ -77,6 +82,11 @@ class FramePaddingMask(keras.layers.Layer):
             length = max(1 + (length - self.n_fft) // self.hop_length, 0)
             length = -(-length // self.subsampling)
         return (input_shape[0], length)
+
+    def temporal_reach(self) -> Reach:
+        return Reach(unbounded_future=True,
+                     why="masks by the length of the whole input, so no emission is final before "
+                     "the session ends", fix="stream the TDS baseline")
 
     def get_config(self):
         return {
@@ -202,6 +212,11 @@ class TransformerBlock(MaskedInputBuild, keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+    def temporal_reach(self) -> Reach:
+        return Reach(unbounded_future=True,
+                     why="attends over the whole input (full self-attention), so no emission is "
+                     "final before the session ends", fix="stream the TDS baseline")
 
     def get_config(self):
         return {
