@@ -62,7 +62,7 @@ def test_synth_names_an_unknown_key_and_a_bad_value_in_one_line(tmp_path, capsys
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [
         "emgtf.synth: error: unknown key 'user' (this command takes: out, users, sessions, minutes, "
-        "eval_minutes, seed, overwrite, verbose; see --help)"]
+        "eval_minutes, seed, overwrite, format, events, verbose; see --help)"]
     code, _, err = command("synth", [f"out={tmp_path}", "users=0"], capsys)
     assert code == 2 and "argument --users: must be > 0, got '0'" in err
     assert not any(tmp_path.iterdir())
