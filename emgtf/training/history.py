@@ -1,72 +1,13 @@
-"""A run's per-epoch history: ``history.csv`` and the summary table printed at the end of a run."""
+"""The summary table of a run's per-epoch history, printed at the end of a run (``history.csv``
+itself: :mod:`emgtf.run_folder`)."""
 
 from __future__ import annotations
 
-import csv
 import math
-from pathlib import Path
 
-from emgtf.errors import EmgtfError
-from emgtf.files import atomic_write
-
-# Keras logs key -> history.csv column. The slash names are the metric names of the
-# W&B dashboards; Keras needs val_* names (KerasTuner objectives, EarlyStopping monitors).
-RATES = ("CER", "IER", "DER", "SER")
-COLUMNS = {
-    "loss": "train/loss",
-    "val_loss": "val/loss",
-    **{f"val_{r}": f"val/{r}" for r in RATES},
-    "learning_rate": "lr",
-}
-
-
-def write_history(path: Path, rows: list[dict]) -> None:
-    columns = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-
-    def write(tmp):
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    atomic_write(path, write)
-
-
-def read_history(path: Path, *, missing_ok: bool = False) -> list[dict]:
-    """Rows of a ``history.csv``: ``epoch`` as int, every other non-empty cell as float.
-
-    Raises EmgtfError (naming the file and line) for a missing file (``[]`` with ``missing_ok``),
-    a missing ``epoch`` column or a cell that is not a number.
-    """
-    path = Path(path)
-    if missing_ok and not path.exists():
-        return []
-    try:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or "epoch" not in reader.fieldnames:
-                raise EmgtfError(f"{path}: no 'epoch' column (not an emgtf history.csv)")
-            rows = []
-            for raw in reader:
-                row = {}
-                for key, value in raw.items():
-                    if key is None or value in (None, ""):
-                        continue  # a short row, or a column an earlier epoch did not log
-                    try:
-                        row[key] = int(value) if key == "epoch" else float(value)
-                    except ValueError:
-                        raise EmgtfError(
-                            f"{path}, line {reader.line_num}: {key} is {value!r}, not a number"
-                        ) from None
-                if "epoch" in row:
-                    rows.append(row)
-    except FileNotFoundError:
-        raise EmgtfError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise EmgtfError(f"{path}: cannot read it ({e})") from None
-    return rows
+# history.csv itself is read and written by emgtf.run_folder (below training and reporting); the
+# names stay importable from here for code written against them.
+from emgtf.run_folder import COLUMNS, RATES, read_history, write_history  # noqa: F401
 
 
 def _fmt(value, spec=".2f") -> str:

@@ -6,7 +6,7 @@ What one run does (``train(cfg)``):
   context, random jitter inside the stride, raw-EMG ``augment``) go through ``make_dataset``;
   a numpy step in the pipeline adds each window's emission length (``emgtf.models.emission_lengths``
   of the model being trained, so any family works) in front of its labels, the ``y_true`` of
-  :class:`emgtf.training.losses.CTCLoss`. A window whose labels cannot be aligned to its frames gets emission
+  :class:`emgtf.models.ctc.CTCLoss`. A window whose labels cannot be aligned to its frames gets emission
   length 0 (left out of the loss) and one warning naming it;
 - Adam (``optimizer``) with the warm-up + cosine ``schedule`` of the reference, scaled to
   ``trainer.epochs``; the schedule is a function of the optimizer's step, which is checkpointed;
@@ -275,7 +275,7 @@ def _train_in(path: Path, cfg, model, *, family, split, root, split_spec, resume
         Validation,
     )
     from emgtf.data import data_errors
-    from emgtf.training.losses import CTCLoss
+    from emgtf.models.ctc import CTCLoss
     from emgtf.training.schedules import make_schedule
 
     packer = TargetPacker(model)

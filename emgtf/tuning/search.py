@@ -40,6 +40,7 @@ from datetime import datetime
 from pathlib import Path
 
 from emgtf import interrupts
+from emgtf.config import override_key
 from emgtf.errors import EmgtfError
 from emgtf.files import atomic_copy, atomic_write_text, read_json
 from emgtf.training.run_lock import LOCK_FILE, RunLock, check_free
@@ -86,14 +87,10 @@ class SearchResult:
 # --- configuration -----------------------------------------------------------------------------
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def merge_overrides(first: Sequence[str], then: Sequence[str]) -> list[str]:
     """``first`` then ``then``, dropping from ``first`` each key that ``then`` sets again."""
-    later = {_key(o) for o in then}
-    return [o for o in first if _key(o) not in later] + list(then)
+    later = {override_key(o) for o in then}
+    return [o for o in first if override_key(o) not in later] + list(then)
 
 
 def _tuner_settings(cfg) -> dict:
@@ -228,7 +225,7 @@ class Search:
                 raise EmgtfError(f"resume=true: {run_dir} has no search.json (not an emgtf.tune run folder?)")
             overrides = merge_overrides(saved.get("overrides", []), overrides)
             cfg = config_lib.compose("tune", overrides)
-        self.overrides = [o for o in overrides if _key(o) not in SEARCH_KEYS]
+        self.overrides = [o for o in overrides if override_key(o) not in SEARCH_KEYS]
         self.cfg = cfg
         self.settings = _tuner_settings(cfg)
 
@@ -324,7 +321,7 @@ class Search:
 
         search_space.check_model_options(self.space)
         chooser = self.space.family_hyperparameter
-        user_model = [o for o in self.overrides if _key(o) == "model"]
+        user_model = [o for o in self.overrides if override_key(o) == "model"]
         if chooser is not None and user_model:
             raise EmgtfError(
                 f"'{user_model[0]}': the search space {self.space.path} chooses the model itself "
