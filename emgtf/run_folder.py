@@ -86,10 +86,18 @@ class RunFolder:
         """Whether the run left a checkpoint to continue from."""
         return self.last.is_file()
 
+    def _contents(self) -> set[str]:
+        """The names in the folder, its lock left out."""
+        return {p.name for p in self.path.iterdir()} - {LOCK_FILE} if self.path.is_dir() else set()
+
+    def has_contents(self) -> bool:
+        """Whether anything but the lock is in the folder."""
+        return bool(self._contents())
+
     def is_dead_run(self) -> bool:
         """Whether the folder holds only what a run writes before its first checkpoint (a run
         killed in epoch 1): nothing to continue, nothing worth keeping."""
-        contents = {p.name for p in self.path.iterdir()} - {LOCK_FILE} if self.path.is_dir() else set()
+        contents = self._contents()
         return CONFIG_FILE in contents and contents <= BEFORE_FIRST_CHECKPOINT
 
     def read_history(self, *, missing_ok: bool = False) -> list[dict]:

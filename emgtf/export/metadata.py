@@ -14,13 +14,14 @@ from emgtf.inference.export_folder import (  # noqa: F401  (the writer's names: 
     FORMATS, METADATA_FILE, MODEL_FILES, SCHEMA_VERSION, SIGNATURES, STEP_INPUTS, STEP_SIGNATURE, read_metadata,
 )
 from emgtf.models.emission import EmissionRule
+from emgtf.run_folder import RunFolder
 
 
 def training_config_of(checkpoint: Path | None):
     """The run's config.yaml beside the checkpoint, as plain data, or None."""
-    if checkpoint is None or not (checkpoint.parent / "config.yaml").is_file():
+    if checkpoint is None or not RunFolder(checkpoint.parent).config.is_file():
         return None
-    cfg = load_saved(checkpoint.parent / "config.yaml")
+    cfg = load_saved(RunFolder(checkpoint.parent).config)
     try:
         return OmegaConf.to_container(cfg, resolve=True)
     except Exception:  # an interpolation that does not resolve outside its run: keep it as text

@@ -12,10 +12,11 @@ import math
 
 from omegaconf import OmegaConf
 
+from emgtf.config import GROUPS
 from emgtf.errors import EmgtfError
 
-# Sections of a fit config that a saved run's config.yaml must have to be continued.
-RUN_SECTIONS = ("data", "model", "augment", "optimizer", "schedule", "trainer", "decoder", "logger")
+# Sections of a fit config that a saved run's config.yaml must have to be continued: its groups.
+RUN_SECTIONS = GROUPS
 
 
 def _is_number(value) -> bool:

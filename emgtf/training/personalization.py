@@ -27,6 +27,7 @@ from emgtf.errors import EmgtfError
 from emgtf.files import read_json
 from emgtf.inference.benchmark import decoder_configs, run_benchmark
 from emgtf.inference.checkpoints import checkpoint_model_overrides
+from emgtf.run_folder import BEST_FILE, RunFolder
 from emgtf.training.run_dir import default_run_dir
 
 # Keys of configs/personalize.yaml that are not part of a user's fit config.
@@ -95,7 +96,7 @@ def load_config(overrides: Sequence[str]) -> tuple[DictConfig, list[str]]:
 
 
 def _finished_epochs(path: Path) -> int:
-    status = read_json(path / "last.json") if (path / "last.json").is_file() else {}
+    status = read_json(RunFolder(path).status)
     return int(status.get("epoch", 0))
 
 
@@ -103,8 +104,9 @@ def user_config(cfg: DictConfig, fit_overrides: Sequence[str], run: UserRun) -> 
     """The fit config of one user's run: fresh (data.split, run_dir and, for finetune, the
     checkpoint set), or, for a run that has a ``last.keras``, its saved config with resume on and
     this invocation's ``trainer.epochs``."""
-    if (run.run_dir / "last.keras").is_file() and (run.run_dir / "config.yaml").is_file():
-        saved = config_lib.load_saved(run.run_dir / "config.yaml")
+    folder = RunFolder(run.run_dir)
+    if folder.can_resume() and folder.config.is_file():
+        saved = config_lib.load_saved(folder.config)
         saved = config_lib.apply_overrides(saved, [f"trainer.epochs={int(cfg.trainer.epochs)}"])
         saved.resume = True
         saved.run_dir = str(run.run_dir)
@@ -157,7 +159,7 @@ def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None =
     for run in runs:
         run.run_dir = run_dir / run.user
         done = _finished_epochs(run.run_dir)
-        if done >= epochs and (run.run_dir / "best.keras").is_file():
+        if done >= epochs and RunFolder(run.run_dir).best.is_file():
             run.action = "skipped"
             if log is not None:
                 log(f"emgtf.personalize: {run.user}: finished ({done} epochs) in {run.run_dir}; skipped")
@@ -169,10 +171,10 @@ def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None =
                 f"({cfg.init}) on {run.split_file} in {run.run_dir}")
         result = train(user_cfg)
         if result.best_checkpoint is None:
-            raise EmgtfError(f"user '{run.user}': the run in {run.run_dir} left no best.keras")
+            raise EmgtfError(f"user '{run.user}': the run in {run.run_dir} left no {BEST_FILE}")
 
     doc, json_path, csv_path = run_benchmark(
-        [(run.run_dir / "best.keras", run.split_file) for run in runs],
+        [(RunFolder(run.run_dir).best, run.split_file) for run in runs],
         decoders,
         root=cfg.data.root,
         part="test",

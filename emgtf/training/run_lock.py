@@ -18,8 +18,7 @@ import warnings
 from pathlib import Path
 
 from emgtf.errors import EmgtfError
-
-LOCK_FILE = ".emgtf.lock"
+from emgtf.run_folder import LOCK_FILE
 
 
 class RunLocked(EmgtfError):

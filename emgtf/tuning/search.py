@@ -39,11 +39,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from emgtf import interrupts
-from emgtf.config import override_key
+from emgtf import config as config_lib
+from emgtf import interrupts, training
+from emgtf.config import override_key, parse_value, resolve_data
+from emgtf.data.splits import load_split
 from emgtf.errors import EmgtfError
 from emgtf.files import atomic_copy, atomic_write_text, read_json
-from emgtf.training.run_lock import LOCK_FILE, RunLock, check_free
+from emgtf.inference.checkpoints import load_checkpoint
+from emgtf.run_folder import LOCK_FILE, RunFolder
+from emgtf.training.run_dir import default_run_dir
+from emgtf.training.run_lock import RunLock, check_free
+from emgtf.tuning import space as search_space
+from emgtf.tuning.space import summarise_values
 from emgtf.tuning.distributed import ENV_ID, distributed_role, serve
 
 OBJECTIVE = "val_CER"
@@ -204,9 +211,6 @@ class Search:
     """One search: its config, space, run folder and KerasTuner tuner. See the module docstring."""
 
     def __init__(self, overrides: Sequence[str], *, callbacks: Sequence = (), log=print):
-        from emgtf import config as config_lib
-        from emgtf.tuning import space as search_space
-
         from emgtf.training.wandb_logging import WandbSession
 
         self.log = log
@@ -300,7 +304,6 @@ class Search:
         """The fit config a trial starts from, before its hyperparameters (cached per model)."""
         from omegaconf import OmegaConf
 
-        from emgtf import config as config_lib
 
         if option not in self._configs:
             cfg = config_lib.compose("tune", self._fit_overrides(option))
@@ -316,9 +319,6 @@ class Search:
     def _check_configs(self) -> None:
         """Every model the space can choose composes with the command line, every key exists, the
         data split is readable: mistakes surface before the first trial."""
-        from emgtf.tuning import space as search_space
-        from emgtf.data.splits import load_split
-
         search_space.check_model_options(self.space)
         chooser = self.space.family_hyperparameter
         user_model = [o for o in self.overrides if override_key(o) == "model"]
@@ -340,7 +340,6 @@ class Search:
         cfg = self.trial_base_config(options[0])
         if self.settings["algorithm"] == "hyperband" and any(p.key == "trainer.epochs" for p in self.space.hyperparameters):
             raise EmgtfError(f"{self.space.path}: Hyperband sets trainer.epochs itself; drop it from the space")
-        from emgtf.config import resolve_data
 
         root, split = resolve_data(cfg.data)
         load_split(split, root)
@@ -348,8 +347,6 @@ class Search:
     # -- the files of the search
 
     def _write_start_files(self) -> None:
-        from emgtf import config as config_lib
-
         self.run_dir.mkdir(parents=True, exist_ok=True)
         doc = {
             "name": self.name,
@@ -421,14 +418,12 @@ class Search:
         import keras_tuner
         from omegaconf import OmegaConf
 
-        from emgtf.tuning import space as search_space
-        from emgtf import training
 
         values = active_values(trial.hyperparameters)
         option, hp_overrides = self.space.to_overrides(values)
         cfg = self.trial_base_config(option).copy()
         trial_dir = self.trial_dir(trial.trial_id)
-        resume = (trial_dir / "last.keras").is_file()
+        resume = RunFolder(trial_dir).can_resume()
 
         epochs = values.get("tuner/epochs")
         if epochs is not None:  # Hyperband: this round's epochs, continuing an earlier trial's run
@@ -486,16 +481,17 @@ class Search:
 
     def _continue_from(self, previous: str, trial_dir: Path) -> bool:
         """Hyperband: start a trial from an earlier trial's last epoch (its files copied over)."""
-        source = self.trial_dir(previous)
-        if not (source / "last.keras").is_file():
-            self.log(f"emgtf.tune: warning: trial {previous}'s run folder {source} is not here; training from scratch")
+        source = RunFolder(self.trial_dir(previous))
+        if not source.can_resume():
+            self.log(f"emgtf.tune: warning: trial {previous}'s run folder {source.path} is not here; training from scratch")
             return False
         if trial_dir.exists():
             shutil.rmtree(trial_dir)
         trial_dir.mkdir(parents=True)
-        for name in ("last.keras", "last.json", "best.keras", "history.csv"):
-            if (source / name).is_file():
-                shutil.copyfile(source / name, trial_dir / name)
+        target = RunFolder(trial_dir)
+        for name in ("last", "status", "best", "history"):
+            if getattr(source, name).is_file():
+                shutil.copyfile(getattr(source, name), getattr(target, name))
         return True
 
     # -- the end of a search
@@ -518,14 +514,15 @@ class Search:
                 f"trial {first.trial_id}: {first.message}"
             )
         best = done[0]
-        checkpoint = best.run_dir / "best.keras"
+        trial, search = RunFolder(best.run_dir), RunFolder(self.run_dir)
+        checkpoint = trial.best
         if checkpoint.is_file():
-            atomic_copy(checkpoint, self.run_dir / "best.keras")
-            atomic_copy(best.run_dir / "config.yaml", self.run_dir / "config.yaml")
+            atomic_copy(checkpoint, search.best)
+            atomic_copy(trial.config, search.config)
             summary = {"trial": best.trial_id, "val_CER": best.val_cer, "best_epoch": best.best_epoch,
                        "hyperparameters": best.hyperparameters, "source": str(checkpoint)}
             atomic_write_text(self.run_dir / "best.json", json.dumps(summary, indent=2) + "\n")
-            result.best_checkpoint = self.run_dir / "best.keras"
+            result.best_checkpoint = search.best
             self.log(f"best: trial {best.trial_id}, val CER {best.val_cer:.2f} % -> {result.best_checkpoint}")
             self.log(f"  python -m emgtf.evaluate checkpoint={result.best_checkpoint}")
         else:
@@ -601,7 +598,6 @@ def active_values(hyperparameters) -> dict:
 
 def trials_table(rows: Sequence[TrialRow], top: int = 10) -> str:
     """The best ``top`` trials (and a count of the others) as a fixed-width table."""
-    from emgtf.tuning.space import summarise_values
 
     def number(value, fmt: str, width: int) -> str:
         return f"{value:{width}{fmt}}" if value is not None else f"{'-':>{width}}"
@@ -625,7 +621,6 @@ def trials_table(rows: Sequence[TrialRow], top: int = 10) -> str:
 
 
 def _default_run_dir(space: str) -> Path:
-    from emgtf.training.run_dir import default_run_dir
 
     label = Path(space).stem if ("/" in space or space.endswith((".yaml", ".yml"))) else space
     return default_run_dir(f"tune-{label}")
@@ -671,9 +666,7 @@ def _make_tuner_class():
             pass  # train() keeps each trial's best.keras and last.keras itself
 
         def load_model(self, trial):
-            from emgtf.inference.checkpoints import load_checkpoint
-
-            return load_checkpoint(self.search_.trial_dir(trial.trial_id) / "best.keras")
+            return load_checkpoint(RunFolder(self.search_.trial_dir(trial.trial_id)).best)
 
     return EmgtfTuner
 
@@ -684,7 +677,6 @@ def check_folder_free(overrides: Sequence[str]) -> None:
     """Raises :class:`~emgtf.training.run_lock.RunLocked` naming the holder if the ``run_dir=`` of
     ``overrides`` is held by a live single-machine search or fit; needs no TensorFlow, so the
     command makes it before loading it. (A distributed search shares its folder by design.)"""
-    from emgtf.config import parse_value
 
     run_dir = parse_value(overrides, "run_dir")
     if run_dir is not None and distributed_role() == "single":
