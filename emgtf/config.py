@@ -307,7 +307,7 @@ def resolve_data(data_cfg) -> tuple[Path, str]:
     """(data root, split spec) of a ``data`` config; root null = the embedded synthetic dataset."""
     root, split = data_cfg.get("root"), data_cfg.get("split")
     if root is None:
-        from emgtf.synth import default_dataset
+        from emgtf.synth import default_dataset  # here, not at the top: synth loads SciPy (seconds)
 
         root, split_file = default_dataset()
         return Path(root), str(split if split is not None else split_file)

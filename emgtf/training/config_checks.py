@@ -14,6 +14,8 @@ from omegaconf import OmegaConf
 
 from emgtf.config import GROUPS
 from emgtf.errors import EmgtfError
+from emgtf.training.distribute import check_config
+from emgtf.training.runtime import jit_compile_value
 
 # Sections of a fit config that a saved run's config.yaml must have to be continued: its groups.
 RUN_SECTIONS = GROUPS
@@ -60,11 +62,7 @@ def check_training_config(cfg) -> None:
             or any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in padding)):
         raise EmgtfError(f"trainer.padding must be two integers >= 0 (left, right), got {padding!r}")
     _number(cfg, "trainer.fraction", 0, 1, low_open=True, default=1.0)
-    from emgtf.training.distribute import check_config
-
     check_config(cfg.trainer)
-    from emgtf.training.runtime import jit_compile_value
-
     jit_compile_value(cfg.trainer.get("jit_compile", "auto"))
     if cfg.trainer.get("verbose", "auto") not in ("auto", 0, 1, 2):
         raise EmgtfError(f"trainer.verbose must be auto, 0, 1 or 2, got {cfg.trainer.verbose!r}")

@@ -25,7 +25,7 @@ from pathlib import Path
 import keras
 
 from emgtf import config as config_lib
-from emgtf.errors import first_line
+from emgtf.errors import EmgtfError, first_line
 from emgtf.files import read_json
 from emgtf.run_folder import BEST_FILE, RunFolder
 
@@ -90,8 +90,6 @@ def run_settings(cfg, run_dir: Path) -> dict | None:
     # WANDB_MODE in the environment wins, so a CI or a cluster job can force offline / disabled.
     mode = os.environ.get("WANDB_MODE") or wandb_cfg.get("mode") or "offline"
     if mode not in ("online", "offline", "disabled", "dryrun", "run"):
-        from emgtf.errors import EmgtfError
-
         raise EmgtfError(f"logger.wandb.mode must be online, offline or disabled, got {mode!r}")
     mode = {"dryrun": "offline", "run": "online"}.get(mode, mode)
     if mode == "disabled":

@@ -35,6 +35,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from emgtf import config as config_lib
 from emgtf import paths
 from emgtf.errors import EmgtfError
 from emgtf.files import first_comment
@@ -415,8 +416,6 @@ def families_of(space: SearchSpace, hp: Hyperparameter, base_family: str) -> dic
 
 def check_model_options(space: SearchSpace) -> None:
     """The model options a space chooses from exist in configs/model."""
-    from emgtf import config as config_lib
-
     chooser = space.family_hyperparameter
     if chooser is None:
         return
