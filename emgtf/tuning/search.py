@@ -24,10 +24,8 @@ writes the tables and the best checkpoint.
 
 from __future__ import annotations
 
-import csv
 import functools
 import importlib.util
-import io
 import json
 import math
 import os
@@ -50,34 +48,14 @@ from emgtf.run_folder import LOCK_FILE, RunFolder
 from emgtf.training.run_dir import default_run_dir
 from emgtf.training.run_lock import RunLock, check_free
 from emgtf.tuning import space as search_space
-from emgtf.tuning.space import summarise_values
 from emgtf.tuning.distributed import ENV_ID, distributed_role, serve
+from emgtf.tuning.tables import COSTS, REPORTED, TrialRow, last_line, trials_table, write_tables
 
 OBJECTIVE = "val_CER"
 PROJECT = "keras_tuner"  # KerasTuner's project folder inside the run folder
 TUNE_KEYS = ("space", "tuner")  # keys of configs/tune.yaml that are not part of a trial's fit config
 SEARCH_KEYS = ("resume", "run_dir")  # top-level keys that mean the search, not its trials
 ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
-REPORTED = ("val_CER", "val_IER", "val_DER", "val_SER", "val_loss", "loss")
-# Beside the rates: what each trial cost (trainable parameters, seconds of training) and, with
-# tuner.test=true, the test CER of its best checkpoint (reported, never the objective).
-COSTS = ("params", "train_s", "test_CER")
-
-
-@dataclass
-class TrialRow:
-    """One trial as the search reports it. ``val_cer`` in percent (None unless completed)."""
-
-    trial_id: str
-    status: str
-    val_cer: float | None
-    metrics: dict
-    best_epoch: int | None
-    epochs: int | None
-    hyperparameters: dict
-    run_dir: Path
-    worker: str | None = None
-    message: str | None = None
 
 
 @dataclass
@@ -190,18 +168,6 @@ def _make_oracle(settings: dict, seed: int, epochs: int):
         hyperband_iterations=settings["hyperband_iterations"],
         **common,
     )
-
-
-def _last_line(message: str | None) -> str:
-    """The error of a failed trial: the last line of KerasTuner's stored traceback, class removed."""
-    lines = [ln.strip() for ln in (message or "").strip().splitlines() if ln.strip()]
-    if not lines:
-        return "no message"
-    last = lines[-1]
-    head, sep, rest = last.partition(": ")
-    if sep and "Error" in head and " " not in head:
-        return rest
-    return last
 
 
 # --- the search --------------------------------------------------------------------------------
@@ -403,7 +369,7 @@ class Search:
                     raise
                 raise EmgtfError(
                     f"{self.settings['max_consecutive_failed_trials']} trials in a row failed "
-                    f"(tuner.max_consecutive_failed_trials); the last: {_last_line(str(e))} "
+                    f"(tuner.max_consecutive_failed_trials); the last: {last_line(str(e))} "
                     f"(search space {self.space.path})"
                 ) from None
         if self.role == "worker":
@@ -503,7 +469,7 @@ class Search:
         ranked = done + rest
         result = SearchResult(run_dir=self.run_dir, role=self.role, trials=ranked,
                               trials_run_here=getattr(self, "ran_here", []))
-        self._write_tables(ranked)
+        write_tables(self.run_dir, [p.name for p in self.space.hyperparameters], ranked)
         self.log(trials_table(ranked, top=self.settings["top"]))
         if not done:
             if not rows:
@@ -550,37 +516,8 @@ class Search:
             hyperparameters=values,
             run_dir=run_dir,
             worker=worker,
-            message=None if completed else _last_line(trial.message),
+            message=None if completed else last_line(trial.message),
         )
-
-    def _write_tables(self, ranked: list[TrialRow]) -> None:
-        names = [p.name for p in self.space.hyperparameters]
-        names += sorted({k for r in ranked for k in r.hyperparameters} - set(names))
-        records = []
-        for rank, r in enumerate(ranked, 1):
-            records.append({
-                "rank": rank if r.val_cer is not None else None,
-                "trial": r.trial_id,
-                "status": r.status,
-                **{name: r.metrics.get(name) for name in (*REPORTED, *COSTS)},
-                "best_epoch": r.best_epoch,
-                "epochs": r.epochs,
-                "worker": r.worker,
-                "run_dir": str(r.run_dir),
-                "hyperparameters": r.hyperparameters,
-                "message": r.message,
-            })
-        atomic_write_text(self.run_dir / "best_trials.json", json.dumps(records, indent=2) + "\n")
-        out = io.StringIO()
-        columns = [c for c in records[0] if c != "hyperparameters"] + names if records else names
-        writer = csv.DictWriter(out, fieldnames=columns)
-        writer.writeheader()
-        for record in records:
-            flat = {k: v for k, v in record.items() if k != "hyperparameters"}
-            flat.update({name: record["hyperparameters"].get(name) for name in names})
-            writer.writerow(flat)
-        atomic_write_text(self.run_dir / "best_trials.csv", out.getvalue())
-
 
 def active_values(hyperparameters) -> dict:
     """The values of a trial's active hyperparameters (Hyperband's ``tuner/...`` included)."""
@@ -596,32 +533,7 @@ def active_values(hyperparameters) -> dict:
     return values
 
 
-def trials_table(rows: Sequence[TrialRow], top: int = 10) -> str:
-    """The best ``top`` trials (and a count of the others) as a fixed-width table."""
-
-    def number(value, fmt: str, width: int) -> str:
-        return f"{value:{width}{fmt}}" if value is not None else f"{'-':>{width}}"
-
-    shown = list(rows[:top])
-    header = (f"{'rank':>4}  {'trial':>6}  {'val CER':>7}  {'test CER':>8}  {'epoch':>5}  {'epochs':>6}  "
-              f"{'params':>10}  {'train s':>7}  {'status':<9}  hyperparameters")
-    lines = ["", header, "-" * len(header)]
-    for rank, r in enumerate(shown, 1):
-        hp = summarise_values({k: v for k, v in r.hyperparameters.items() if not k.startswith("tuner/")})
-        params = r.metrics.get("params")
-        lines.append(
-            f"{rank if r.val_cer is not None else '-':>4}  {r.trial_id:>6}  {number(r.val_cer, '.2f', 7)}  "
-            f"{number(r.metrics.get('test_CER'), '.2f', 8)}  {r.best_epoch or '-':>5}  {r.epochs or '-':>6}  "
-            f"{number(None if params is None else int(params), ',', 10)}  {number(r.metrics.get('train_s'), '.0f', 7)}  "
-            f"{r.status:<9}  {hp}" + (f"  [{r.message}]" if r.message else "")
-        )
-    if len(rows) > top:
-        lines.append(f"... and {len(rows) - top} more (best_trials.csv)")
-    return "\n".join(lines)
-
-
 def _default_run_dir(space: str) -> Path:
-
     label = Path(space).stem if ("/" in space or space.endswith((".yaml", ".yml"))) else space
     return default_run_dir(f"tune-{label}")
 
