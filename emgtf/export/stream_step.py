@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from emgtf import SAMPLE_RATE
+from emgtf.checks import is_int
 from emgtf.data import EMGSession
 from emgtf.decoding import ctc_greedy
 from emgtf.errors import EmgtfError, first_line
@@ -79,8 +80,8 @@ def step_layout(model, chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> StepLayout
             f"{core.held_frames} + a chunk's, then a chunk's), which a fixed-shape signature (TFLite) "
             "cannot give; stream its .keras checkpoint (python -m emgtf.stream)"
         )
-    if isinstance(chunk_samples, bool) or not isinstance(chunk_samples, (int, np.integer)) \
-            or chunk_samples < hop or chunk_samples % hop:
+    whole = is_int(chunk_samples) or isinstance(chunk_samples, np.integer)
+    if not whole or chunk_samples < hop or chunk_samples % hop:
         raise EmgtfError(
             f"stream_chunk_samples must be a positive multiple of the hop length ({hop} samples), "
             f"got {chunk_samples!r}"

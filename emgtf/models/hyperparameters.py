@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 
+from emgtf.checks import is_int
 from emgtf.errors import EmgtfError
 
 # Hyperparameters every family accepts. The spectrogram and SpecAugment values are Meta's recipe.
@@ -62,19 +63,19 @@ def resolve(family: str, defaults: Mapping, overrides: Mapping) -> dict:
 
 def positive_int(family: str, hp: Mapping, key: str, *, minimum: int = 1) -> int:
     value = hp[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise fail(family, key, f"expected an integer >= {minimum}, got {value!r}")
     return value
 
 
 def int_list(family: str, hp: Mapping, key: str) -> list[int]:
     value = hp[key]
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int(value):
         value = [value]
     if (
         not isinstance(value, list)
         or not value
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
+        or any(not is_int(v) or v < 1 for v in value)
     ):
         raise fail(family, key, f"expected a non-empty list of positive integers, got {value!r}")
     return value

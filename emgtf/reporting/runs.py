@@ -21,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from emgtf.checks import is_number
 from emgtf.errors import EmgtfError
 from emgtf.files import read_json as _read_json
 from emgtf.run_folder import COLUMNS, RATES, RunFolder  # noqa: F401  (RATES: for reporting.build)
@@ -92,7 +93,7 @@ class Run:
 
 
 def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value)
 
 
 # --- reading -----------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import math
 
 from omegaconf import OmegaConf
 
+from emgtf.checks import is_int, is_number
 from emgtf.config import GROUPS
 from emgtf.errors import EmgtfError
 from emgtf.training.distribute import check_config
@@ -21,13 +22,9 @@ from emgtf.training.runtime import jit_compile_value
 RUN_SECTIONS = GROUPS
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _int(cfg, key: str, minimum: int = 1) -> int:
     value = OmegaConf.select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise EmgtfError(f"{key} must be an integer >= {minimum}, got {value!r}")
     return value
 
@@ -38,7 +35,7 @@ def _number(cfg, key: str, low: float, high: float, *, low_open=False, high_open
     if value is None and null:
         return None
     left, right = "(" if low_open else "[", ")" if high_open else "]"
-    ok = _is_number(value) and (value > low if low_open else value >= low) and (
+    ok = is_number(value) and (value > low if low_open else value >= low) and (
         value < high if high_open else value <= high)
     if not ok:
         if high == math.inf:
@@ -59,7 +56,7 @@ def check_training_config(cfg) -> None:
     padding = cfg.trainer.get("padding")
     padding = list(padding) if OmegaConf.is_list(padding) or isinstance(padding, (list, tuple)) else padding
     if (not isinstance(padding, list) or len(padding) != 2
-            or any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in padding)):
+            or any(not is_int(p) or p < 0 for p in padding)):
         raise EmgtfError(f"trainer.padding must be two integers >= 0 (left, right), got {padding!r}")
     _number(cfg, "trainer.fraction", 0, 1, low_open=True, default=1.0)
     check_config(cfg.trainer)

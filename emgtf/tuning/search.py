@@ -39,6 +39,7 @@ from pathlib import Path
 
 from emgtf import config as config_lib
 from emgtf import interrupts, training
+from emgtf.checks import is_int
 from emgtf.config import override_key, parse_value, resolve_data
 from emgtf.data.splits import load_split
 from emgtf.errors import EmgtfError
@@ -88,7 +89,7 @@ def _tuner_settings(cfg) -> dict:
         value = t.get(key)
         if value is None and allow_none:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        if not is_int(value) or value < minimum:
             raise EmgtfError(f"tuner.{key} must be an integer >= {minimum}, got {value!r}")
         return value
 
@@ -410,7 +411,7 @@ class Search:
             "hyperparameters": {k: v for k, v in values.items() if not k.startswith("tuner/")},
         }
         OmegaConf.set_struct(cfg, True)
-        shown = search_space.summarise_values(values)
+        shown = search_space.summarize_values(values)
         self.log(f"emgtf.tune: trial {trial.trial_id}{' (continued)' if resume else ''} -> {trial_dir}: {shown}")
         self.ran_here.append(str(trial.trial_id))
         keras.backend.clear_session()  # a long search must not pile up every trial's graphs

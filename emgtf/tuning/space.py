@@ -461,7 +461,7 @@ def check_keys(space: SearchSpace, base_cfg: DictConfig) -> None:
                 )
 
 
-def summarise_values(values: Mapping, names: Sequence[str] | None = None) -> str:
+def summarize_values(values: Mapping, names: Sequence[str] | None = None) -> str:
     """``a=1, b=0.0003`` for log lines."""
     out = []
     for name, value in values.items():

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emgtf.files import atomic_write_text
-from emgtf.tuning.space import summarise_values
+from emgtf.tuning.space import summarize_values
 
 REPORTED = ("val_CER", "val_IER", "val_DER", "val_SER", "val_loss", "loss")
 # Beside the rates: what each trial cost (trainable parameters, seconds of training) and, with
@@ -89,7 +89,7 @@ def trials_table(rows: Sequence[TrialRow], top: int = 10) -> str:
               f"{'params':>10}  {'train s':>7}  {'status':<9}  hyperparameters")
     lines = ["", header, "-" * len(header)]
     for rank, r in enumerate(shown, 1):
-        hp = summarise_values({k: v for k, v in r.hyperparameters.items() if not k.startswith("tuner/")})
+        hp = summarize_values({k: v for k, v in r.hyperparameters.items() if not k.startswith("tuner/")})
         params = r.metrics.get("params")
         lines.append(
             f"{rank if r.val_cer is not None else '-':>4}  {r.trial_id:>6}  {number(r.val_cer, '.2f', 7)}  "
