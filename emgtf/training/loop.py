@@ -21,9 +21,13 @@ What one run does (``train(cfg)``):
   depend only on the seed and e; resuming replays the passes of the finished epochs (one batch
   each, see :func:`_replay_epochs`). Same seed, same machine: the same history, resumed or not.
 
-Files in the run folder: ``config.yaml`` (resolved), ``history.csv``, ``best.keras``,
-``last.keras``, ``last.json``, ``tensorboard/`` (scalars; the validation confusion matrix as
-an image with ``logger.tensorboard_images``).
+Files in the run folder (:class:`emgtf.run_folder.RunFolder` names them): ``config.yaml``
+(resolved), ``history.csv``, ``best.keras``, ``last.keras``, ``last.json``, ``tensorboard/``
+(scalars; the validation confusion matrix as an image with ``logger.tensorboard_images``).
+
+The steps, in :func:`train`: check the config and the data (before TensorFlow is set up), settle a
+:class:`RunPlan`, build the model, claim the run folder, then :func:`_train_in`: datasets, compile,
+resume, callbacks, fit, result. Messages go to the plan's ``log`` (:mod:`emgtf.console`).
 """
 
 from __future__ import annotations
