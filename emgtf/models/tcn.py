@@ -15,12 +15,6 @@ from emgtf.models.regularizers import Regularization
 
 NAME = "tcn"
 DESCRIPTION = "dilated causal residual convolutions"
-DEFAULTS = {
-    "hidden_size": 512,
-    "num_layers": 6,
-    "kernel_size": 3,
-    "dilation_base": 2,
-}
 
 
 def build(hp: dict) -> keras.Model:
