@@ -120,6 +120,7 @@ class RunPlan:
     split: Split
     split_spec: str  # as the config names it (saved back into config.yaml)
     distribution: Distribution
+    jit_compile: bool = False  # XLA-compiled steps (trainer.jit_compile, resolved for the backend)
     extra_callbacks: tuple = ()
     wandb_session: object = None  # a WandbSession shared by a search's trials, or None
     log: Log = field(default_factory=lambda: console_log("emgtf.fit"))
@@ -145,7 +146,7 @@ def _datasets(plan: RunPlan, packer: TargetPacker):
         fraction=float(t.get("fraction", 1.0)),
         # XLA compiles one program per batch shape: no odd-sized last batch when it is on; with
         # several replicas every replica gets a full batch at every step.
-        drop_remainder=jit_compile(t) or distribution.replicas > 1,
+        drop_remainder=plan.jit_compile or distribution.replicas > 1,
         shard=distribution.shard(),
         **common,
     )
@@ -209,8 +210,8 @@ def train(
 
     # Config and file mistakes are reported above, before TensorFlow is set up (seconds).
     distribution = setup_runtime(cfg)
-    plan = RunPlan(cfg, family, hp, root, split, split_spec, distribution, tuple(extra_callbacks),
-                   wandb_session, log or console_log("emgtf.fit"))
+    plan = RunPlan(cfg, family, hp, root, split, split_spec, distribution, jit_compile(cfg.trainer),
+                   tuple(extra_callbacks), wandb_session, log or console_log("emgtf.fit"))
     with interrupts.deferred(), distribution.hosts_guard():
         result = _train_on(plan)
     distribution.leave()
@@ -331,7 +332,7 @@ def _compile(plan: RunPlan, model, steps: int):
         steps_per_epoch=steps,
     )
     loss = CTCLoss()
-    model.compile(optimizer=make_optimizer(cfg.optimizer, schedule), loss=loss, jit_compile=jit_compile(cfg.trainer))
+    model.compile(optimizer=make_optimizer(cfg.optimizer, schedule), loss=loss, jit_compile=plan.jit_compile)
     return loss
 
 
