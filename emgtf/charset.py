@@ -18,6 +18,7 @@ BACKSPACE = "\u232b"  # ⌫
 ENTER = "\u23ce"  # ⏎
 SPACE = " "
 SHIFT = "\u21e7"  # ⇧
+PAD = -1  # the label that pads label sequences to one length (in batches and packed CTC targets)
 
 # pynput key names of the keys in the charset; every other ``Key.*`` name is outside it.
 _PYNPUT_KEYS = {

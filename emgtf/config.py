@@ -67,6 +67,18 @@ def _parse(overrides: Sequence[str]):
     return parsed
 
 
+def override_key(override: str) -> str:
+    """The key or group an override sets (``model.dropout`` of ``model.dropout=0.1``, ``x`` of
+    ``+x=1`` and ``~x``), from its text alone: commands sort overrides by key before composing."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def chooses_model(override: str) -> bool:
+    """``model=...`` (or ``model.family=...``): the override names the family. ``model.x=...``
+    only changes a hyperparameter of whichever family is chosen."""
+    return override_key(override) in ("model", "model.family")
+
+
 def parse_value(overrides: Sequence[str], key: str):
     """The value the last of ``overrides`` gives ``key`` (None if none does), read without composing
     a config: for the checks a command makes before its slow imports."""
@@ -295,7 +307,7 @@ def resolve_data(data_cfg) -> tuple[Path, str]:
     """(data root, split spec) of a ``data`` config; root null = the embedded synthetic dataset."""
     root, split = data_cfg.get("root"), data_cfg.get("split")
     if root is None:
-        from emgtf.synth import default_dataset
+        from emgtf.synth import default_dataset  # here, not at the top: synth loads SciPy (seconds)
 
         root, split_file = default_dataset()
         return Path(root), str(split if split is not None else split_file)

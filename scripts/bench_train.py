@@ -289,7 +289,7 @@ def main(argv: list[str]) -> int:
 
     from emgtf import models
     from emgtf.errors import EmgtfError
-    from emgtf.training.losses import CTCLoss, pack_targets
+    from emgtf.models.ctc import CTCLoss, pack_targets
     from emgtf.training.runtime import jit_compile
 
     keras.utils.set_random_seed(opts["seed"])

@@ -29,13 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from emgtf.cli import run  # noqa: E402
 from emgtf.errors import EmgtfError  # noqa: E402
-from emgtf.decoding.lm import (  # noqa: E402
-    CharLM,
-    build_word_internal_arpa,
-    default_lm_path,
-    letter_runs,
-    wordfreq_counts,
-)
+from emgtf.decoding.lm import CharLM, default_lm_path  # noqa: E402
+from emgtf.decoding.lm_build import build_word_internal_arpa, letter_runs, wordfreq_counts  # noqa: E402
 
 
 def read_word_counts(path: Path) -> Counter:

@@ -16,7 +16,7 @@ from tests.helpers import make_session_file
 @pytest.fixture(scope="module")
 def small_lm(tmp_path_factory):
     """A word-internal character LM written by emgtf's own estimator, so no shared file is needed."""
-    from emgtf.decoding.lm import build_word_internal_arpa
+    from emgtf.decoding.lm_build import build_word_internal_arpa
 
     path = tmp_path_factory.mktemp("lm") / "words-4gram.arpa"
     words = {"the": 50, "and": 30, "that": 20, "with": 15, "have": 10, "this": 10, "from": 8}

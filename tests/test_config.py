@@ -147,3 +147,10 @@ def test_cli_dry_run_prints_the_resolved_config_and_trains_nothing(tmp_path, cap
     assert printed["trainer"]["epochs"] == 7 and printed["model"]["family"] == "tds_conv_ctc"
     assert printed["run_dir"] == str(run_dir)
     assert not run_dir.exists()
+
+
+def test_override_key_names_what_an_override_sets():
+    assert [config.override_key(o) for o in ("model.dropout=0.1", "+trial.x=1", "~logger", "model=tcn")] == [
+        "model.dropout", "trial.x", "logger", "model"]
+    assert config.chooses_model("model=tcn") and config.chooses_model("model.family=tcn")
+    assert not config.chooses_model("model.dropout=0.1")

@@ -223,7 +223,7 @@ def test_nan_model_stops_validation(nan_checkpoint, data):
     from emgtf.data import make_dataset
     from emgtf.inference.checkpoints import load_checkpoint
     from emgtf.inference.evaluation import validate
-    from emgtf.training.losses import CTCLoss
+    from emgtf.models.ctc import CTCLoss
 
     root, _ = data
     val = make_dataset([str(root / "val.hdf5")], window_length=2000, padding=(200, 100), batch_size=8)

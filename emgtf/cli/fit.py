@@ -90,7 +90,7 @@ def load_config(overrides: list[str]):
         if cfg.checkpoint is not None:
             # Fine-tuning (checkpoint=generic.keras): the model family is the checkpoint's unless
             # model=... says otherwise, so Meta's converted model needs no model=tds_conv_ctc.
-            from emgtf.training.personalization import checkpoint_model_overrides
+            from emgtf.inference.checkpoints import checkpoint_model_overrides
 
             with_model = checkpoint_model_overrides(overrides, cfg.checkpoint)
         return config_lib.compose("fit", with_model)

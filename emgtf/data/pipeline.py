@@ -57,6 +57,7 @@ import numpy as np
 import tensorflow as tf
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
+from emgtf.charset import PAD
 from emgtf.data import bids, index_cache
 from emgtf.data.augment import Augmentations, as_augmentations, augment_batch
 from emgtf.data.session import GROUP, MAX_ABS_EMG, TIMESERIES, EMGSession, check_times, warn_once
@@ -272,7 +273,7 @@ class _Reader:
             core[b] = (offset - start, offset - start + length)
             labels.append(self.sessions[i].window_labels(times[offset - start], times[offset - start + length - 1]))
         label_lengths = np.asarray([len(x) for x in labels], np.int32)
-        padded = np.full((batch, max(label_lengths)), -1, np.int32)
+        padded = np.full((batch, max(label_lengths)), PAD, np.int32)
         for b, x in enumerate(labels):
             padded[b, : len(x)] = x
         return rows, emg_lengths, padded, label_lengths, starts, core

@@ -2,7 +2,8 @@
 
 - :mod:`~emgtf.decoding.greedy`: :func:`ctc_greedy`, :class:`GreedyDecoder`;
 - :mod:`~emgtf.decoding.beam`: :class:`BeamSearchDecoder`, CTC prefix beam search with LM fusion;
-- :mod:`~emgtf.decoding.lm`: the word-internal character n-gram LM (KenLM files, and its builder);
+- :mod:`~emgtf.decoding.lm`: the word-internal character n-gram LM (KenLM files);
+  :mod:`~emgtf.decoding.lm_build`: its builder;
 - :mod:`~emgtf.decoding.onsets`: each decoded key's onset frame, one definition for all decoders.
 
 Every decoder has ``decode_batch(log_probs, lengths) -> list[str]``, and
@@ -11,6 +12,8 @@ builds one from a ``decoder`` config or from keyword options.
 """
 
 from __future__ import annotations
+
+import inspect
 
 from emgtf.decoding.beam import BeamSearchDecoder
 from emgtf.decoding.greedy import GreedyDecoder, ctc_greedy
@@ -47,17 +50,7 @@ def make_decoder(kind_or_config=None, /, **options):
             raise EmgtfError(f"decoder: greedy decoding takes no options, got {sorted(options)}")
         return GreedyDecoder()
     if kind == "beam":
-        allowed = {
-            "beam_size",
-            "max_labels_per_step",
-            "lm_path",
-            "lm_weight",
-            "insertion_bonus",
-            "blank_skip_threshold",
-            "lm_fold_case",
-            "lm",
-            "lm_undo_keys",
-        }
+        allowed = set(inspect.signature(BeamSearchDecoder).parameters)
         unknown = sorted(set(options) - allowed)
         if unknown:
             raise EmgtfError(

@@ -14,6 +14,7 @@ from emgtf.export.metadata import FORMATS, METADATA_FILE, metadata, training_con
 from emgtf.export.stream_step import DEFAULT_CHUNK_SAMPLES, DEFAULT_INT8, int8_mode, step_layout, write_tflite
 from emgtf.export.verify import probe_signal, verify_export, verify_step
 from emgtf.files import write_error, write_json
+from emgtf.inference.checkpoints import checkpoint_family, load_checkpoint
 from emgtf.models.emission import EmissionRule
 
 
@@ -114,8 +115,6 @@ def export_model(
 
 def export_checkpoint(checkpoint, out, fmt: str = "saved_model", **kwargs) -> dict:
     """Loads a ``.keras`` checkpoint (and the run's config.yaml beside it) and exports it."""
-    from emgtf.inference.checkpoints import checkpoint_family, load_checkpoint
-
     if fmt not in FORMATS:
         raise EmgtfError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     _check_out(Path(out).expanduser())

@@ -9,7 +9,10 @@ import numpy as np
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.errors import EmgtfError, first_line
-from emgtf.export.metadata import MODEL_FILES
+from emgtf.inference.export_folder import MODEL_FILES, STEP_SIGNATURE, StepLayout
+from emgtf.models import emitted_frames
+from emgtf.models.layers import POWER_FLOOR, LogSpectrogram
+from emgtf.models.streaming import incremental_step
 
 
 def _emg_spec():
@@ -20,8 +23,6 @@ def _emg_spec():
 
 def _outputs(model, emg, log_probs, lengths) -> dict:
     import tensorflow as tf
-
-    from emgtf.models import emitted_frames
 
     emitted = tf.cast(emitted_frames(model, lengths, tf.shape(log_probs)[1]), tf.int32)
     return {"log_probs": tf.cast(log_probs, tf.float32), "emission_lengths": emitted}
@@ -84,13 +85,27 @@ def serving_functions(model) -> dict:
     }
 
 
+def step_function(model, layout: StepLayout):
+    """The streaming step (:func:`emgtf.models.streaming.incremental_step`) as a ``tf.function``
+    with its fixed input signature (``state``, ``chunk``) returning ``{"next_state", "log_probs"}``."""
+    import tensorflow as tf
+
+    def step(state, chunk):
+        next_state, log_probs = incremental_step(model, layout, state, chunk)
+        return {"next_state": next_state, "log_probs": log_probs}
+
+    signature = [
+        tf.TensorSpec([layout.state_size], tf.float32, name="state"),
+        tf.TensorSpec([layout.chunk_samples, NUM_BANDS, NUM_CHANNELS], tf.float32, name="chunk"),
+    ]
+    return tf.function(step, input_signature=signature), signature
+
+
 def write_saved_model(model, directory: Path, stream_layout=None, *, serving: bool = True) -> None:
-    """The SavedModel; with a :class:`~emgtf.export.stream_step.StepLayout` also the
+    """The SavedModel; with a :class:`~emgtf.inference.export_folder.StepLayout` also the
     ``stream_step`` signature (see :mod:`emgtf.export.stream_step`); without ``serving``, that
     signature alone (what the TFLite converter reads: tracing the others costs most of the time)."""
     import keras
-
-    from emgtf.export.stream_step import STEP_SIGNATURE, step_function
 
     functions = serving_functions(model) if serving else {}
     if stream_layout is not None:
@@ -107,8 +122,6 @@ def write_keras(model, directory: Path) -> None:
 
 
 def _log_spectrogram_layer(model):
-    from emgtf.models.layers import LogSpectrogram
-
     return next(layer for layer in model.layers if isinstance(layer, LogSpectrogram))
 
 
@@ -136,7 +149,6 @@ def onnx_function(model):
     cos = (window[:, None] * np.cos(angle)).astype(np.float32)
     sin = (window[:, None] * -np.sin(angle)).astype(np.float32)
     log10 = np.float32(np.log(10.0))
-    from emgtf.models.layers import POWER_FLOOR
 
     def serve(emg):
         x = tf.transpose(emg, (0, 2, 3, 1))  # (B, 2, 16, T): frames along the last axis

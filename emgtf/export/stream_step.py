@@ -15,28 +15,27 @@ the recording's emissions are its first ``emissions(samples)`` (the emission rul
 
 from __future__ import annotations
 
-import math
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from emgtf import NUM_BANDS, NUM_CHANNELS, SAMPLE_RATE
-from emgtf.errors import EmgtfError
-from emgtf.export.metadata import MODEL_FILES
-from emgtf.models.streaming import StateLayout
+from emgtf import SAMPLE_RATE
+from emgtf.checks import is_int
+from emgtf.data import EMGSession
+from emgtf.decoding import ctc_greedy
+from emgtf.errors import EmgtfError, first_line
+from emgtf.export.formats import unsupported
+from emgtf.inference.export_folder import STEP_SIGNATURE, TFLITE_FILES, StepLayout
+from emgtf.inference.runners import keras_runner, run_step_stream, tflite_interpreter, tflite_step
+from emgtf.metrics import error_rates
+from emgtf.models.streaming import state_layout
+from emgtf.synth import generate_session
 
-__all__ = [
-    "DEFAULT_CHUNK_SAMPLES", "DEFAULT_INT8", "INT8_MODES", "StepLayout", "int8_mode", "run_step_stream",
-    "step_function", "step_layout", "tflite_step", "write_tflite",
-]
+__all__ = ["DEFAULT_CHUNK_SAMPLES", "DEFAULT_INT8", "INT8_MODES", "int8_mode", "step_layout", "write_tflite"]
 
 DEFAULT_CHUNK_SAMPLES = 80  # 40 ms at 2 kHz
-STEP_SIGNATURE = "stream_step"
-STEP_INPUTS = ["state", "chunk"]
-TFLITE_FILES = {"float32": MODEL_FILES["tflite"], "int8": "model_int8.tflite"}
 # What model_int8.tflite quantises (export option tflite_int8; "none" writes no int8 file).
 INT8_MODES = {
     "weights": "int8 weights, float32 activations (TFLite dynamic-range quantisation, no calibration)",
@@ -68,57 +67,10 @@ def int8_mode(value) -> str | None:
     raise EmgtfError(f"tflite_int8 must be one of {', '.join(INT8_MODES)} or none, got {value!r}")
 
 
-@dataclass(frozen=True)
-class StepLayout(StateLayout):
-    """The :class:`~emgtf.models.streaming.StateLayout` of a step traced for chunks of
-    ``chunk_samples`` (``frames_per_step`` hops)."""
-
-    chunk_samples: int = 0
-    frames_per_step: int = 0
-
-    @classmethod
-    def from_json(cls, doc, where) -> "StepLayout":
-        """The layout export.json's ``streaming`` entry records (``where`` names the file)."""
-        try:
-            parts = tuple((str(p["name"]), tuple(int(n) for n in p["shape"])) for p in doc["state_layout"])
-            chunk, frames = int(doc["chunk_samples"]), int(doc["frames_per_step"])
-            hop, warmup = chunk // frames, int(doc["warmup_emissions"])
-            layout = cls(hop, parts, warmup, lost_frames=warmup - parts[0][1][0] // hop,
-                         chunk_samples=chunk, frames_per_step=frames)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError):
-            raise EmgtfError(f"{where}: 'streaming' does not describe a streaming step") from None
-        if layout.state_size != doc.get("state_size"):
-            raise EmgtfError(f"{where}: 'streaming.state_size' disagrees with its state_layout")
-        return layout
-
-    def to_json(self) -> dict:
-        offsets, at = [], 0
-        for name, shape in self.parts:
-            offsets.append({"name": name, "shape": list(shape), "offset": at})
-            at += math.prod(shape)
-        return {
-            "signature": STEP_SIGNATURE,
-            "chunk_samples": self.chunk_samples,
-            "inputs": {"state": f"float32 [{self.state_size}]",
-                       "chunk": f"float32 [{self.chunk_samples}, {NUM_BANDS}, {NUM_CHANNELS}]"},
-            "outputs": {"next_state": f"float32 [{self.state_size}]",
-                        "log_probs": f"float32 [{self.frames_per_step}, 99]"},
-            "state_size": self.state_size,
-            "frames_per_step": self.frames_per_step,
-            "state_layout": offsets,
-            "initial_state": "zeros",
-            "warmup_emissions": self.warmup_emissions,
-            "note": "feed next_state back as state; drop the first warmup_emissions log_probs rows "
-            "of a stream; pad a last partial chunk with zeros and keep the emission rule's count",
-        }
-
-
 def step_layout(model, chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> StepLayout:
     """The state layout of ``model``'s streaming step (:func:`emgtf.models.streaming.state_layout`)
     for chunks of ``chunk_samples``; raises EmgtfError (one line) for a model or chunk size that
     has none."""
-    from emgtf.models.streaming import state_layout
-
     core = state_layout(model)
     hop = core.hop_length
     if core.held_frames:
@@ -129,8 +81,8 @@ def step_layout(model, chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> StepLayout
             f"{core.held_frames} + a chunk's, then a chunk's), which a fixed-shape signature (TFLite) "
             "cannot give; stream its .keras checkpoint (python -m emgtf.stream)"
         )
-    if isinstance(chunk_samples, bool) or not isinstance(chunk_samples, (int, np.integer)) \
-            or chunk_samples < hop or chunk_samples % hop:
+    whole = is_int(chunk_samples) or isinstance(chunk_samples, np.integer)
+    if not whole or chunk_samples < hop or chunk_samples % hop:
         raise EmgtfError(
             f"stream_chunk_samples must be a positive multiple of the hop length ({hop} samples), "
             f"got {chunk_samples!r}"
@@ -139,82 +91,8 @@ def step_layout(model, chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> StepLayout
                       chunk_samples=int(chunk_samples), frames_per_step=int(chunk_samples) // hop)
 
 
-def step_function(model, layout: StepLayout):
-    """The step (:func:`emgtf.models.streaming.incremental_step`) as a ``tf.function`` with its
-    fixed input signature (``state``, ``chunk``) returning ``{"next_state", "log_probs"}``."""
-    import tensorflow as tf
-
-    from emgtf.models.streaming import incremental_step
-
-    def step(state, chunk):
-        next_state, log_probs = incremental_step(model, layout, state, chunk)
-        return {"next_state": next_state, "log_probs": log_probs}
-
-    signature = [
-        tf.TensorSpec([layout.state_size], tf.float32, name="state"),
-        tf.TensorSpec([layout.chunk_samples, NUM_BANDS, NUM_CHANNELS], tf.float32, name="chunk"),
-    ]
-    return tf.function(step, input_signature=signature), signature
-
-
-def run_step_stream(step, layout: StepLayout, emg: np.ndarray, num_emissions: int) -> np.ndarray:
-    """Streams one recording (samples, 2, 16) through ``step(state, chunk) -> (next_state,
-    log_probs)`` (numpy in and out) from a zero state; returns its ``num_emissions`` emissions
-    (the emission rule's count for the recording)."""
-    size = layout.chunk_samples
-    padded = -(-len(emg) // size) * size
-    emg = np.concatenate([emg, np.zeros((padded - len(emg), *emg.shape[1:]), np.float32)])
-    state = np.zeros(layout.state_size, np.float32)
-    outputs = []
-    for start in range(0, padded, size):
-        state, log_probs = step(state, emg[start : start + size])
-        outputs.append(log_probs)
-    # padded / hop rows >= samples // hop = warm-up + the recording's emissions
-    stream = np.concatenate(outputs)
-    return stream[layout.warmup_emissions : layout.warmup_emissions + num_emissions]
-
-
-def tflite_interpreter(**kwargs):
-    """A TFLite interpreter: LiteRT's (``ai_edge_litert``), where TensorFlow 2.21 moved it
-    (``tf.lite.Interpreter`` warns that it is deprecated and will be deleted). TensorFlow's own
-    is the fallback where the ``ai-edge-litert`` wheel does not exist (Windows)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
-    return Interpreter(**kwargs)
-
-
-def tflite_step(model_path_or_content, threads: int | None = None):
-    """``step(state, chunk) -> (next_state, log_probs)`` of a TFLite step model (a path or bytes),
-    for :func:`run_step_stream`; ``threads``: the interpreter's (None: TFLite's default). A file
-    the interpreter cannot load is a one-line EmgtfError."""
-    if isinstance(model_path_or_content, bytes):
-        interpreter = tflite_interpreter(model_content=model_path_or_content, num_threads=threads)
-    else:
-        try:
-            interpreter = tflite_interpreter(model_path=str(model_path_or_content), num_threads=threads)
-        except (ValueError, RuntimeError) as e:
-            from emgtf.errors import first_line
-
-            raise EmgtfError(f"{model_path_or_content}: LiteRT cannot load the TFLite model "
-                             f"({first_line(e)})") from None
-    runner = interpreter.get_signature_runner(STEP_SIGNATURE)
-
-    def step(state, chunk):
-        out = runner(state=state, chunk=chunk)
-        return out["next_state"], out["log_probs"]
-
-    return step
-
-
 def _generated_session(folder: Path, session: int, minutes: float):
     """(emg, keystroke text) of a generated session."""
-    from emgtf.data import EMGSession
-    from emgtf.synth import generate_session
-
     info = generate_session(folder, seed=0, user=0, session=session, minutes=minutes)
     with EMGSession(info.path) as recording:
         times = recording.timestamps
@@ -246,19 +124,12 @@ def write_tflite(model, layout: StepLayout, directory: Path, saved_model: Path, 
     model (largest and mean log-probability difference, greedy CER of each)."""
     import tensorflow as tf
 
-    from emgtf.decoding import ctc_greedy
-    from emgtf.inference.runners import keras_runner
-    from emgtf.metrics import error_rates
-
     def converter():
         return tf.lite.TFLiteConverter.from_saved_model(str(saved_model), signature_keys=[STEP_SIGNATURE])
 
     try:
         flat = converter().convert()
     except Exception as e:  # the converter raises ConverterError, ValueError, ...
-        from emgtf.errors import first_line
-        from emgtf.export.formats import unsupported
-
         raise unsupported(model, "tflite", f"the TFLite converter failed ({first_line(e)})") from None
     (directory / TFLITE_FILES["float32"]).write_bytes(flat)
     doc = {"files": {"float32": TFLITE_FILES["float32"]}, "bytes": {"float32": len(flat)}}

@@ -6,6 +6,9 @@ import numpy as np
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
 from emgtf.errors import EmgtfError
+from emgtf.inference.export_folder import STEP_SIGNATURE, read_metadata
+from emgtf.inference.runners import check_finite, forward, load_runner, run_step_stream
+from emgtf.models import emission_lengths
 from emgtf.models.emission import EmissionRule
 
 # The export check guards against real mismatches (a missing weight, a training-mode branch),
@@ -27,10 +30,6 @@ def probe_signal(rule: EmissionRule, seed: int = 0) -> tuple[np.ndarray, np.ndar
 def verify_export(model, directory, rule: EmissionRule, checkpoint=None) -> float:
     """Runs the export on :func:`probe_signal` and returns the largest log-probability difference
     from ``model``; raises EmgtfError if it exceeds VERIFY_TOLERANCE or a length is off."""
-    from emgtf.export.metadata import read_metadata
-    from emgtf.inference.runners import check_finite, forward, load_runner
-    from emgtf.models import emission_lengths
-
     emg, lengths = probe_signal(rule)
     fmt = read_metadata(directory)["format"]
     runner = load_runner(directory)
@@ -74,9 +73,6 @@ def verify_step(model, directory, layout, rule: EmissionRule) -> float:
     returns the largest log-probability difference from ``model`` on the whole signal; raises
     EmgtfError beyond VERIFY_TOLERANCE."""
     import tensorflow as tf
-
-    from emgtf.export.stream_step import STEP_SIGNATURE, run_step_stream
-    from emgtf.inference.runners import forward
 
     signature = tf.saved_model.load(str(directory)).signatures[STEP_SIGNATURE]
 

@@ -2,6 +2,8 @@
 
 - :mod:`~emgtf.inference.checkpoints`: ``.keras`` checkpoints;
 - :mod:`~emgtf.inference.runners`: one way to run a Keras model or an export folder;
+- :mod:`~emgtf.inference.export_folder`: reading an export folder (``export.json``, the streaming
+  step's layout), for every reader of one (:mod:`emgtf.export` writes it);
 - :mod:`~emgtf.inference.evaluation`: validation windows and whole-session evaluation;
 - :mod:`~emgtf.inference.chunked`: whole sessions in chunks, equal to one forward pass where the
   layers' reach allows (bounded memory);

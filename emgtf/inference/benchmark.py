@@ -25,14 +25,20 @@ from pathlib import Path
 
 import numpy as np
 
+from emgtf import config as config_lib
+from emgtf.config import override_key
+from emgtf.data.splits import load_split
+from emgtf.decoding import decoder_name, make_decoder
 from emgtf.errors import EmgtfError
 from emgtf.files import atomic_write_text, write_json
+from emgtf.inference.checkpoints import checkpoint_family, load_checkpoint
 from emgtf.metrics import COUNTS, METRICS, RATES, ErrorCounter, check_metrics
 
 
 def rates_of_counts(counts: dict) -> dict:
     """The rates (percent) and the counts, from summed edit counts (the definition of
     :class:`emgtf.metrics.ErrorCounter`)."""
+
     counter = ErrorCounter()
     counter.add_counts(counts)
     return counter.result()
@@ -73,16 +79,11 @@ def decoder_configs(names: Sequence[str], overrides: Sequence[str] = ()) -> list
     """The decoder config of each option in ``names`` (``configs/decoder/<name>.yaml``) with the
     ``decoder.<key>=...`` overrides that option has (``decoder.lm_path`` reaches beam_lm, not
     greedy); an override no option has is an error."""
-    from emgtf import config as config_lib
-
-    def key(o: str) -> str:
-        return o.split("=", 1)[0].lstrip("+~")
-
-    keyed = [o for o in overrides if key(o).startswith("decoder.")]
+    keyed = [o for o in overrides if override_key(o).startswith("decoder.")]
     used, out = set(), []
     for name in names:
         option = config_lib.compose("evaluate", [f"decoder={name}"]).decoder
-        mine = [o for o in keyed if key(o)[len("decoder."):] in option]
+        mine = [o for o in keyed if override_key(o)[len("decoder."):] in option]
         used.update(mine)
         out.append(config_lib.compose("evaluate", [f"decoder={name}", *mine]).decoder)
     unused = [o for o in keyed if o not in used]
@@ -114,11 +115,7 @@ def run_benchmark(
     """
     from omegaconf import OmegaConf
 
-    from emgtf import config as config_lib
-    from emgtf.data.splits import load_split
-    from emgtf.decoding import decoder_name, make_decoder
-    from emgtf.inference.checkpoints import checkpoint_family, load_checkpoint
-    from emgtf.inference.evaluation import evaluate_model
+    from emgtf.inference.evaluation import evaluate_model  # imports TensorFlow
 
     check_metrics(metrics)
     if not pairs:

@@ -38,7 +38,7 @@ def validate(model, dataset, loss, decoder=None, *, samples: int = 0, source: st
     from emgtf.decoding import ctc_greedy
     from emgtf.metrics import ErrorCounter
     from emgtf.models import emitted_frames
-    from emgtf.training.losses import pack_targets
+    from emgtf.models.ctc import pack_targets
 
     cs = charset()
     counter = ErrorCounter()

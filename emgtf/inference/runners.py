@@ -16,7 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
+from emgtf.charset import charset
 from emgtf.errors import EmgtfError, first_line
+from emgtf.inference.checkpoints import load_checkpoint
+from emgtf.inference.export_folder import METADATA_FILE, STEP_SIGNATURE, StepLayout, read_metadata
 from emgtf.models.emission import EmissionRule, emitted_frames
 
 
@@ -80,7 +83,7 @@ class Runner:
         log_probs, emitted = self.run(emg[None], None)
         log_probs, emitted = log_probs[0], int(emitted[0])
         expected = self.rule.emissions(len(emg))
-        if emitted != expected or log_probs.shape[0] < emitted or log_probs.shape[-1] != 99:
+        if emitted != expected or log_probs.shape[0] < emitted or log_probs.shape[-1] != charset().num_classes:
             raise EmgtfError(
                 f"{self.source}: the model emitted {emitted} frames of shape {log_probs.shape} for "
                 f"{len(emg)} samples, but its emission rule ({self.rule.describe()}) says {expected}"
@@ -156,11 +159,59 @@ def _onnx_runner(path: Path, rule: EmissionRule, family: str) -> Runner:
     return Runner(run, rule, family, f"ONNX export {path.parent}")
 
 
+def run_step_stream(step, layout: StepLayout, emg: np.ndarray, num_emissions: int) -> np.ndarray:
+    """Streams one recording (samples, 2, 16) through ``step(state, chunk) -> (next_state,
+    log_probs)`` (numpy in and out) from a zero state; returns its ``num_emissions`` emissions
+    (the emission rule's count for the recording)."""
+    size = layout.chunk_samples
+    padded = -(-len(emg) // size) * size
+    emg = np.concatenate([emg, np.zeros((padded - len(emg), *emg.shape[1:]), np.float32)])
+    state = np.zeros(layout.state_size, np.float32)
+    outputs = []
+    for start in range(0, padded, size):
+        state, log_probs = step(state, emg[start : start + size])
+        outputs.append(log_probs)
+    # padded / hop rows >= samples // hop = warm-up + the recording's emissions
+    stream = np.concatenate(outputs)
+    return stream[layout.warmup_emissions : layout.warmup_emissions + num_emissions]
+
+
+def tflite_interpreter(**kwargs):
+    """A TFLite interpreter: LiteRT's (``ai_edge_litert``), where TensorFlow 2.21 moved it
+    (``tf.lite.Interpreter`` warns that it is deprecated and will be deleted). TensorFlow's own
+    is the fallback where the ``ai-edge-litert`` wheel does not exist (Windows)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    return Interpreter(**kwargs)
+
+
+def tflite_step(model_path_or_content, threads: int | None = None):
+    """``step(state, chunk) -> (next_state, log_probs)`` of a TFLite step model (a path or bytes),
+    for :func:`run_step_stream`; ``threads``: the interpreter's (None: TFLite's default). A file
+    the interpreter cannot load is a one-line EmgtfError."""
+    if isinstance(model_path_or_content, bytes):
+        interpreter = tflite_interpreter(model_content=model_path_or_content, num_threads=threads)
+    else:
+        try:
+            interpreter = tflite_interpreter(model_path=str(model_path_or_content), num_threads=threads)
+        except (ValueError, RuntimeError) as e:
+            raise EmgtfError(f"{model_path_or_content}: LiteRT cannot load the TFLite model "
+                             f"({first_line(e)})") from None
+    runner = interpreter.get_signature_runner(STEP_SIGNATURE)
+
+    def step(state, chunk):
+        out = runner(state=state, chunk=chunk)
+        return out["next_state"], out["log_probs"]
+
+    return step
+
+
 def _tflite_runner(path: Path, doc: dict, rule: EmissionRule, family: str) -> Runner:
     """The float32 TFLite streaming step, run over each element of a batch from a zero state."""
-    from emgtf.export.metadata import METADATA_FILE
-    from emgtf.export.stream_step import StepLayout, run_step_stream, tflite_step
-
     layout = StepLayout.from_json(doc.get("streaming"), path.parent / METADATA_FILE)
     step = tflite_step(path)
 
@@ -175,10 +226,6 @@ def _tflite_runner(path: Path, doc: dict, rule: EmissionRule, family: str) -> Ru
 
 def load_runner(path) -> Runner:
     """A runner of an export folder (``python -m emgtf.export``) or a ``.keras`` checkpoint."""
-    from emgtf.charset import charset
-    from emgtf.export.metadata import METADATA_FILE, read_metadata
-    from emgtf.inference.checkpoints import load_checkpoint
-
     path = Path(path).expanduser()
     if not path.exists():
         raise EmgtfError(f"{path}: no such file or folder")

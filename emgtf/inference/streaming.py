@@ -193,7 +193,7 @@ class TFLiteStep:
     max_units = 1
 
     def __init__(self, path, layout, threads: int | None = None):
-        from emgtf.export.stream_step import tflite_step
+        from emgtf.inference.runners import tflite_step
 
         self.path = path
         self.layout = layout
@@ -391,7 +391,7 @@ class StreamingDecoder:
         elif path.is_file():
             return cls._from_checkpoint(path, load_checkpoint(path), decoder, incremental=incremental,
                                         threads=threads, step=step, **options)
-        from emgtf.export.metadata import METADATA_FILE, read_metadata
+        from emgtf.inference.export_folder import METADATA_FILE, read_metadata
 
         runner = load_runner(path)
         doc = read_metadata(path)
@@ -407,7 +407,7 @@ class StreamingDecoder:
         reach = _export_reach(path, runner.family, doc.get("training_config"))
         step = None
         if doc["format"] == "tflite" and incremental:
-            from emgtf.export.stream_step import StepLayout
+            from emgtf.inference.export_folder import StepLayout
 
             layout = StepLayout.from_json(doc.get("streaming"), path / METADATA_FILE)
             step = TFLiteStep(tflite_file or path / str(doc["model_file"]), layout, threads)

@@ -21,7 +21,7 @@ import keras
 
 from emgtf.errors import EmgtfError
 from emgtf.models import conformer, conv_resnet, hybrid, rnn, splashnet, tcn, tds, transformer
-from emgtf.models.hyperparameters import COMMON_DEFAULTS, resolve
+from emgtf.models.hyperparameters import family_defaults, resolve
 from emgtf.models.emission import EmissionRule, emission_lengths, emitted_frames
 
 __all__ = [
@@ -37,7 +37,8 @@ __all__ = [
     "trainable_parameters",
 ]
 
-# A family: NAME, DESCRIPTION, DEFAULTS, build(hp), emission_rule(hp) (a module, or a variant).
+# A family: NAME, DESCRIPTION, build(hp), emission_rule(hp) (a module, or a variant); its
+# defaults are configs/model/<NAME>.yaml (hyperparameters.family_defaults).
 _FAMILIES: dict[str, ModuleType] = {
     m.NAME: m
     for m in (tds, rnn, tcn, hybrid, conv_resnet, transformer, conformer, splashnet.SPLASHNET,
@@ -64,13 +65,13 @@ def description(name: str) -> str:
 def default_hyperparameters(name: str) -> dict:
     """All hyperparameters of family ``name`` with their defaults (a fresh dict)."""
     family = _family(name)
-    return resolve(name, {**COMMON_DEFAULTS, **family.DEFAULTS}, {})
+    return resolve(name, family_defaults(family.NAME), {})
 
 
 def build(name: str, **hyperparameters) -> keras.Model:
     """A new model of family ``name``; unknown or invalid hyperparameters raise EmgtfError."""
     family = _family(name)
-    hp = resolve(name, {**COMMON_DEFAULTS, **family.DEFAULTS}, hyperparameters)
+    hp = resolve(name, family_defaults(family.NAME), hyperparameters)
     return family.build(hp)
 
 
@@ -82,7 +83,7 @@ def trainable_parameters(model: keras.Model) -> int:
 def emission_rule(name: str, **hyperparameters) -> str:
     """Human-readable output length, e.g. ``frames - 124``, frames = 1 + (samples - 64) // 16."""
     family = _family(name)
-    hp = resolve(name, {**COMMON_DEFAULTS, **family.DEFAULTS}, hyperparameters)
+    hp = resolve(name, family_defaults(family.NAME), hyperparameters)
     return family.emission_rule(hp)
 
 

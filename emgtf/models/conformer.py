@@ -21,17 +21,6 @@ from emgtf.models.regularizers import Regularization
 
 NAME = "conformer"
 DESCRIPTION = "Conformer (rotary positions; causal option)"
-DEFAULTS = {
-    "d_model": 176,
-    "num_heads": 4,
-    "num_layers": 6,
-    "ff_size": 704,
-    "conv_kernel": 31,  # frames of the depthwise convolution (after subsampling)
-    "subsampling": 2,  # 1, 2 or 4
-    "causal": False,
-    "padding_mask": True,  # non-causal only: mask the zero padding of a batch in attention
-    "dropout": 0.1,
-}
 
 
 def build(hp: dict) -> keras.Model:

@@ -17,14 +17,6 @@ from emgtf.models.rnn import recurrent_stack
 
 NAME = "conv_resnet"
 DESCRIPTION = "1-D residual conv net (+ optional BiGRU)"
-DEFAULTS = {
-    "channels": 256,
-    "num_blocks": 4,
-    "kernel_size": 5,
-    "gru_size": 0,  # 0 = no GRU
-    "gru_layers": 1,
-    "batch_norm": True,  # a ResNet without BatchNorm is not what users expect
-}
 
 
 def build(hp: dict) -> keras.Model:

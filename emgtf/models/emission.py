@@ -14,6 +14,7 @@ import numpy as np
 from keras import ops
 
 from emgtf import SAMPLE_RATE
+from emgtf.checks import is_int
 from emgtf.errors import EmgtfError
 from emgtf.models.layers import LogSpectrogram, frames_for_samples, nonnegative
 
@@ -134,7 +135,7 @@ class EmissionRule:
         for key, minimum in (("n_fft", 1), ("hop_length", 1), ("lost_frames", 0), ("subsampling", 1),
                              ("sample_rate", 1)):
             value = doc.get(key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            if not is_int(value) or value < minimum:
                 raise EmgtfError(
                     f"{source}: 'emission.{key}' must be an integer >= {minimum}, got {value!r}"
                 )

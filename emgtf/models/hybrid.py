@@ -15,13 +15,6 @@ from emgtf.models.rnn import CELLS, recurrent_stack
 
 NAME = "tds_rnn"
 DESCRIPTION = "TDS front + BiLSTM / BiGRU"
-DEFAULTS = {
-    # One recurrent head for both hands: the hands are never kept apart.
-    **{k: v for k, v in tds.DEFAULTS.items() if k not in ("share_hands", "split_hands")},
-    "cell": "lstm",
-    "hidden_size": 256,
-    "num_layers": 1,
-}
 
 
 def build(hp: dict) -> keras.Model:

@@ -1,6 +1,9 @@
-"""Hyperparameter checking shared by the model families.
+"""Hyperparameter defaults and checking shared by the model families.
 
-Every family's hyperparameters are the common ones (front end, front, regularisers) plus its own.
+Every family's hyperparameters are the common ones (front end, front, regularisers) plus its own,
+and their defaults are written once, in the shipped YAML: ``configs/model/_frontend.yaml`` and
+``configs/model/<family>.yaml`` (:func:`family_defaults`), which the commands compose with Hydra
+and :func:`emgtf.models.build` reads from code.
 Mistakes surface as one-line :class:`EmgtfError` messages that name the model and the key, since
 they usually come from a config file or a command line.
 """
@@ -8,34 +11,44 @@ they usually come from a config file or a command line.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Mapping, Sequence
 
+import yaml
+
+from emgtf import paths
+from emgtf.checks import is_int
 from emgtf.errors import EmgtfError
 
-# Hyperparameters every family accepts. The spectrogram and SpecAugment values are Meta's recipe.
-COMMON_DEFAULTS: dict = {
-    "n_fft": 64,
-    "hop_length": 16,
-    "spec_augment": True,
-    "n_time_masks": 3,
-    "time_mask_param": 25,
-    "n_freq_masks": 2,
-    "freq_mask_param": 4,
-    "temporal_crop": 0,  # frames removed at most by TemporalCropResize; 0 = no crop layer
-    "seed": None,  # seeds SpecAugment and TemporalCropResize
-    "spectrum": "full",  # or "6band": SplashNet's log bins summed into 6 bands
-    "norm": "batch",  # SpectrogramNorm; "rolling": SplashNet's RollingTimeNorm; "none": neither
-    "front": "rotation_mlp",  # or "dense"
-    "mlp_features": [384],
-    "dropout": 0.0,
-    "batch_norm": False,
-    "l2": 0.0,
-    "l1": 0.0,
-}
-
+# What every family accepts beside its own: the front end and regularisers of
+# configs/model/_frontend.yaml, which each family's YAML lists first in its defaults.
 FRONTS = ("rotation_mlp", "dense")
 SPECTRA = ("full", "6band")
 NORMS = ("batch", "rolling", "none")
+
+
+def family_defaults(name: str) -> dict:
+    """The hyperparameters of ``configs/model/<name>.yaml`` (a fresh dict): the one place a
+    family's defaults are written, read with PyYAML as Hydra composes it (its defaults list in
+    order, ``_self_`` last unless listed), ``family`` left out."""
+    return copy.deepcopy(_read_model_config(name))
+
+
+@functools.cache
+def _read_model_config(name: str) -> dict:
+    path = paths.config_dir() / "model" / f"{name}.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise EmgtfError(f"{path}: cannot read the defaults of model {name!r} ({e})") from None
+    entries = list(doc.pop("defaults", None) or [])
+    if "_self_" not in entries:
+        entries.append("_self_")
+    out: dict = {}
+    for entry in entries:
+        out.update(doc if entry == "_self_" else _read_model_config(str(entry)))
+    out.pop("family", None)
+    return out
 
 
 def fail(family: str, key: str, problem: str) -> EmgtfError:
@@ -62,19 +75,19 @@ def resolve(family: str, defaults: Mapping, overrides: Mapping) -> dict:
 
 def positive_int(family: str, hp: Mapping, key: str, *, minimum: int = 1) -> int:
     value = hp[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise fail(family, key, f"expected an integer >= {minimum}, got {value!r}")
     return value
 
 
 def int_list(family: str, hp: Mapping, key: str) -> list[int]:
     value = hp[key]
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_int(value):
         value = [value]
     if (
         not isinstance(value, list)
         or not value
-        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
+        or any(not is_int(v) or v < 1 for v in value)
     ):
         raise fail(family, key, f"expected a non-empty list of positive integers, got {value!r}")
     return value

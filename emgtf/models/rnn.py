@@ -20,14 +20,6 @@ from emgtf.models.regularizers import Regularization
 NAME = "rnn"
 DESCRIPTION = "stacked (Bi)LSTM / (Bi)GRU"
 CELLS = ("lstm", "gru")
-DEFAULTS = {
-    "cell": "lstm",
-    "bidirectional": True,
-    "hidden_size": 256,
-    "num_layers": 2,
-    "dropout": 0.2,
-    "subsampling": 1,  # 1, 2 or 4
-}
 SUBSAMPLING = (1, 2, 4)
 
 

@@ -14,33 +14,30 @@ the baseline's parameters.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 from emgtf.models import tds
-
-_SPLASHNET = {
-    "spectrum": "6band",
-    "norm": "rolling",
-    "share_hands": True,
-    "split_hands": True,
-    "n_time_masks": 0,
-    "n_freq_masks": 2,
-    "freq_mask_param": 12,
-}
+from emgtf.models.hyperparameters import family_defaults
 
 
-def _variant(name: str, description: str, sizes: dict) -> SimpleNamespace:
-    defaults = {**tds.DEFAULTS, **_SPLASHNET, **sizes}
-    return SimpleNamespace(
-        NAME=name,
-        DESCRIPTION=description,
-        DEFAULTS=defaults,
-        build=lambda hp: tds.build(hp, name=name),
-        emission_rule=tds.emission_rule,
-    )
+@dataclass(frozen=True)
+class _Variant:
+    """A setting of the TDS family under its own name; its defaults (the SplashNet changes above
+    and its sizes) are ``configs/model/<NAME>.yaml``."""
+
+    NAME: str
+    DESCRIPTION: str
+
+    @property
+    def DEFAULTS(self) -> dict:  # noqa: N802  (the name a family's defaults had)
+        return family_defaults(self.NAME)
+
+    def build(self, hp):
+        return tds.build(hp, name=self.NAME)
+
+    def emission_rule(self, hp):
+        return tds.emission_rule(hp)
 
 
-SPLASHNET = _variant("splashnet", "SplashNet: split-and-share TDS, rolling norm, 6 bands",
-                     {"mlp_features": [528], "block_channels": [24, 24, 48, 48]})
-SPLASHNET_MINI = _variant("splashnet_mini", "SplashNet-mini (1/4 of the baseline)",
-                          {"mlp_features": [384], "block_channels": [24, 24, 24, 24]})
+SPLASHNET = _Variant("splashnet", "SplashNet: split-and-share TDS, rolling norm, 6 bands")
+SPLASHNET_MINI = _Variant("splashnet_mini", "SplashNet-mini (1/4 of the baseline)")

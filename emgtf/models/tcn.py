@@ -15,15 +15,6 @@ from emgtf.models.regularizers import Regularization
 
 NAME = "tcn"
 DESCRIPTION = "dilated causal residual convolutions"
-DEFAULTS = {
-    "hidden_size": 512,
-    "num_layers": 6,
-    "kernel_size": 3,
-    "dilation_base": 2,
-    # Without it the TCN never leaves CTC's all-blank stage (families_cpu: all blank after 12
-    # epochs without, 35 % val CER with); it has no normalisation of its own.
-    "batch_norm": True,
-}
 
 
 def build(hp: dict) -> keras.Model:

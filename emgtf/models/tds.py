@@ -28,14 +28,6 @@ from emgtf.models.regularizers import Regularization
 
 NAME = "tds_conv_ctc"
 DESCRIPTION = "Meta's TDS-Conv CTC baseline"
-DEFAULTS = {
-    "block_channels": [24, 24, 24, 24],
-    "kernel_width": 32,
-    "share_hands": False,  # SplashNet: one front MLP and one TDS stack for both hands
-    # The hands meet only in the classifier, each with its own MLP and TDS stack (SplashNet
-    # fine-tuned with its hands un-shared); implied by share_hands.
-    "split_hands": False,
-}
 # Layer names :func:`unshare_hands` reads: a shared stack sits between these two, and each hand's
 # own stack is the shared one's layers with this prefix.
 _FOLD, _SPLIT = "fold_hands", "split_hands"

@@ -26,16 +26,6 @@ from emgtf.models.regularizers import Regularization
 NAME = "transformer"
 DESCRIPTION = "pre-LN transformer (+ conv subsampling)"
 SUBSAMPLING = (1, 2, 4)
-DEFAULTS = {
-    "d_model": 256,
-    "num_heads": 4,
-    "num_layers": 6,
-    "ff_size": 1024,
-    "subsampling": 2,  # 1, 2 or 4
-    "conv_kernel": 0,  # > 0: Conformer convolution module of this many frames in each block
-    "padding_mask": True,
-    "dropout": 0.1,
-}
 
 
 def subsampled(inputs, x, hp: dict, reg: Regularization, family: str, d_model: int, *,

@@ -81,11 +81,6 @@ class EditAnalysis:
         were not typed); NaN for keys never predicted."""
         return _ratio(self.deletions, self.prediction_counts)
 
-    @property
-    def substitution_rate(self) -> np.ndarray:
-        """Per key: substitutions of a typed ``k`` / occurrences in the targets; NaN if never typed."""
-        return _ratio(self.substitutions.sum(axis=1), self.target_counts)
-
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     out = np.full(numerator.shape, np.nan)

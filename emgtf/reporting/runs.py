@@ -7,7 +7,7 @@ A run folder is what ``python -m emgtf.fit`` (or one trial of ``python -m emgtf.
 ``best.test.<decoder>.eval.json``. A tune folder holds one run folder per trial under
 ``trials/trial_<id>/``.
 
-The history is read by :func:`emgtf.training.history.read_history`, configs with PyYAML rather
+The history is read by :func:`emgtf.run_folder.read_history`, configs with PyYAML rather
 than Hydra: a report must not wait for TensorFlow or Hydra to load.
 """
 
@@ -21,13 +21,13 @@ from pathlib import Path
 
 import yaml
 
+from emgtf.checks import is_number
 from emgtf.errors import EmgtfError
 from emgtf.files import read_json as _read_json
-from emgtf.training.history import COLUMNS, RATES, read_history
+from emgtf.run_folder import COLUMNS, RATES, RunFolder  # noqa: F401  (RATES: for reporting.build)
 
 # history.csv columns a report draws.
 LOSS_COLUMNS = (COLUMNS["loss"], COLUMNS["val_loss"])
-RATE_COLUMNS = tuple(f"val/{r}" for r in RATES)
 LR_COLUMN = "lr"
 # Config keys that differ between any two runs without making them different experiments.
 IGNORED_KEYS = ("run_dir", "resume", "trial")
@@ -93,7 +93,7 @@ class Run:
 
 
 def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value)
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -128,20 +128,21 @@ def find_test_report(run_dir: Path) -> Path | None:
 
 def load_run(path) -> Run:
     """The :class:`Run` of one run folder; EmgtfError if it is missing or has no history.csv."""
-    path = Path(path)
+    folder = RunFolder(path)
+    path = folder.path
     if not path.is_dir():
         raise EmgtfError(f"{path}: no such run folder")
-    if not (path / "history.csv").is_file():
-        raise EmgtfError(f"{path}: no history.csv (not an emgtf run folder, or no epoch finished)")
-    history = read_history(path / "history.csv")
+    if not folder.history.is_file():
+        raise EmgtfError(f"{path}: no {folder.history.name} (not an emgtf run folder, or no epoch finished)")
+    history = folder.read_history()
     report_path = find_test_report(path)
     report = read_json(report_path) if report_path is not None else None
-    return Run(path=path, config=read_config(path / "config.yaml"), history=history,
+    return Run(path=path, config=read_config(folder.config), history=history,
                test_report=report, test_report_path=report_path)
 
 
 def is_tune_folder(path: Path) -> bool:
-    return path.is_dir() and not (path / "history.csv").exists() and (path / "trials").is_dir()
+    return path.is_dir() and not RunFolder(path).history.exists() and (path / "trials").is_dir()
 
 
 def trial_folders(path: Path) -> list[Path]:
@@ -163,7 +164,7 @@ def load_runs(paths: Iterable, *, warn=None) -> list[Run]:
             runs.append(load_run(path))
             continue
         trials = trial_folders(path)
-        kept = [t for t in trials if (t / "history.csv").is_file()]
+        kept = [t for t in trials if RunFolder(t).history.is_file()]
         for t in trials:
             if t not in kept:
                 warn(f"emgtf.report: {t}: no history.csv (trial failed before its first epoch); skipped")

@@ -2,10 +2,10 @@
 
 - :mod:`~emgtf.training.loop`: :func:`train`, the loop itself (resume, checkpoints, validation);
 - :mod:`~emgtf.training.targets`: each window's emission length and labels as CTCLoss's ``y_true``;
-- :mod:`~emgtf.training.losses`: :class:`CTCLoss`;
+- :mod:`~emgtf.models.ctc`: :class:`CTCLoss` (the CTC contract, below inference);
 - :mod:`~emgtf.training.callbacks`: validation, divergence guard, history, checkpoints;
 - :mod:`~emgtf.training.optimizers`, :mod:`~emgtf.training.schedules`: Adam(W) and warm-up + cosine;
-- :mod:`~emgtf.training.history`: ``history.csv`` and the end-of-run table;
+- :mod:`~emgtf.training.history`: the end-of-run table (``history.csv``: :mod:`emgtf.run_folder`);
 - :mod:`~emgtf.training.run_dir`: run folders; :mod:`~emgtf.training.runtime`: seed, determinism,
   precision; :mod:`~emgtf.training.distribute`: several devices and hosts;
 - :mod:`~emgtf.training.wandb_logging`: Weights & Biases.

@@ -19,7 +19,8 @@ import numpy as np
 
 from emgtf import interrupts
 from emgtf.files import atomic_copy, atomic_write, write_json
-from emgtf.training.history import COLUMNS, RATES, write_history
+from emgtf.inference.evaluation import validate
+from emgtf.run_folder import COLUMNS, RATES, RunFolder
 
 @dataclass
 class RunState:
@@ -36,12 +37,16 @@ class RunState:
     val_pairs: list = field(default_factory=list)  # (prediction, target) of every val window
 
     @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
+
+    @property
     def best_checkpoint(self) -> Path:
-        return self.run_dir / "best.keras"
+        return self.folder.best
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.run_dir / "last.keras"
+        return self.folder.last
 
 
 SAMPLE_DECODINGS = 8  # validation windows whose decodings a run keeps (W&B shows them)
@@ -59,8 +64,6 @@ class Validation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.state.diverged or logs is None:
             return
-        from emgtf.inference.evaluation import validate
-
         source = f"the model of epoch {epoch + 1} (run folder {self.state.run_dir})"
         # Every window's decoding: the TensorBoard confusion image shows the whole split.
         result = validate(self.model, self.dataset, self.loss, samples=sys.maxsize, source=source,
@@ -152,7 +155,7 @@ class History(keras.callbacks.Callback):
                 row[key] = float(value)
         row["seconds"] = round(time.perf_counter() - self.state.epoch_started, 2)
         self.state.history.append(row)
-        write_history(self.state.run_dir / "history.csv", self.state.history)
+        self.state.folder.write_history(self.state.history)
 
 
 class Checkpoints(keras.callbacks.Callback):
@@ -194,7 +197,7 @@ class Checkpoints(keras.callbacks.Callback):
                 keras.ops.convert_to_numpy(v).tolist() for v in seed_generator_states(self.model)
             ],
         }
-        write_json(last.with_name("last.json"), status)
+        write_json(self.state.folder.status, status)
 
 
 def seed_generator_states(model) -> list:

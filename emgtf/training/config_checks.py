@@ -12,19 +12,19 @@ import math
 
 from omegaconf import OmegaConf
 
+from emgtf.checks import is_int, is_number
+from emgtf.config import GROUPS
 from emgtf.errors import EmgtfError
+from emgtf.training.distribute import check_config
+from emgtf.training.runtime import jit_compile_value
 
-# Sections of a fit config that a saved run's config.yaml must have to be continued.
-RUN_SECTIONS = ("data", "model", "augment", "optimizer", "schedule", "trainer", "decoder", "logger")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+# Sections of a fit config that a saved run's config.yaml must have to be continued: its groups.
+RUN_SECTIONS = GROUPS
 
 
 def _int(cfg, key: str, minimum: int = 1) -> int:
     value = OmegaConf.select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise EmgtfError(f"{key} must be an integer >= {minimum}, got {value!r}")
     return value
 
@@ -35,7 +35,7 @@ def _number(cfg, key: str, low: float, high: float, *, low_open=False, high_open
     if value is None and null:
         return None
     left, right = "(" if low_open else "[", ")" if high_open else "]"
-    ok = _is_number(value) and (value > low if low_open else value >= low) and (
+    ok = is_number(value) and (value > low if low_open else value >= low) and (
         value < high if high_open else value <= high)
     if not ok:
         if high == math.inf:
@@ -56,14 +56,10 @@ def check_training_config(cfg) -> None:
     padding = cfg.trainer.get("padding")
     padding = list(padding) if OmegaConf.is_list(padding) or isinstance(padding, (list, tuple)) else padding
     if (not isinstance(padding, list) or len(padding) != 2
-            or any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in padding)):
+            or any(not is_int(p) or p < 0 for p in padding)):
         raise EmgtfError(f"trainer.padding must be two integers >= 0 (left, right), got {padding!r}")
     _number(cfg, "trainer.fraction", 0, 1, low_open=True, default=1.0)
-    from emgtf.training.distribute import check_config
-
     check_config(cfg.trainer)
-    from emgtf.training.runtime import jit_compile_value
-
     jit_compile_value(cfg.trainer.get("jit_compile", "auto"))
     if cfg.trainer.get("verbose", "auto") not in ("auto", 0, 1, 2):
         raise EmgtfError(f"trainer.verbose must be auto, 0, 1 or 2, got {cfg.trainer.verbose!r}")

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from emgtf.checks import is_int
 from emgtf.errors import EmgtfError, first_line
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "data_parallel")
@@ -133,7 +134,7 @@ def read_hosts(environ=os.environ) -> Cluster | None:
 def _devices_value(value):
     if value == "auto":
         return "auto"
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise EmgtfError(f"trainer.devices must be an integer >= 1 or auto, got {value!r}")
     return value
 

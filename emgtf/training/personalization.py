@@ -22,45 +22,19 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from emgtf import config as config_lib
+from emgtf.config import override_key
 from emgtf.errors import EmgtfError
 from emgtf.files import read_json
+from emgtf.inference.benchmark import decoder_configs, run_benchmark
+from emgtf.inference.checkpoints import checkpoint_model_overrides
+from emgtf.run_folder import BEST_FILE, RunFolder
+from emgtf.training.run_dir import default_run_dir
 
 # Keys of configs/personalize.yaml that are not part of a user's fit config.
 PERSONALIZE_KEYS = ("users", "split_dir", "init", "decoders")
 INITS = ("finetune", "random")
 # Keys the command sets itself for each user.
 PER_USER_KEYS = ("data.split", "run_dir", "resume", "checkpoint")
-
-
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
-def chooses_model(override: str) -> bool:
-    """``model=...`` (or ``model.family=...``): the override names the family. ``model.x=...``
-    only changes a hyperparameter of whichever family is chosen."""
-    return _key(override) in ("model", "model.family")
-
-
-def checkpoint_model_overrides(overrides: Sequence[str], checkpoint) -> list[str]:
-    """``model=<family of checkpoint>`` in front of ``overrides`` unless they choose the model, so
-    ``checkpoint=X model.share_hands=false`` changes X's own family.
-
-    The family's YAML hyperparameters are then used (for ``tds_conv_ctc`` they are the reference's,
-    which a converted Meta checkpoint has); a checkpoint whose shapes differ fails with one line
-    when its weights are loaded, naming the checkpoint.
-    """
-    if checkpoint is None or any(chooses_model(o) for o in overrides):
-        return list(overrides)
-    from emgtf.inference.checkpoints import checkpoint_family
-
-    family = checkpoint_family(checkpoint)
-    if family not in config_lib.group_options("model"):
-        raise EmgtfError(
-            f"checkpoint {checkpoint} holds a '{family}' model, which is not an option of configs/model; "
-            "choose model=<family> and its model.* hyperparameters"
-        )
-    return [f"model={family}", *overrides]
 
 
 @dataclass
@@ -98,13 +72,13 @@ def split_file_of(split_dir: Path, user: str) -> Path:
 def load_config(overrides: Sequence[str]) -> tuple[DictConfig, list[str]]:
     """The personalize config and the overrides each user's fit config is composed from."""
     overrides = list(overrides)
-    given_decoders = any(_key(o) == "decoders" for o in overrides)
+    given_decoders = any(override_key(o) == "decoders" for o in overrides)
     # With decoders=[...], decoder.<key> overrides belong to those options (see
     # emgtf.inference.benchmark.decoder_configs), not to the fit config's decoder group.
-    fit_side = [o for o in overrides if not (given_decoders and _key(o).startswith("decoder."))]
+    fit_side = [o for o in overrides if not (given_decoders and override_key(o).startswith("decoder."))]
     cfg = config_lib.compose("personalize", fit_side)
     for key in ("data.split", "resume"):
-        if any(_key(o) == key for o in overrides):
+        if any(override_key(o) == key for o in overrides):
             raise EmgtfError(f"personalize sets {key} for each user itself; drop the override '{key}=...'")
     if cfg.init not in INITS:
         raise EmgtfError(f"init must be one of {', '.join(INITS)}, got {cfg.init!r}")
@@ -117,12 +91,12 @@ def load_config(overrides: Sequence[str]) -> tuple[DictConfig, list[str]]:
     if OmegaConf.is_missing(cfg, "users"):
         raise EmgtfError("users must be set, e.g. users=[user0,user1] (split files <split_dir>/<user>.yaml)")
     _names(cfg, "users")
-    rest = [o for o in fit_side if _key(o) not in PERSONALIZE_KEYS and _key(o) not in PER_USER_KEYS]
+    rest = [o for o in fit_side if override_key(o) not in PERSONALIZE_KEYS and override_key(o) not in PER_USER_KEYS]
     return cfg, checkpoint_model_overrides(rest, cfg.checkpoint)
 
 
 def _finished_epochs(path: Path) -> int:
-    status = read_json(path / "last.json") if (path / "last.json").is_file() else {}
+    status = read_json(RunFolder(path).status)
     return int(status.get("epoch", 0))
 
 
@@ -130,8 +104,9 @@ def user_config(cfg: DictConfig, fit_overrides: Sequence[str], run: UserRun) -> 
     """The fit config of one user's run: fresh (data.split, run_dir and, for finetune, the
     checkpoint set), or, for a run that has a ``last.keras``, its saved config with resume on and
     this invocation's ``trainer.epochs``."""
-    if (run.run_dir / "last.keras").is_file() and (run.run_dir / "config.yaml").is_file():
-        saved = config_lib.load_saved(run.run_dir / "config.yaml")
+    folder = RunFolder(run.run_dir)
+    if folder.can_resume() and folder.config.is_file():
+        saved = config_lib.load_saved(folder.config)
         saved = config_lib.apply_overrides(saved, [f"trainer.epochs={int(cfg.trainer.epochs)}"])
         saved.resume = True
         saved.run_dir = str(run.run_dir)
@@ -171,9 +146,7 @@ def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None =
     of :func:`emgtf.inference.benchmark.run_benchmark` with ``"runs"``: ``[{user, run_dir,
     action}]`` added.
     """
-    from emgtf.inference.benchmark import decoder_configs, run_benchmark
-    from emgtf.training.loop import train
-    from emgtf.training.run_dir import default_run_dir
+    from emgtf.training.loop import train  # imports TensorFlow
 
     cfg, fit_overrides = load_config(overrides)
     split_dir = Path(str(cfg.split_dir)).expanduser()
@@ -186,7 +159,7 @@ def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None =
     for run in runs:
         run.run_dir = run_dir / run.user
         done = _finished_epochs(run.run_dir)
-        if done >= epochs and (run.run_dir / "best.keras").is_file():
+        if done >= epochs and RunFolder(run.run_dir).best.is_file():
             run.action = "skipped"
             if log is not None:
                 log(f"emgtf.personalize: {run.user}: finished ({done} epochs) in {run.run_dir}; skipped")
@@ -198,10 +171,10 @@ def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None =
                 f"({cfg.init}) on {run.split_file} in {run.run_dir}")
         result = train(user_cfg)
         if result.best_checkpoint is None:
-            raise EmgtfError(f"user '{run.user}': the run in {run.run_dir} left no best.keras")
+            raise EmgtfError(f"user '{run.user}': the run in {run.run_dir} left no {BEST_FILE}")
 
     doc, json_path, csv_path = run_benchmark(
-        [(run.run_dir / "best.keras", run.split_file) for run in runs],
+        [(RunFolder(run.run_dir).best, run.split_file) for run in runs],
         decoders,
         root=cfg.data.root,
         part="test",

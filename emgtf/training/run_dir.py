@@ -11,17 +11,16 @@ keeping. Such a folder may be used again: a plain fit starts there afresh, and s
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from emgtf.console import console_log
 from emgtf.errors import EmgtfError
 from emgtf.files import fresh_path
-from emgtf.training.run_lock import LOCK_FILE, RunLock
-
-# What a run writes before its first checkpoint; a folder holding only these is a dead run's.
-BEFORE_FIRST_CHECKPOINT = frozenset({"config.yaml", LOCK_FILE, "tensorboard", "wandb.json"})
+from emgtf.run_folder import LAST_FILE, RunFolder
+from emgtf.training.run_lock import RunLock
 
 
 def default_run_dir(label: str) -> Path:
@@ -48,14 +47,13 @@ class RunClaim:
             remove_if_empty(self.path)
 
 
-def _contents(path: Path) -> set[str]:
-    return {p.name for p in path.iterdir()} if path.is_dir() else set()
-
-
-def claim_run_dir(run_dir, *, resume: bool, family: str, log=None) -> RunClaim:
+def claim_run_dir(run_dir, *, resume: bool, family: str, log: Callable[[str], None] | None = None) -> RunClaim:
     """Locks the run folder, then checks it may be used: a fresh or empty folder, a dead run's
-    folder (see the module docstring), or with ``resume`` one that holds ``last.keras``."""
-    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    folder (see the module docstring), or with ``resume`` one that holds ``last.keras``. ``log``
+    takes the notes on a dead run's folder (default: fit's console, as warnings)."""
+    if log is None:
+        fit_log = console_log("emgtf.fit")
+        log = lambda message: fit_log(message, warning=True)  # noqa: E731
     if run_dir is None:
         if resume:
             raise EmgtfError("resume=true needs run_dir=<the folder of the run to continue>")
@@ -65,25 +63,25 @@ def claim_run_dir(run_dir, *, resume: bool, family: str, log=None) -> RunClaim:
     if path.exists() and not path.is_dir():
         raise EmgtfError(f"run_dir {path} is a file, not a folder")
     if resume and not path.is_dir():
-        raise EmgtfError(f"resume=true: {path} has no last.keras to continue from")
+        raise EmgtfError(f"resume=true: {path} has no {LAST_FILE} to continue from")
     created = not path.exists()
     lock = RunLock.acquire(path)
     claim = RunClaim(path, lock, resume, created)
     try:
-        contents = _contents(path) - {LOCK_FILE}
-        dead_run = "config.yaml" in contents and contents <= BEFORE_FIRST_CHECKPOINT
-        if resume and not (path / "last.keras").is_file():
+        folder = RunFolder(path)
+        dead_run = folder.is_dead_run()
+        if resume and not folder.can_resume():
             if not dead_run:
-                raise EmgtfError(f"resume=true: {path} has no last.keras to continue from")
-            log(f"emgtf.fit: {path} holds a run that stopped before its first checkpoint; "
+                raise EmgtfError(f"resume=true: {path} has no {LAST_FILE} to continue from")
+            log(f"{path} holds a run that stopped before its first checkpoint; "
                 "starting it afresh")
             claim.resume = False
-        elif not resume and contents:
+        elif not resume and folder.has_contents():
             if not dead_run:
                 raise EmgtfError(
                     f"run_dir {path} is not empty; choose a new run_dir, or resume=true to continue that run"
                 )
-            log(f"emgtf.fit: {path} holds only the config of a run that stopped before its first "
+            log(f"{path} holds only the config of a run that stopped before its first "
                 "checkpoint; starting afresh there")
     except BaseException:
         claim.release(discard=True)

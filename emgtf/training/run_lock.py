@@ -17,9 +17,9 @@ import socket
 import warnings
 from pathlib import Path
 
+from emgtf.checks import is_int
 from emgtf.errors import EmgtfError
-
-LOCK_FILE = ".emgtf.lock"
+from emgtf.run_folder import LOCK_FILE
 
 
 class RunLocked(EmgtfError):
@@ -113,7 +113,7 @@ class RunLock:
     @staticmethod
     def _stale(holder: dict) -> bool:
         pid = holder.get("pid")
-        if holder.get("host") != socket.gethostname() or isinstance(pid, bool) or not isinstance(pid, int):
+        if holder.get("host") != socket.gethostname() or not is_int(pid):
             return False
         return pid != os.getpid() and not _pid_alive(pid)
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from emgtf.errors import EmgtfError
+from emgtf.training.distribute import setup
 
 
 def _precision_policy(value) -> str:
@@ -46,8 +47,6 @@ def jit_compile(trainer, backend: str | None = None, key: str = "trainer.jit_com
 def setup_runtime(cfg):
     """Applies the run's process-wide settings; returns its
     :class:`~emgtf.training.distribute.Distribution`."""
-    from emgtf.training.distribute import setup
-
     # First: logical devices and multi-worker collectives can only be set up before TensorFlow
     # starts, and the calls below start it.
     distribution = setup(cfg)

@@ -71,9 +71,9 @@ def make_schedule(schedule_cfg, *, peak: float, epochs: int, steps_per_epoch: in
         return float(peak)
     if name != "warmup_cosine":
         raise EmgtfError(f"schedule.name: unknown schedule '{name}' (choose warmup_cosine or constant)")
+    # In [0, 1] (1: warm up over the whole run, no annealing): checked with the rest of the config
+    # (emgtf.training.config_checks) before anything is built.
     fraction = float(schedule_cfg.get("warmup_fraction", 0.0))
-    if not 0.0 <= fraction <= 1.0:  # 1: warm up over the whole run, no annealing
-        raise EmgtfError(f"schedule.warmup_fraction must be in [0, 1], got {fraction}")
     per_epoch = bool(schedule_cfg.get("per_epoch", False))
     total = epochs * steps_per_epoch
     if per_epoch:

@@ -29,7 +29,7 @@ class TargetPacker:
         self._lock = threading.Lock()
 
     def __call__(self, emg_lengths, labels, label_lengths, sessions, starts):
-        from emgtf.training.losses import ctc_feasible, pack_targets
+        from emgtf.models.ctc import ctc_feasible, pack_targets
         from emgtf.models import emission_lengths
 
         emitted = np.asarray(emission_lengths(self.model, emg_lengths), np.int64)

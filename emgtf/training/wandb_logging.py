@@ -25,8 +25,9 @@ from pathlib import Path
 import keras
 
 from emgtf import config as config_lib
-from emgtf.errors import first_line
+from emgtf.errors import EmgtfError, first_line
 from emgtf.files import read_json
+from emgtf.run_folder import BEST_FILE, RunFolder
 
 # Keras logs key -> W&B key (history.csv's column names).
 KEYS = {
@@ -90,8 +91,6 @@ def run_settings(cfg, run_dir: Path) -> dict | None:
     # WANDB_MODE in the environment wins, so a CI or a cluster job can force offline / disabled.
     mode = os.environ.get("WANDB_MODE") or wandb_cfg.get("mode") or "offline"
     if mode not in ("online", "offline", "disabled", "dryrun", "run"):
-        from emgtf.errors import EmgtfError
-
         raise EmgtfError(f"logger.wandb.mode must be online, offline or disabled, got {mode!r}")
     mode = {"dryrun": "offline", "run": "online"}.get(mode, mode)
     if mode == "disabled":
@@ -174,7 +173,8 @@ def start_run(cfg, run_dir, *, resume: bool = False, session: WandbSession | Non
         where = os.environ.get("WANDB_DIR") or run_dir
         session.say_once("offline", f"emgtf: W&B: logging offline under {where}/wandb (and the other run folders); "
                              "upload with `wandb sync <run folder>/wandb/offline-run-*`")
-    previous = read_json(run_dir / "wandb.json") if resume else {}
+    folder = RunFolder(run_dir)
+    previous = read_json(folder.wandb) if resume else {}
     if previous.get("id"):
         settings.update(id=previous["id"], resume="allow")
     try:
@@ -194,9 +194,9 @@ def start_run(cfg, run_dir, *, resume: bool = False, session: WandbSession | Non
             return None
     try:
         record = {"id": run.id, "mode": settings["mode"], "group": settings["group"], "dir": str(run.dir)}
-        (run_dir / "wandb.json").write_text(json.dumps(record) + "\n")
+        folder.wandb.write_text(json.dumps(record) + "\n")
     except OSError as e:
-        _warn(f"could not write {run_dir / 'wandb.json'} ({e}); a resumed run will start a new W&B run")
+        _warn(f"could not write {folder.wandb} ({e}); a resumed run will start a new W&B run")
     return run
 
 
@@ -284,9 +284,10 @@ class WandbLogger(keras.callbacks.Callback):
         metadata = {"val_CER": self.run.summary.get("best/val_CER"), "epoch": self.run.summary.get("best/epoch")}
         artifact = wandb.Artifact(_artifact_name(self.run), type="model", metadata=metadata,
                                   description=f"best checkpoint of {run_dir} (lowest val CER)")
-        artifact.add_file(str(checkpoint), name="best.keras")
-        if (run_dir / "config.yaml").is_file():
-            artifact.add_file(str(run_dir / "config.yaml"), name="config.yaml")
+        artifact.add_file(str(checkpoint), name=BEST_FILE)
+        config = RunFolder(run_dir).config
+        if config.is_file():
+            artifact.add_file(str(config), name=config.name)
         self.run.log_artifact(artifact, aliases=["best", "latest"])
 
     def close(self, exit_code: int = 0) -> None:

@@ -24,10 +24,8 @@ writes the tables and the best checkpoint.
 
 from __future__ import annotations
 
-import csv
 import functools
 import importlib.util
-import io
 import json
 import math
 import os
@@ -39,37 +37,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from emgtf import interrupts
+from emgtf import config as config_lib
+from emgtf import interrupts, training
+from emgtf.checks import is_int
+from emgtf.config import override_key, parse_value, resolve_data
+from emgtf.data.splits import load_split
 from emgtf.errors import EmgtfError
 from emgtf.files import atomic_copy, atomic_write_text, read_json
-from emgtf.training.run_lock import LOCK_FILE, RunLock, check_free
+from emgtf.inference.checkpoints import load_checkpoint
+from emgtf.run_folder import LOCK_FILE, RunFolder
+from emgtf.training.run_dir import default_run_dir
+from emgtf.training.run_lock import RunLock, check_free
+from emgtf.tuning import space as search_space
 from emgtf.tuning.distributed import ENV_ID, distributed_role, serve
+from emgtf.tuning.tables import COSTS, REPORTED, TrialRow, last_line, trials_table, write_tables
 
 OBJECTIVE = "val_CER"
 PROJECT = "keras_tuner"  # KerasTuner's project folder inside the run folder
 TUNE_KEYS = ("space", "tuner")  # keys of configs/tune.yaml that are not part of a trial's fit config
 SEARCH_KEYS = ("resume", "run_dir")  # top-level keys that mean the search, not its trials
 ALGORITHMS = ("random", "bayesian", "hyperband", "grid")
-REPORTED = ("val_CER", "val_IER", "val_DER", "val_SER", "val_loss", "loss")
-# Beside the rates: what each trial cost (trainable parameters, seconds of training) and, with
-# tuner.test=true, the test CER of its best checkpoint (reported, never the objective).
-COSTS = ("params", "train_s", "test_CER")
-
-
-@dataclass
-class TrialRow:
-    """One trial as the search reports it. ``val_cer`` in percent (None unless completed)."""
-
-    trial_id: str
-    status: str
-    val_cer: float | None
-    metrics: dict
-    best_epoch: int | None
-    epochs: int | None
-    hyperparameters: dict
-    run_dir: Path
-    worker: str | None = None
-    message: str | None = None
 
 
 @dataclass
@@ -86,14 +73,10 @@ class SearchResult:
 # --- configuration -----------------------------------------------------------------------------
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def merge_overrides(first: Sequence[str], then: Sequence[str]) -> list[str]:
     """``first`` then ``then``, dropping from ``first`` each key that ``then`` sets again."""
-    later = {_key(o) for o in then}
-    return [o for o in first if _key(o) not in later] + list(then)
+    later = {override_key(o) for o in then}
+    return [o for o in first if override_key(o) not in later] + list(then)
 
 
 def _tuner_settings(cfg) -> dict:
@@ -106,7 +89,7 @@ def _tuner_settings(cfg) -> dict:
         value = t.get(key)
         if value is None and allow_none:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        if not is_int(value) or value < minimum:
             raise EmgtfError(f"tuner.{key} must be an integer >= {minimum}, got {value!r}")
         return value
 
@@ -188,18 +171,6 @@ def _make_oracle(settings: dict, seed: int, epochs: int):
     )
 
 
-def _last_line(message: str | None) -> str:
-    """The error of a failed trial: the last line of KerasTuner's stored traceback, class removed."""
-    lines = [ln.strip() for ln in (message or "").strip().splitlines() if ln.strip()]
-    if not lines:
-        return "no message"
-    last = lines[-1]
-    head, sep, rest = last.partition(": ")
-    if sep and "Error" in head and " " not in head:
-        return rest
-    return last
-
-
 # --- the search --------------------------------------------------------------------------------
 
 
@@ -207,9 +178,6 @@ class Search:
     """One search: its config, space, run folder and KerasTuner tuner. See the module docstring."""
 
     def __init__(self, overrides: Sequence[str], *, callbacks: Sequence = (), log=print):
-        from emgtf import config as config_lib
-        from emgtf.tuning import space as search_space
-
         from emgtf.training.wandb_logging import WandbSession
 
         self.log = log
@@ -228,7 +196,7 @@ class Search:
                 raise EmgtfError(f"resume=true: {run_dir} has no search.json (not an emgtf.tune run folder?)")
             overrides = merge_overrides(saved.get("overrides", []), overrides)
             cfg = config_lib.compose("tune", overrides)
-        self.overrides = [o for o in overrides if _key(o) not in SEARCH_KEYS]
+        self.overrides = [o for o in overrides if override_key(o) not in SEARCH_KEYS]
         self.cfg = cfg
         self.settings = _tuner_settings(cfg)
 
@@ -303,7 +271,6 @@ class Search:
         """The fit config a trial starts from, before its hyperparameters (cached per model)."""
         from omegaconf import OmegaConf
 
-        from emgtf import config as config_lib
 
         if option not in self._configs:
             cfg = config_lib.compose("tune", self._fit_overrides(option))
@@ -319,12 +286,9 @@ class Search:
     def _check_configs(self) -> None:
         """Every model the space can choose composes with the command line, every key exists, the
         data split is readable: mistakes surface before the first trial."""
-        from emgtf.tuning import space as search_space
-        from emgtf.data.splits import load_split
-
         search_space.check_model_options(self.space)
         chooser = self.space.family_hyperparameter
-        user_model = [o for o in self.overrides if _key(o) == "model"]
+        user_model = [o for o in self.overrides if override_key(o) == "model"]
         if chooser is not None and user_model:
             raise EmgtfError(
                 f"'{user_model[0]}': the search space {self.space.path} chooses the model itself "
@@ -343,7 +307,6 @@ class Search:
         cfg = self.trial_base_config(options[0])
         if self.settings["algorithm"] == "hyperband" and any(p.key == "trainer.epochs" for p in self.space.hyperparameters):
             raise EmgtfError(f"{self.space.path}: Hyperband sets trainer.epochs itself; drop it from the space")
-        from emgtf.config import resolve_data
 
         root, split = resolve_data(cfg.data)
         load_split(split, root)
@@ -351,8 +314,6 @@ class Search:
     # -- the files of the search
 
     def _write_start_files(self) -> None:
-        from emgtf import config as config_lib
-
         self.run_dir.mkdir(parents=True, exist_ok=True)
         doc = {
             "name": self.name,
@@ -409,7 +370,7 @@ class Search:
                     raise
                 raise EmgtfError(
                     f"{self.settings['max_consecutive_failed_trials']} trials in a row failed "
-                    f"(tuner.max_consecutive_failed_trials); the last: {_last_line(str(e))} "
+                    f"(tuner.max_consecutive_failed_trials); the last: {last_line(str(e))} "
                     f"(search space {self.space.path})"
                 ) from None
         if self.role == "worker":
@@ -424,14 +385,12 @@ class Search:
         import keras_tuner
         from omegaconf import OmegaConf
 
-        from emgtf.tuning import space as search_space
-        from emgtf import training
 
         values = active_values(trial.hyperparameters)
         option, hp_overrides = self.space.to_overrides(values)
         cfg = self.trial_base_config(option).copy()
         trial_dir = self.trial_dir(trial.trial_id)
-        resume = (trial_dir / "last.keras").is_file()
+        resume = RunFolder(trial_dir).can_resume()
 
         epochs = values.get("tuner/epochs")
         if epochs is not None:  # Hyperband: this round's epochs, continuing an earlier trial's run
@@ -452,7 +411,7 @@ class Search:
             "hyperparameters": {k: v for k, v in values.items() if not k.startswith("tuner/")},
         }
         OmegaConf.set_struct(cfg, True)
-        shown = search_space.summarise_values(values)
+        shown = search_space.summarize_values(values)
         self.log(f"emgtf.tune: trial {trial.trial_id}{' (continued)' if resume else ''} -> {trial_dir}: {shown}")
         self.ran_here.append(str(trial.trial_id))
         keras.backend.clear_session()  # a long search must not pile up every trial's graphs
@@ -489,16 +448,17 @@ class Search:
 
     def _continue_from(self, previous: str, trial_dir: Path) -> bool:
         """Hyperband: start a trial from an earlier trial's last epoch (its files copied over)."""
-        source = self.trial_dir(previous)
-        if not (source / "last.keras").is_file():
-            self.log(f"emgtf.tune: warning: trial {previous}'s run folder {source} is not here; training from scratch")
+        source = RunFolder(self.trial_dir(previous))
+        if not source.can_resume():
+            self.log(f"emgtf.tune: warning: trial {previous}'s run folder {source.path} is not here; training from scratch")
             return False
         if trial_dir.exists():
             shutil.rmtree(trial_dir)
         trial_dir.mkdir(parents=True)
-        for name in ("last.keras", "last.json", "best.keras", "history.csv"):
-            if (source / name).is_file():
-                shutil.copyfile(source / name, trial_dir / name)
+        target = RunFolder(trial_dir)
+        for name in ("last", "status", "best", "history"):
+            if getattr(source, name).is_file():
+                shutil.copyfile(getattr(source, name), getattr(target, name))
         return True
 
     # -- the end of a search
@@ -510,7 +470,7 @@ class Search:
         ranked = done + rest
         result = SearchResult(run_dir=self.run_dir, role=self.role, trials=ranked,
                               trials_run_here=getattr(self, "ran_here", []))
-        self._write_tables(ranked)
+        write_tables(self.run_dir, [p.name for p in self.space.hyperparameters], ranked)
         self.log(trials_table(ranked, top=self.settings["top"]))
         if not done:
             if not rows:
@@ -521,14 +481,15 @@ class Search:
                 f"trial {first.trial_id}: {first.message}"
             )
         best = done[0]
-        checkpoint = best.run_dir / "best.keras"
+        trial, search = RunFolder(best.run_dir), RunFolder(self.run_dir)
+        checkpoint = trial.best
         if checkpoint.is_file():
-            atomic_copy(checkpoint, self.run_dir / "best.keras")
-            atomic_copy(best.run_dir / "config.yaml", self.run_dir / "config.yaml")
+            atomic_copy(checkpoint, search.best)
+            atomic_copy(trial.config, search.config)
             summary = {"trial": best.trial_id, "val_CER": best.val_cer, "best_epoch": best.best_epoch,
                        "hyperparameters": best.hyperparameters, "source": str(checkpoint)}
             atomic_write_text(self.run_dir / "best.json", json.dumps(summary, indent=2) + "\n")
-            result.best_checkpoint = self.run_dir / "best.keras"
+            result.best_checkpoint = search.best
             self.log(f"best: trial {best.trial_id}, val CER {best.val_cer:.2f} % -> {result.best_checkpoint}")
             self.log(f"  python -m emgtf.evaluate checkpoint={result.best_checkpoint}")
         else:
@@ -556,37 +517,8 @@ class Search:
             hyperparameters=values,
             run_dir=run_dir,
             worker=worker,
-            message=None if completed else _last_line(trial.message),
+            message=None if completed else last_line(trial.message),
         )
-
-    def _write_tables(self, ranked: list[TrialRow]) -> None:
-        names = [p.name for p in self.space.hyperparameters]
-        names += sorted({k for r in ranked for k in r.hyperparameters} - set(names))
-        records = []
-        for rank, r in enumerate(ranked, 1):
-            records.append({
-                "rank": rank if r.val_cer is not None else None,
-                "trial": r.trial_id,
-                "status": r.status,
-                **{name: r.metrics.get(name) for name in (*REPORTED, *COSTS)},
-                "best_epoch": r.best_epoch,
-                "epochs": r.epochs,
-                "worker": r.worker,
-                "run_dir": str(r.run_dir),
-                "hyperparameters": r.hyperparameters,
-                "message": r.message,
-            })
-        atomic_write_text(self.run_dir / "best_trials.json", json.dumps(records, indent=2) + "\n")
-        out = io.StringIO()
-        columns = [c for c in records[0] if c != "hyperparameters"] + names if records else names
-        writer = csv.DictWriter(out, fieldnames=columns)
-        writer.writeheader()
-        for record in records:
-            flat = {k: v for k, v in record.items() if k != "hyperparameters"}
-            flat.update({name: record["hyperparameters"].get(name) for name in names})
-            writer.writerow(flat)
-        atomic_write_text(self.run_dir / "best_trials.csv", out.getvalue())
-
 
 def active_values(hyperparameters) -> dict:
     """The values of a trial's active hyperparameters (Hyperband's ``tuner/...`` included)."""
@@ -602,34 +534,7 @@ def active_values(hyperparameters) -> dict:
     return values
 
 
-def trials_table(rows: Sequence[TrialRow], top: int = 10) -> str:
-    """The best ``top`` trials (and a count of the others) as a fixed-width table."""
-    from emgtf.tuning.space import summarise_values
-
-    def number(value, fmt: str, width: int) -> str:
-        return f"{value:{width}{fmt}}" if value is not None else f"{'-':>{width}}"
-
-    shown = list(rows[:top])
-    header = (f"{'rank':>4}  {'trial':>6}  {'val CER':>7}  {'test CER':>8}  {'epoch':>5}  {'epochs':>6}  "
-              f"{'params':>10}  {'train s':>7}  {'status':<9}  hyperparameters")
-    lines = ["", header, "-" * len(header)]
-    for rank, r in enumerate(shown, 1):
-        hp = summarise_values({k: v for k, v in r.hyperparameters.items() if not k.startswith("tuner/")})
-        params = r.metrics.get("params")
-        lines.append(
-            f"{rank if r.val_cer is not None else '-':>4}  {r.trial_id:>6}  {number(r.val_cer, '.2f', 7)}  "
-            f"{number(r.metrics.get('test_CER'), '.2f', 8)}  {r.best_epoch or '-':>5}  {r.epochs or '-':>6}  "
-            f"{number(None if params is None else int(params), ',', 10)}  {number(r.metrics.get('train_s'), '.0f', 7)}  "
-            f"{r.status:<9}  {hp}" + (f"  [{r.message}]" if r.message else "")
-        )
-    if len(rows) > top:
-        lines.append(f"... and {len(rows) - top} more (best_trials.csv)")
-    return "\n".join(lines)
-
-
 def _default_run_dir(space: str) -> Path:
-    from emgtf.training.run_dir import default_run_dir
-
     label = Path(space).stem if ("/" in space or space.endswith((".yaml", ".yml"))) else space
     return default_run_dir(f"tune-{label}")
 
@@ -674,9 +579,7 @@ def _make_tuner_class():
             pass  # train() keeps each trial's best.keras and last.keras itself
 
         def load_model(self, trial):
-            from emgtf.inference.checkpoints import load_checkpoint
-
-            return load_checkpoint(self.search_.trial_dir(trial.trial_id) / "best.keras")
+            return load_checkpoint(RunFolder(self.search_.trial_dir(trial.trial_id)).best)
 
     return EmgtfTuner
 
@@ -687,7 +590,6 @@ def check_folder_free(overrides: Sequence[str]) -> None:
     """Raises :class:`~emgtf.training.run_lock.RunLocked` naming the holder if the ``run_dir=`` of
     ``overrides`` is held by a live single-machine search or fit; needs no TensorFlow, so the
     command makes it before loading it. (A distributed search shares its folder by design.)"""
-    from emgtf.config import parse_value
 
     run_dir = parse_value(overrides, "run_dir")
     if run_dir is not None and distributed_role() == "single":

@@ -35,6 +35,7 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from emgtf import config as config_lib
 from emgtf import paths
 from emgtf.errors import EmgtfError
 from emgtf.files import first_comment
@@ -415,8 +416,6 @@ def families_of(space: SearchSpace, hp: Hyperparameter, base_family: str) -> dic
 
 def check_model_options(space: SearchSpace) -> None:
     """The model options a space chooses from exist in configs/model."""
-    from emgtf import config as config_lib
-
     chooser = space.family_hyperparameter
     if chooser is None:
         return
@@ -462,7 +461,7 @@ def check_keys(space: SearchSpace, base_cfg: DictConfig) -> None:
                 )
 
 
-def summarise_values(values: Mapping, names: Sequence[str] | None = None) -> str:
+def summarize_values(values: Mapping, names: Sequence[str] | None = None) -> str:
     """``a=1, b=0.0003`` for log lines."""
     out = []
     for name, value in values.items():

@@ -41,7 +41,8 @@ def test_the_step_streams_the_whole_session_emissions():
     """The step function itself (what both exports trace), in process, for several chunk sizes."""
     import tensorflow as tf
 
-    from emgtf.export.stream_step import run_step_stream, step_function
+    from emgtf.export.formats import step_function
+    from emgtf.inference.runners import run_step_stream
     from tests.helpers import random_emg
 
     keras.utils.set_random_seed(6)

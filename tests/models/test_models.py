@@ -9,7 +9,7 @@ from keras import ops
 
 from emgtf import models
 from emgtf.errors import EmgtfError
-from emgtf.training.losses import CTCLoss, pack_targets
+from emgtf.models.ctc import CTCLoss, pack_targets
 from emgtf.cli.models import main as models_main
 
 FAMILIES = ["tds_conv_ctc", "rnn", "tcn", "tds_rnn", "conv_resnet", "transformer", "conformer", "splashnet",

@@ -18,7 +18,7 @@ from rapidfuzz.distance import Levenshtein
 
 from emgtf import config, training
 from emgtf.cli import fit
-from emgtf.training.history import read_history
+from emgtf.run_folder import read_history
 from emgtf.cli import run
 from emgtf.cli.report import main
 from tests.helpers import make_session_file, make_tiny_split, tiny_tcn_overrides

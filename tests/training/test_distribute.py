@@ -142,7 +142,7 @@ def weights(path):
 
 
 def assert_same_training(one: Path, two: Path):
-    from emgtf.training.history import read_history
+    from emgtf.run_folder import read_history
 
     h1, h2 = read_history(one / "history.csv"), read_history(two / "history.csv")
     for key in ("train/loss", "val/loss", "val/CER"):
@@ -172,7 +172,7 @@ def test_mirrored_on_two_devices_trains_like_one_device_on_the_same_global_batch
     assert OmegaConf.load(two / "config.yaml").trainer.devices == 2
     r3 = fit_process(["resume=true", f"run_dir={two}", "trainer.epochs=3"], two)
     assert r3.returncode == 0, r3.stderr[-2000:]
-    from emgtf.training.history import read_history
+    from emgtf.run_folder import read_history
 
     assert [r["epoch"] for r in read_history(two / "history.csv")] == [1, 2, 3]
 
@@ -257,7 +257,7 @@ def test_two_jax_hosts_train_like_one_process_and_write_one_run_folder(tmp_path)
 def test_a_jax_host_that_dies_stops_the_other_with_one_line_and_resume_continues(tmp_path):
     pytest.importorskip("jax")
     from emgtf.files import read_json
-    from emgtf.training.history import read_history
+    from emgtf.run_folder import read_history
 
     data = no_test_split(make_tiny_split(tmp_path / "data", num_samples=16000)[0])
     run_dir = tmp_path / "run"

@@ -15,7 +15,7 @@ from emgtf import config, training
 from emgtf.cli import fit
 from emgtf.inference.checkpoints import load_checkpoint
 from emgtf.training.targets import InfeasibleWindowWarning
-from emgtf.training.history import read_history
+from emgtf.run_folder import read_history
 from emgtf.data.splits import write_split_file
 from emgtf.errors import EmgtfError
 

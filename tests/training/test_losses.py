@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from emgtf.training.losses import CTCLoss, ctc_feasible, pack_targets, pack_targets_tensor
+from emgtf.models.ctc import CTCLoss, ctc_feasible, pack_targets, pack_targets_tensor
 
 BLANK = 98
 

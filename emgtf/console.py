@@ -1,0 +1,29 @@
+"""Messages for people: the ``log`` callable that library code takes instead of printing.
+
+A library function that has something to tell (progress, a warning, a result table) calls
+``log(message)``, ``log(message, warning=True)`` or ``log(text, prefix=False)``; the command that
+called it decides where that goes and how it is prefixed (:func:`console_log`), and a caller such
+as the tuner or a test can pass its own.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Protocol
+
+
+class Log(Protocol):
+    def __call__(self, message: str, *, warning: bool = False, prefix: bool = True) -> None: ...
+
+
+def console_log(prog: str) -> Log:
+    """The log of command ``prog``: ``prog: message`` on stdout, on stderr for a warning; text as it
+    is with ``prefix=False``. Leading blank lines stay in front of the prefix."""
+
+    def log(message: str, *, warning: bool = False, prefix: bool = True) -> None:
+        if prefix:
+            body = message.lstrip("\n")
+            message = f"{message[: len(message) - len(body)]}{prog}: {body}"
+        print(message, file=sys.stderr if warning else sys.stdout, flush=True)
+
+    return log
