@@ -100,10 +100,10 @@ def main(argv: list[str]) -> int:
     with EMGSession(args.session):  # a bad file fails before the model loads
         pass
     from emgtf.inference.replay import replay
-    from emgtf.inference.streaming import StreamingDecoder
+    from emgtf.export.step_cache import load_streamer
     from emgtf.inference.transcription import Transcript
 
-    streamer = StreamingDecoder.load(args.model, decoder, context_seconds=args.context_seconds,
+    streamer = load_streamer(args.model, decoder, context_seconds=args.context_seconds,
                                      threads=args.threads)
     rule = streamer.rule
     chunk_samples = max(1, round(args.chunk_ms * rule.sample_rate / 1000))

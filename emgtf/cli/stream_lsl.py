@@ -102,11 +102,12 @@ def run_lsl(args, *, prog: str, decoder, describe_decoder, display_factory) -> i
         if truth_info.channel_format() != pylsl().cf_string:
             raise EmgtfError(f"truth: LSL stream {describe(truth_info)} is not a marker stream of strings")
 
-    from emgtf.inference.streaming import StreamingDecoder, limit_threads
+    from emgtf.export.step_cache import load_streamer
+    from emgtf.inference.streaming import limit_threads
     from emgtf.live.decode import LiveDecoder, warm_up
 
     limit_threads(args.threads)
-    streamer = StreamingDecoder.load(args.model, decoder, context_seconds=args.context_seconds, threads=args.threads)
+    streamer = load_streamer(args.model, decoder, context_seconds=args.context_seconds, threads=args.threads)
     chunk_samples = max(1, round(args.chunk_ms * streamer.rule.sample_rate / 1000))
     warm_up(streamer, chunk_samples)
     truth = TruthInlet(truth_info) if truth_info is not None else None

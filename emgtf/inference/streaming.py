@@ -16,7 +16,7 @@ subsampling). What it reads beyond that window is the model's *reach*
   block's last ``kernel_width - 1`` input frames, and each push runs it once on the push's whole
   hops (the rest waits for the next push), so every frame is computed once. Its emissions *are*
   the whole-session emissions (to float rounding). A ``.keras`` checkpoint streams through its
-  TFLite step by default (:func:`cached_tflite_step`: 3-4x faster than the Keras step, built the
+  TFLite step by default in the commands (:func:`emgtf.export.step_cache.cached_tflite_step`: 3-4x faster than the Keras step, built the
   first time and kept beside the checkpoint). A TFLite export runs its own step, the same
   computation (:mod:`emgtf.export.stream_step`), on whole chunks of its fixed ``chunk_samples``
   (the rest waits for the next push; a stream's last partial chunk is zero-padded at
@@ -211,47 +211,6 @@ class TFLiteStep:
                 "computed once")
 
 
-def cached_tflite_step(checkpoint, model, chunk_samples: int | None = None, threads: int | None = None,
-                       log=None) -> TFLiteStep:
-    """The TFLite streaming step of a ``.keras`` checkpoint (:mod:`emgtf.export.stream_step`, float32,
-    chunks of ``chunk_samples``, default 40 ms), built the first time and kept beside it as
-    ``<checkpoint>.step<chunk>-<sha256 of its bytes, 16 hex>.tflite``, so a changed checkpoint gets
-    a new one and an unchanged one reuses it. TFLite runs the step 3-4x faster than the Keras step
-    (Meta's TDS: 3.2 against 11.5 ms per 40 ms chunk, AMD EPYC). A folder that cannot be written
-    keeps the step in memory for this process. Raises EmgtfError (one line) for a model with no
-    fixed-shape step (a rolling norm) or one the converter refuses. ``log``: the build's message."""
-    import hashlib
-    import tempfile
-    from pathlib import Path
-
-    from emgtf.export.formats import write_saved_model
-    from emgtf.export.stream_step import DEFAULT_CHUNK_SAMPLES, TFLITE_FILES, step_layout, write_tflite
-    from emgtf.files import atomic_copy
-
-    checkpoint = Path(checkpoint)
-    layout = step_layout(model, chunk_samples or DEFAULT_CHUNK_SAMPLES)
-    digest = hashlib.sha256()
-    with open(checkpoint, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    path = checkpoint.with_name(f"{checkpoint.name}.step{layout.chunk_samples}-{digest.hexdigest()[:16]}.tflite")
-    if not path.is_file():
-        if log is not None:
-            log(f"building the TFLite streaming step of {checkpoint.name} (once; kept as {path.name})")
-        with tempfile.TemporaryDirectory(prefix="emgtf-step-") as folder:
-            saved = Path(folder) / "saved_model"
-            write_saved_model(model, saved, layout, serving=False)
-            write_tflite(model, layout, Path(folder), saved, int8=None)
-            built = Path(folder) / TFLITE_FILES["float32"]
-            try:
-                atomic_copy(built, path)
-            except EmgtfError:  # a read-only folder: this process only
-                step = TFLiteStep(built, layout, threads)  # the interpreter has read the file
-                step.path = path
-                return step
-    return TFLiteStep(path, layout, threads)
-
-
 def limit_threads(threads: int | None) -> None:
     """Runs TensorFlow's ops on ``threads`` threads (None: its default, every core). A stream's
     small steps gain little from more threads, whose idle spinning costs CPU time (Meta's TDS,
@@ -371,14 +330,17 @@ class StreamingDecoder:
 
     @classmethod
     def load(cls, path, decoder=None, *, incremental: bool = True, threads: int | None = None,
-             step: str = "auto", **options) -> "StreamingDecoder":
+             step: str = "auto", build_step=None, **options) -> "StreamingDecoder":
         """A streaming decoder of a ``.keras`` checkpoint or an export folder (a Keras one streams
         through the incremental step as :meth:`from_model`, a TFLite one through its step
         ``model.tflite``, or the ``.tflite`` file of the folder that ``path`` names, e.g.
         ``model_int8.tflite``; SavedModel and ONNX ones windowed). ``threads``: the TFLite
-        interpreter's. ``step`` (a ``.keras`` file): "auto" streams through its TFLite step
-        (:func:`cached_tflite_step`, built once and kept beside it) where the model has a
-        fixed-shape one, else its Keras step; "keras" always the Keras step."""
+        interpreter's. ``step`` (a ``.keras`` file): "auto" streams through the TFLite step that
+        ``build_step(checkpoint, model, threads=..., log=...)`` returns (the commands pass
+        :func:`emgtf.export.step_cache.cached_tflite_step`: built once and kept beside the
+        checkpoint; :func:`emgtf.export.step_cache.load_streamer` is this call with it) where the
+        model has a fixed-shape step, else its Keras step; "keras", or no ``build_step``, the Keras
+        step. (Building a TFLite step is export's work, a layer above this one.)"""
         from pathlib import Path
 
         from emgtf.inference.checkpoints import load_checkpoint
@@ -390,7 +352,7 @@ class StreamingDecoder:
             path, tflite_file = path.parent, path
         elif path.is_file():
             return cls._from_checkpoint(path, load_checkpoint(path), decoder, incremental=incremental,
-                                        threads=threads, step=step, **options)
+                                        threads=threads, step=step, build_step=build_step, **options)
         from emgtf.inference.export_folder import METADATA_FILE, read_metadata
 
         runner = load_runner(path)
@@ -403,7 +365,8 @@ class StreamingDecoder:
         if doc["format"] == "keras":
             model_file = path / str(doc.get("model_file"))
             return cls._from_checkpoint(model_file, load_checkpoint(model_file), decoder, incremental=incremental,
-                                        threads=threads, step=step, source=runner.source, **options)
+                                        threads=threads, step=step, build_step=build_step,
+                                        source=runner.source, **options)
         reach = _export_reach(path, runner.family, doc.get("training_config"))
         step = None
         if doc["format"] == "tflite" and incremental:
@@ -415,7 +378,7 @@ class StreamingDecoder:
 
     @classmethod
     def _from_checkpoint(cls, path, model, decoder, *, incremental: bool, threads, step: str,
-                         source: str | None = None, **options) -> "StreamingDecoder":
+                         build_step=None, source: str | None = None, **options) -> "StreamingDecoder":
         """:meth:`from_model` of a ``.keras`` file, through its cached TFLite step where it has one
         and ``step`` is "auto" (a model the step cannot convert streams through its Keras step,
         which says why)."""
@@ -427,14 +390,14 @@ class StreamingDecoder:
             raise EmgtfError(f"step must be auto or keras, got {step!r}")
         source = source or f"checkpoint {path}"
         streamer = cls.from_model(model, decoder, incremental=incremental, source=source, **options)
-        if step == "keras" or streamer.step is None:
+        if step == "keras" or build_step is None or streamer.step is None:
             return streamer
         if state_layout(model).held_frames:
             streamer.step.why_not_tflite = ("no TFLite step: its rolling norm's warm-up varies the rows "
                                             "a step returns, which fixed TFLite shapes cannot")
             return streamer
         try:
-            fast = cached_tflite_step(path, model, threads=threads,
+            fast = build_step(path, model, threads=threads,
                                       log=lambda line: print(f"emgtf: {line}", file=sys.stderr, flush=True))
         except EmgtfError as e:
             streamer.step.why_not_tflite = f"no TFLite step: {str(e)[:200]}"

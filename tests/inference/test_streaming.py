@@ -232,11 +232,12 @@ def assert_emitted_once_warmed_up(updates, rule, chunk, total, warmup=125):
 
 
 def test_a_checkpoint_streams_through_its_tflite_step_built_once(setup, tmp_path):
+    from emgtf.export.step_cache import load_streamer
     from emgtf.inference.streaming import CompiledStep, TFLiteStep
 
     checkpoint = tmp_path / "tds.keras"
     shutil.copy(setup["ckpt"], checkpoint)
-    streamer = StreamingDecoder.load(checkpoint)
+    streamer = load_streamer(checkpoint)
     assert isinstance(streamer.step, TFLiteStep) and streamer.step.unit_samples == 80
     (cached,) = tmp_path.glob("tds.keras.step80-*.tflite")
     assert streamer.describe().startswith(f"TFLite step {cached.name}")
@@ -246,18 +247,20 @@ def test_a_checkpoint_streams_through_its_tflite_step_built_once(setup, tmp_path
     assert largest <= streamer.max_buffer_samples
     # Reused while the checkpoint's bytes are the same; another checkpoint gets its own.
     built = cached.stat().st_mtime_ns
-    assert StreamingDecoder.load(checkpoint).step.path == cached and cached.stat().st_mtime_ns == built
-    assert isinstance(StreamingDecoder.load(checkpoint, step="keras").step, CompiledStep)
+    assert load_streamer(checkpoint).step.path == cached and cached.stat().st_mtime_ns == built
+    assert isinstance(load_streamer(checkpoint, step="keras").step, CompiledStep)
     other = models.build("tds_conv_ctc", **TINY_TDS)
     other.save(checkpoint)
-    assert StreamingDecoder.load(checkpoint).step.path != cached
+    assert load_streamer(checkpoint).step.path != cached
     assert len(list(tmp_path.glob("tds.keras.step80-*.tflite"))) == 2
     with pytest.raises(EmgtfError, match="step must be auto or keras, got 'fast'"):
-        StreamingDecoder.load(checkpoint, step="fast")
+        load_streamer(checkpoint, step="fast")
 
 
 def test_splashnet_streams_exactly_from_a_checkpoint(splash):
-    streamer = StreamingDecoder.load(splash["ckpt"])
+    from emgtf.export.step_cache import load_streamer
+
+    streamer = load_streamer(splash["ckpt"])
     assert streamer.step is not None and streamer.step.layout.held_frames == 125
     # No fixed-shape (TFLite) step for a rolling norm: the Keras step, saying why.
     assert streamer.describe().startswith("Keras incremental step (no TFLite step: its rolling norm")

@@ -18,7 +18,7 @@ import pytest
 
 from emgtf import models
 from emgtf.inference.replay import replay
-from emgtf.inference.streaming import StreamingDecoder
+from emgtf.export.step_cache import load_streamer
 from emgtf.synth import generate_session
 from tests.helpers import REPO, make_session_file, run_command, sample_times
 
@@ -32,7 +32,7 @@ def setup(tmp_path_factory):
     keras.utils.set_random_seed(3)
     info = generate_session(root, seed=3, minutes=0.25)
     models.build("tds_conv_ctc", **TINY_TDS).save(root / "tds.keras")
-    offline = replay(StreamingDecoder.load(root / "tds.keras"), info.path, chunk_samples=80)
+    offline = replay(load_streamer(root / "tds.keras"), info.path, chunk_samples=80)
     return {"root": root, "session": info.path, "ckpt": root / "tds.keras", "offline": offline}
 
 
@@ -164,7 +164,7 @@ def test_a_tflite_step_with_the_lm_beam_decodes_live_as_the_file_replay(capsys, 
     folder = setup["root"] / "tflite"
     if not folder.exists():
         export_model(keras.models.load_model(setup["ckpt"]), folder, "tflite", tflite_int8="none", verify=False)
-    offline = replay(StreamingDecoder.load(folder, BeamSearchDecoder(lm_path=lm)), setup["session"], chunk_samples=80)
+    offline = replay(load_streamer(folder, BeamSearchDecoder(lm_path=lm)), setup["session"], chunk_samples=80)
     publisher = start_replay(setup["session"], unique, "speed=4")
     try:
         done, events, summary = stream(capsys, setup, unique, f"truth={unique}-keystrokes", "markers=none",
