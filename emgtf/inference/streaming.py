@@ -73,6 +73,7 @@ _PER_FRAME = {
     "RotationInvariantMLP", "Dense", "Activation", "Dropout", "BatchNormalization",
     "LayerNormalization", "TDSConvBlock", "TDSFullyConnectedBlock", "Add", "ReLU", "Identity",
     "SpectrumBands", "FoldBands", "UnfoldBands", "SplitBands", "Concatenate",
+    "LowPassFilter", "Downsample", "ElectrodeSubset", "RandomTimeCrop",
 }
 _RECURRENT = {"LSTM", "GRU", "SimpleRNN", "RNN"}
 _GLOBAL = {
@@ -80,6 +81,8 @@ _GLOBAL = {
     "MultiHeadAttention": "attends over the whole input (full self-attention)",
     "SinusoidalPositionEncoding": "encodes absolute positions from the start of the input",
     "FramePaddingMask": "masks by the length of the whole input",
+    "MinMaxNormalization": "scales each channel by the minimum and maximum of the whole input "
+    "(model.minmax=true)",
 }
 _WHOLE_SESSION = "decode whole sessions with python -m emgtf.transcribe"
 
