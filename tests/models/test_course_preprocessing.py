@@ -228,3 +228,52 @@ def test_trained_model_evaluates_streams_and_exports_with_its_preprocessing(trai
 
     served = tf.saved_model.load(str(out)).signatures["serving_default"](emg=tf.constant(emg[None]))
     np.testing.assert_allclose(served["log_probs"].numpy()[0], offline, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt, hp", [
+    ("onnx", dict(downsample=2, lowpass_hz=30.0, lowpass_taps=33, electrode_count=8)),
+    ("tflite", dict(downsample=2, anti_alias=False, electrode_count=8)),
+])
+def test_onnx_and_tflite_exports_run_the_preprocessing(fmt, hp, tmp_path):
+    """ONNX computes the spectrogram itself (as a DFT) after the model's own filters; TFLite is the
+    streaming step, in chunks of whole 32-sample hops. Each export checks itself against Keras."""
+    from emgtf.export import export_model
+
+    keras.utils.set_random_seed(4)
+    model = models.build("tds_conv_ctc", **TINY, **hp)
+    extra = {"stream_chunk_samples": 64, "tflite_int8": "none"} if fmt == "tflite" else {}
+    if fmt == "tflite":
+        with pytest.raises(EmgtfError, match=r"stream_chunk_samples must be a positive multiple of "
+                                             r"the hop length \(32 samples\), got 80"):
+            export_model(model, tmp_path / "bad", fmt, stream_chunk_samples=80)
+    doc = export_model(model, tmp_path / fmt, fmt, **extra)
+    assert doc["emission"]["hop_length"] == 32
+    if fmt == "onnx":
+        assert doc["verification"]["max_abs_log_prob_difference"] < 1e-3
+        return
+    from emgtf.export.stream_step import StepLayout, run_step_stream, tflite_step
+
+    layout = StepLayout.from_json(doc["streaming"], "export.json")
+    emg = random_emg(1, 64 * 40, seed=9)[0]
+    offline = keras_runner(model).log_probs(emg)
+    streamed = run_step_stream(tflite_step(tmp_path / fmt / "model.tflite", None), layout, emg,
+                               len(offline))
+    np.testing.assert_allclose(streamed, offline, atol=1e-4)
+
+
+def test_transformer_padding_mask_counts_the_downsampling():
+    # Its mask marks the frames whose input samples reach the zero padding: in input samples, a
+    # frame reads 192 of them every 32 here, not the spectrogram's own 64 every 16.
+    keras.utils.set_random_seed(2)
+    model = models.build("transformer", mlp_features=[16], d_model=16, num_heads=2, num_layers=1,
+                         ff_size=32, conv_kernel=0, downsample=2)
+    x = random_emg(1, 3000, seed=3)
+    for samples in (1500, 1530):
+        padded = np.zeros_like(x)
+        padded[:, :samples] = x[:, :samples]
+        alone = ops.convert_to_numpy(model(x[:, :samples], training=False))[0]
+        batched = ops.convert_to_numpy(model(np.concatenate([x, padded]), training=False))[1]
+        frames = int(models.emission_lengths(model, samples))
+        assert alone.shape[0] == frames == EmissionRule.from_model(model).emissions(samples)
+        np.testing.assert_allclose(batched[:frames], alone, atol=1e-4)
