@@ -85,7 +85,6 @@ def check_window_fits(model, cfg) -> None:
     least one emission; else every window would be left out of the loss and the run would train
     on nothing. The message names the smallest window length that works."""
     from emgtf.models.emission import EmissionRule
-
     from emgtf.models.frontend import check_preprocessing_fits
 
     rule = EmissionRule.from_model(model)
