@@ -141,6 +141,8 @@ def onnx_function(model):
     except Exception as e:
         why = f"its graph cannot be cut after the spectrogram ({first_line(e)})"
         raise unsupported(model, "onnx", why) from None
+    # Preprocessing before the spectrogram (a filter, a lower rate) runs as the model's own layers.
+    prefix = None if spectrogram.input is model.input else keras.Model(model.input, spectrogram.input)
     n_fft, hop = spectrogram.n_fft, spectrogram.hop_length
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)
     window = window / np.sqrt(np.sum(window**2))
@@ -151,7 +153,8 @@ def onnx_function(model):
     log10 = np.float32(np.log(10.0))
 
     def serve(emg):
-        x = tf.transpose(emg, (0, 2, 3, 1))  # (B, 2, 16, T): frames along the last axis
+        signal = emg if prefix is None else prefix(emg, training=False)
+        x = tf.transpose(signal, (0, 2, 3, 1))  # (B, 2, 16, T): frames along the last axis
         frames = tf.signal.frame(x, n_fft, hop, axis=-1)  # (B, 2, 16, F, n_fft)
         real, imag = tf.linalg.matmul(frames, cos), tf.linalg.matmul(frames, sin)
         power = tf.math.log(real * real + imag * imag + POWER_FLOOR) / log10

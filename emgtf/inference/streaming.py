@@ -71,6 +71,7 @@ _NO_EMISSIONS = np.zeros((0, 99), np.float32)
 # pieces, so its memory stays flat and at most this many step shapes are ever traced.
 MAX_STEP_HOPS = 64
 
+
 def _needs_step(source: str, why: str) -> EmgtfError:
     return EmgtfError(
         f"{source}: its RollingTimeNorm normalises by statistics from the start of the stream, "

@@ -28,6 +28,11 @@ def emission_lengths(model, input_lengths):
     int, a numpy array (a list becomes one) or a tensor. Never negative: 0 means the input is too
     short to give any output.
     """
+    return nonnegative(_lengths_after(model, input_lengths, model.outputs[0]._keras_history[0].name))
+
+
+def _lengths_after(model, input_lengths, last: str):
+    """The lengths of the output of layer ``last`` for inputs of ``input_lengths`` samples."""
     lengths = input_lengths
     if isinstance(lengths, (list, tuple)):
         lengths = np.asarray(lengths)
@@ -37,7 +42,28 @@ def emission_lengths(model, input_lengths):
         length = after[inputs[0]._keras_history[0].name] if inputs else lengths
         compute = getattr(layer, "compute_output_length", None)
         after[layer.name] = length if compute is None else compute(length)
-    return nonnegative(after[model.outputs[0]._keras_history[0].name])
+        if layer.name == last:
+            break
+    return after[last]
+
+
+def _sample_geometry(model, spectrogram) -> tuple[int, int]:
+    """(input samples a spectrogram frame reads, input samples between frames) of ``model``:
+    the spectrogram's own ``n_fft`` and ``hop_length`` unless unpadded filters or a lower sample
+    rate come before it (:mod:`emgtf.models.layers.preprocessing`), read off the frame counts."""
+    n_fft, hop = spectrogram.n_fft, spectrogram.hop_length
+    if spectrogram.input is model.inputs[0]:
+        return n_fft, hop
+    samples = np.arange(1 << 16, dtype=np.int64)
+    frames = np.asarray(_lengths_after(model, samples, spectrogram.name), np.int64)
+    if frames[-1] < 2:
+        raise EmgtfError(f"model '{model.name}': its spectrogram has under 2 frames of 65536 samples")
+    n_fft = int(np.argmax(frames >= 1))
+    hop = int(np.argmax(frames >= 2)) - n_fft
+    if not np.array_equal(frames, frames_for_samples(samples, n_fft, hop)):
+        raise EmgtfError(f"model '{model.name}': the layers before its spectrogram do not give "
+                         "frames of a fixed number of samples at a fixed stride")
+    return n_fft, hop
 
 
 def emitted_frames(model, input_lengths, available_frames):
@@ -55,7 +81,9 @@ def emitted_frames(model, input_lengths, available_frames):
 class EmissionRule:
     """How many log-probability frames a model emits for ``n`` samples.
 
-    ``frames = max(0, 1 + (n - n_fft) // hop_length)`` spectrogram frames, then
+    ``frames = max(0, 1 + (n - n_fft) // hop_length)`` spectrogram frames (``n_fft`` and
+    ``hop_length`` in input samples at ``sample_rate``: a model that filters or downsamples before
+    its spectrogram reads more samples per frame than its spectrogram's ``n_fft``), then
     ``emissions = ceil(max(0, frames - lost_frames) / subsampling)``. ``lost_frames`` is what a
     chain of unpadded convolutions drops (TDS baseline: 4 x 31 = 124): its emission ``e`` reads
     frames ``e .. e + lost_frames``, so it sits ``lost_frames / 2`` frames later than frame ``e``.
@@ -151,7 +179,7 @@ class EmissionRule:
                 f"model '{model.name}' has {len(spectrograms)} LogSpectrogram layers, expected one "
                 "(not an emgtf model?)"
             )
-        n_fft, hop = spectrograms[0].n_fft, spectrograms[0].hop_length
+        n_fft, hop = _sample_geometry(model, spectrograms[0])
         # Every frame count up to a few thousand, and sample counts between frame boundaries.
         frames = np.arange(4096, dtype=np.int64)
         samples = np.where(frames > 0, n_fft + (frames - 1) * hop, 0)

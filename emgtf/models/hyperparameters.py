@@ -117,9 +117,50 @@ def _nonnegative_float(family: str, hp: Mapping, key: str, *, below_one: bool = 
         raise fail(family, key, f"expected a number {bound}, got {value!r}")
 
 
+def _check_preprocessing(family: str, hp: Mapping) -> None:
+    from emgtf import NUM_CHANNELS, SAMPLE_RATE
+
+    last = NUM_CHANNELS - 1
+    kept = hp["electrodes"]
+    if kept is not None:
+        if (not isinstance(kept, list) or not kept or len(set(kept)) != len(kept)
+                or any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= last
+                       for c in kept)):
+            raise fail(family, "electrodes", f"expected distinct electrode indices in 0..{last}, at "
+                       f"least one, or null for all, got {kept!r}")
+        if hp["electrode_start"] != 0 or hp["electrode_count"] is not None:
+            raise fail(family, "electrodes", "give electrodes or electrode_start / electrode_count, "
+                       "not both")
+    start = hp["electrode_start"]
+    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= last:
+        raise fail(family, "electrode_start", f"expected an electrode index in 0..{last}, got {start!r}")
+    count = hp["electrode_count"]
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1
+                              or start + count > NUM_CHANNELS):
+        raise fail(family, "electrode_count", f"electrodes {start}..{start}+{count!r}-1 are not a "
+                   f"non-empty range in 0..{last}")
+    positive_int(family, hp, "downsample")
+    boolean(family, hp, "anti_alias")
+    boolean(family, hp, "minmax")
+    cutoff, nyquist = hp["lowpass_hz"], SAMPLE_RATE / 2
+    if cutoff is not None:
+        if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or cutoff <= 0:
+            raise fail(family, "lowpass_hz", f"expected a cutoff in Hz > 0, or null, got {cutoff!r}")
+        if cutoff >= nyquist:
+            raise fail(family, "lowpass_hz", f"{cutoff} Hz is not below the Nyquist frequency "
+                       f"({nyquist:g} Hz) of the {SAMPLE_RATE} Hz input")
+    taps, hop = positive_int(family, hp, "lowpass_taps"), hp["downsample"] * hp["hop_length"]
+    if cutoff is not None and (taps - 1) % hop:
+        raise fail(family, "lowpass_taps", f"expected 1 + a multiple of the frame hop ({hop} input "
+                   f"samples), so that a frame reads whole hops (streaming), e.g. "
+                   f"{1 + -(-(taps - 1) // hop) * hop}; got {taps}")
+    positive_int(family, hp, "random_crop", minimum=0)
+
+
 def _check_common(family: str, hp: Mapping) -> None:
     positive_int(family, hp, "n_fft", minimum=2)
     positive_int(family, hp, "hop_length")
+    _check_preprocessing(family, hp)
     boolean(family, hp, "spec_augment")
     for key in (
         "n_time_masks", "time_mask_param", "n_freq_masks", "freq_mask_param", "temporal_crop"

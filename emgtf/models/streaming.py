@@ -2,7 +2,8 @@
 log_probs)``, each spectrogram frame and each layer's frame computed once.
 
 The state is one float32 vector holding what the next emissions need and nothing more: the last
-``n_fft - hop_length`` raw samples (the overlap of the next spectrogram frame), for each
+``n_fft - hop_length`` raw samples (the overlap of the next spectrogram frame; in input samples,
+after any low-pass filter or downsampling before the spectrogram), for each
 time-depth separable convolution block the last ``kernel_width - 1`` frames of its input (its
 receptive field; one per hand where the hands are folded into the batch), and, for a model with
 a :class:`~emgtf.models.layers.RollingTimeNorm`, its running statistics and warm-up buffer
@@ -208,18 +209,18 @@ def state_layout(model) -> StateLayout:
 
     nodes = graph(model)
     rule = EmissionRule.from_model(model)
-    spectrogram = nodes[0].layer
-    if nodes[0].kind != "LogSpectrogram":
-        raise refuse(model, "its first layer is not the log spectrogram")
-    n_fft, hop = spectrogram.n_fft, spectrogram.hop_length
+    first = _spectrogram_index(model, nodes)
+    # n_fft and hop in input samples (more than the spectrogram's own after a downsampling).
+    n_fft, hop = rule.n_fft, rule.hop_length
     if n_fft % hop:
-        raise refuse(model, f"its n_fft ({n_fft}) is not a multiple of its hop length ({hop})")
+        raise refuse(model, f"its n_fft ({n_fft} input samples) is not a multiple of its hop "
+                     f"length ({hop})")
     overlap = n_fft - hop
     parts = [("samples", (overlap, NUM_BANDS, NUM_CHANNELS))]
     # Per tensor: (frames the TDS blocks before it lost, examples per stream in its batch axis).
-    paths = {nodes[0].outputs[0]: (0, 1)}
+    paths = {nodes[first].outputs[0]: (0, 1)}
     norm = None
-    for node in nodes[1:]:
+    for node in nodes[first + 1:]:
         layer, kind = node.layer, node.kind
         if any(i not in paths for i in node.inputs):
             raise refuse(model, f"layer '{layer.name}' reads the raw input")
@@ -254,6 +255,26 @@ def state_layout(model) -> StateLayout:
     return StateLayout(hop, tuple(parts), lost, lost_frames=lost, held_frames=norm.warmup)
 
 
+def _spectrogram_index(model, nodes) -> int:
+    """Where the log spectrogram is among ``nodes``: after a chain of unpadded sample filters
+    (layers whose reach is ``raw_samples``: low-pass, downsampling), whose outputs a chunk starting
+    on a hop computes exactly."""
+    first = 0
+    while _filters_raw_samples(nodes[first].layer):
+        if first + 1 == len(nodes) or nodes[first + 1].inputs != nodes[first].outputs:
+            raise refuse(model, f"layer '{nodes[first].layer.name}' does not feed the spectrogram")
+        first += 1
+    if nodes[first].kind != "LogSpectrogram":
+        raise refuse(model, f"layer '{nodes[first].layer.name}' ({nodes[first].kind}) comes before "
+                     "the log spectrogram")
+    return first
+
+
+def _filters_raw_samples(layer) -> bool:
+    reach = layer_reach(layer)
+    return reach is not None and reach.raw_samples
+
+
 def incremental_step(model, layout: StateLayout, state, samples, final: bool = False):
     """One step (module docstring): returns ``(next_state, log_probs)``. ``final`` (a python
     bool): the stream ends with these samples."""
@@ -264,8 +285,12 @@ def incremental_step(model, layout: StateLayout, state, samples, final: bool = F
     overlap = layout.overlap_samples
     signal = ops.concatenate([ops.reshape(parts["samples"], shapes["samples"]), samples], axis=0)
     new_parts = {"samples": ops.reshape(signal[-overlap:], [-1])}
-    values = {nodes[0].outputs[0]: nodes[0].layer(signal[None])}  # (1, k, 2, 16, bins)
-    for node in nodes[1:]:
+    first = _spectrogram_index(model, nodes)
+    x = signal[None]
+    for node in nodes[:first + 1]:
+        x = node.layer(x)
+    values = {nodes[first].outputs[0]: x}  # (1, k, 2, 16, bins)
+    for node in nodes[first + 1:]:
         layer, inputs = node.layer, [values[i] for i in node.inputs]
         reach = layer_reach(layer) if layer.name in shapes else None  # a layer with a state part
         if reach is not None and reach.running_statistics:

@@ -38,9 +38,8 @@ def subsampled(inputs, x, hp: dict, reg: Regularization, family: str, d_model: i
         raise H.fail(family, "subsampling", f"expected 1, 2 or 4, got {subsampling!r}")
     frame_mask = mask = None
     if use_mask:
-        frame_mask = FramePaddingMask(
-            n_fft=hp["n_fft"], hop_length=hp["hop_length"], name="frame_mask"
-        )(inputs)
+        n_fft, hop = frontend.sample_geometry(hp)
+        frame_mask = FramePaddingMask(n_fft=n_fft, hop_length=hop, name="frame_mask")(inputs)
         mask = frame_mask
     if subsampling > 1:
         subsample = ConvSubsampling(
@@ -54,8 +53,8 @@ def subsampled(inputs, x, hp: dict, reg: Regularization, family: str, d_model: i
         x = subsample(x) if frame_mask is None else subsample(x, padding_mask=frame_mask)
         if use_mask:
             mask = FramePaddingMask(
-                n_fft=hp["n_fft"],
-                hop_length=hp["hop_length"],
+                n_fft=n_fft,
+                hop_length=hop,
                 subsampling=subsampling,
                 name="padding_mask",
             )(inputs)

@@ -9,6 +9,7 @@ Modules:
     error_analysis  substitutions, insertions and deletions per key from (prediction, target) pairs
     keyboard_groups the 98 keys ordered and grouped by hand and finger of the touch-typing map
     figures         training curves and the best-CER bar chart
+    sweep           a one-hyperparameter tune folder: val and test CER against the swept value
     error_figures   confusion matrix, top substitutions, per-key insertion and deletion rates
     alignment       one session's spectrogram, keystrokes, per-frame key probabilities, decoding
     html            the self-contained report page

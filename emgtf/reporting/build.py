@@ -6,6 +6,9 @@ What a folder holds:
   overlaid), with several runs ``best_cer.png/.svg`` (best val CER and test CER per run), and
   ``summary.csv`` (one row per run: label, folder, best epoch, best val rates, test CER and the
   config keys that differ between the runs);
+- a tune folder that swept one hyperparameter (the ``channels``, ``fraction``, ``sample_rate`` or
+  ``preprocessing`` space): ``sweep_<name>.png/.svg``, val and test CER against the swept value,
+  and its table;
 - an error analysis per evaluation report (a JSON given, or a single run's own test report):
   ``[prefix]confusion``, ``[prefix]substitutions`` and ``[prefix]key_rates`` (PNG and SVG), and
   from ``python -m emgtf.evaluate ... report=true`` (which has the model) ``alignment``, the
@@ -30,6 +33,7 @@ from emgtf.reporting import html
 from emgtf.reporting.alignment import AlignmentView
 from emgtf.reporting.error_analysis import EditAnalysis, analyze_edits, report_pairs
 from emgtf.reporting.runs import RATES, Run, format_value, label_runs, load_runs, read_json
+from emgtf.reporting.sweep import Sweep, load_sweeps
 
 HISTORY_COLUMNS = (
     ("epoch", "d"), ("train/loss", ".4f"), ("val/loss", ".4f"), ("val/CER", ".2f"), ("val/IER", ".2f"),
@@ -63,6 +67,7 @@ class Inputs:
     runs: list[Run] = field(default_factory=list)
     evaluations: list[Evaluation] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)  # as given
+    sweeps: list[Sweep] = field(default_factory=list)  # tune folders that swept one value
 
 
 def load_evaluation(path: Path, *, prefix: str = "", title: str | None = None) -> Evaluation:
@@ -95,6 +100,7 @@ def read_inputs(paths: Sequence) -> Inputs:
     if run_paths:
         inputs.runs = load_runs(run_paths)
         label_runs(inputs.runs)
+        inputs.sweeps = load_sweeps(run_paths)
     many = len(eval_paths) > 1
     for i, path in enumerate(eval_paths):
         inputs.evaluations.append(load_evaluation(path, prefix=f"eval{i + 1}_" if many else ""))
@@ -231,12 +237,26 @@ def _evaluation_section(evaluation: Evaluation, out: Path, written: list[Path]) 
     return section
 
 
+def _sweep_section(sweep: Sweep, out: Path, written: list[Path]) -> html.Section:
+    from emgtf.reporting.figures import save
+    from emgtf.reporting.sweep import sweep_figure, sweep_rows
+
+    stem = f"sweep_{sweep.name}"
+    section = html.Section(f"sweep of {sweep.name} ({sweep.path})")
+    written += save(sweep_figure(sweep), out / stem)
+    section.blocks.append(_image(out, stem, f"val and test CER against {sweep.name}"))
+    columns, rows = sweep_rows(sweep)
+    section.blocks.append(html.Table(f"CER per trial, by {sweep.name}", columns, rows, css_id=stem))
+    return section
+
+
 def write_report(inputs: Inputs, out: Path) -> list[Path]:
     """Writes the report of ``inputs`` into the (new or empty) folder ``out``; returns the files,
     ``index.html`` last."""
     out = prepare_out(out)
     written: list[Path] = []
     sections = []
+    sections += [_sweep_section(sweep, out, written) for sweep in inputs.sweeps]
     if inputs.runs:
         sections.append(_runs_section(inputs.runs, out, written))
     for evaluation in inputs.evaluations:

@@ -81,10 +81,12 @@ def check_window_fits(model, cfg) -> None:
     least one emission; else every window would be left out of the loss and the run would train
     on nothing. The message names the smallest window length that works."""
     from emgtf.models.emission import EmissionRule
+    from emgtf.models.frontend import check_preprocessing_fits
 
     rule = EmissionRule.from_model(model)
     pad = sum(int(p) for p in cfg.trainer.padding)
     window = int(cfg.trainer.window_length)
+    check_preprocessing_fits(model, rule, window + pad)
     if rule.emissions(window + pad) >= 1:
         return
     need = rule.samples_for(1)

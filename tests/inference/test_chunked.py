@@ -60,6 +60,45 @@ def test_chunks_equal_the_one_shot_pass_for_every_finite_family(family, session)
             assert np.abs(log_probs - one_shot).max() <= 1e-4, (seconds, batch)
 
 
+# The course reports' filters of the raw signal before the spectrogram (unpadded, counted by the
+# emission rule in input samples): a 100 Hz low-pass, then 2 kHz -> 1 kHz with anti-aliasing.
+FILTERED = dict(lowpass_hz=100.0, lowpass_taps=65, downsample=2)
+
+
+@pytest.mark.parametrize("family", ["tds_conv_ctc", "tcn", "splashnet"])
+def test_chunks_of_a_model_that_filters_and_downsamples_equal_the_one_shot_pass(family, session):
+    """Chunks start on a multiple of the emission stride in input samples, so the filters compute
+    the same samples in every chunk as in the whole session: exact overlap chunks (the TCN's padded
+    convolutions' context included), and SplashNet's incremental step runs the filters on its raw
+    overlap."""
+    keras.utils.set_random_seed(6)
+    path, emg = session
+    model = models.build(family, **FINITE[family], **FILTERED)
+    rule = EmissionRule.from_model(model)
+    assert rule.hop_length == 32 and rule.n_fft > 64  # the filters' window, in input samples
+    one_shot = forward(model, emg[None])[0]
+    with EMGSession(path) as s:
+        for seconds, batch in ((receptive_seconds(model), 3), (1.7, 2)):
+            chunked = SessionForward(model, Chunking(seconds=seconds, batch=batch))
+            assert chunked.mode == ("step" if family == "splashnet" else "overlap")
+            assert len(chunked.plan(len(s))) > 1
+            log_probs = chunked.log_probs(s)
+            assert log_probs.shape == one_shot.shape
+            assert np.abs(log_probs - one_shot).max() <= 1e-4, (seconds, batch)
+
+
+def test_a_model_with_minmax_normalisation_runs_whole(session):
+    """Min-max normalisation scales by the whole input's extremes: no chunk can give its result."""
+    keras.utils.set_random_seed(7)
+    path, emg = session
+    model = models.build("tds_conv_ctc", **FINITE["tds_conv_ctc"], minmax=True)
+    with EMGSession(path) as s:
+        chunked = SessionForward(model, Chunking(seconds=1.0))
+        assert chunked.mode == "whole" and len(chunked.plan(len(s))) == 1
+        assert "minimum and maximum of the whole input" in chunked.describe()
+        assert np.array_equal(chunked.log_probs(s), forward(model, emg[None])[0])
+
+
 @pytest.mark.parametrize("family", ["tds_conv_ctc", "tcn", "splashnet"])
 def test_a_session_shorter_than_one_chunk_runs_whole(family, tmp_path):
     keras.utils.set_random_seed(4)

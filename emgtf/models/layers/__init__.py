@@ -2,10 +2,13 @@
 
 The raw EMG window goes into the model; the feature layers are its first layers:
 
-    LogSpectrogram -> [SpecAugment] -> [TemporalCropResize] -> SpectrogramNorm -> family layers
+    [MinMaxNormalization] -> [LowPassFilter] -> [Downsample] -> LogSpectrogram -> [RandomTimeCrop]
+    -> [SpecAugment] -> [TemporalCropResize] -> SpectrogramNorm -> [ElectrodeSubset] -> family layers
 
 - :mod:`~emgtf.models.layers.spectrogram`: ``LogSpectrogram``, ``frames_for_samples``, ``SpectrumBands``;
 - :mod:`~emgtf.models.layers.augmentation`: ``SpecAugment``, ``TemporalCropResize``;
+- :mod:`~emgtf.models.layers.preprocessing`: ``MinMaxNormalization``, ``LowPassFilter``,
+  ``Downsample``, ``ElectrodeSubset``, ``RandomTimeCrop`` (the course reports' preprocessing);
 - :mod:`~emgtf.models.layers.normalization`: ``SpectrogramNorm``, ``RollingTimeNorm``;
 - :mod:`~emgtf.models.layers.rotation_mlp`: ``RotationInvariantMLP``;
 - :mod:`~emgtf.models.layers.tds`: ``TDSConvBlock``, ``TDSFullyConnectedBlock``;
@@ -23,6 +26,13 @@ from emgtf.models.layers.base import nonnegative
 from emgtf.models.layers.conformer import ConformerBlock
 from emgtf.models.layers.conv import ConvBlock1D, ConvSubsampling
 from emgtf.models.layers.normalization import RollingTimeNorm, SpectrogramNorm
+from emgtf.models.layers.preprocessing import (
+    Downsample,
+    ElectrodeSubset,
+    LowPassFilter,
+    MinMaxNormalization,
+    RandomTimeCrop,
+)
 from emgtf.models.layers.rotation_mlp import RotationInvariantMLP
 from emgtf.models.layers.spectrogram import (
     POWER_FLOOR,
@@ -42,9 +52,14 @@ __all__ = [
     "POWER_FLOOR",
     "ConvBlock1D",
     "ConvSubsampling",
+    "Downsample",
+    "ElectrodeSubset",
     "FoldBands",
     "FramePaddingMask",
     "LogSpectrogram",
+    "LowPassFilter",
+    "MinMaxNormalization",
+    "RandomTimeCrop",
     "RollingTimeNorm",
     "RotationInvariantMLP",
     "SinusoidalPositionEncoding",

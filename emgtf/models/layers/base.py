@@ -54,7 +54,12 @@ class Reach:
     reads the whole past (a recurrent state, causal attention); ``unbounded_future``: the whole
     input, or its absolute position in it (``why`` says how, ``fix`` what streams instead);
     ``running_statistics``: statistics of every frame since the input's start (a rolling norm:
-    exact only through its incremental step). ``Reach()`` is a per-frame layer.
+    exact only through its incremental step); ``raw_samples``: it filters the raw signal before the
+    spectrogram, unpadded, as a window and stride of input samples (a low-pass filter, a lower
+    sample rate): the emission rule counts that window and stride in its ``n_fft`` and
+    ``hop_length`` (input samples), so a chunk starting on an emission's stride reads what the
+    whole input does and nothing is to be added in frames; the incremental step runs such layers
+    on its new samples and raw overlap, before the spectrogram. ``Reach()`` is a per-frame layer.
 
     For a whole model (:func:`emgtf.models.streaming.model_reach`) the frames are spectrogram
     frames and ``window`` is the emission rule's ``lost_frames``.
@@ -67,6 +72,7 @@ class Reach:
     unbounded_past: bool = False
     unbounded_future: bool = False
     running_statistics: bool = False
+    raw_samples: bool = False
     why: str = ""
     fix: str = ""
 
@@ -86,7 +92,7 @@ class Reach:
             self.past + after.past * sub, self.future + after.future * sub,
             self.window + after.window * sub, sub * after.subsampling,
             self.unbounded_past or after.unbounded_past, self.unbounded_future or after.unbounded_future,
-            self.running_statistics or after.running_statistics,
+            self.running_statistics or after.running_statistics, self.raw_samples or after.raw_samples,
             self.why or after.why, self.fix or after.fix,
         )
 
@@ -96,7 +102,7 @@ class Reach:
             max(self.past, other.past), max(self.future, other.future), max(self.window, other.window),
             max(self.subsampling, other.subsampling),
             self.unbounded_past or other.unbounded_past, self.unbounded_future or other.unbounded_future,
-            self.running_statistics or other.running_statistics,
+            self.running_statistics or other.running_statistics, self.raw_samples or other.raw_samples,
             self.why or other.why, self.fix or other.fix,
         )
 
