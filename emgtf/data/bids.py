@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from emgtf import NUM_BANDS, NUM_CHANNELS, SAMPLE_RATE
+from emgtf.data import session as hdf5_session
 from emgtf.errors import EmgtfError, SessionFileError
 from emgtf.files import atomic_write, atomic_write_text
 
@@ -345,7 +346,7 @@ class BIDSSession:
     :class:`emgtf.data.session.EMGSession`. ``path``: the session's ``.bdf``, ``emg`` folder or
     ``ses-`` folder; the sidecars are found beside the BDF."""
 
-    from emgtf.data.session import EMGSession as _H  # the shared logic, not a second copy
+    _H = hdf5_session.EMGSession  # the shared logic, not a second copy
 
     __enter__ = _H.__enter__
     __exit__ = _H.__exit__
@@ -655,12 +656,13 @@ def write_session(
     return bdf
 
 
+hdf5_session.register_form(is_bids_session, BIDSSession)
+
+
 def convert_session(hdf5_path, root, *, overwrite: bool = False) -> Path:
     """Writes an HDF5 session file into BIDS root ``root`` as the release's converter laid it out
     (sample 0 at the file's first timestamp); returns the BDF's path."""
-    from emgtf.data.session import EMGSession
-
-    with EMGSession(hdf5_path) as s:
+    with hdf5_session.EMGSession(hdf5_path) as s:
         return write_session(
             root, emg=s.read(), keystrokes=s.keystrokes, prompts=s.prompts, t0=float(s.timestamps[0]),
             user=s.user, session_name=s.session_name, overwrite=overwrite,

@@ -148,6 +148,17 @@ def _parse_prompts(path, raw) -> list[dict]:
     return prompts
 
 
+# The other on-disk forms of a session, as (matches(path), opener(path)): emgtf.data.bids adds the
+# BIDS release's when emgtf.data is imported (its readers build on this module, so this module
+# cannot import them).
+_OTHER_FORMS: list = []
+
+
+def register_form(matches, opener) -> None:
+    """Makes ``EMGSession(path)`` return ``opener(path)`` where ``matches(path)`` is true."""
+    _OTHER_FORMS.append((matches, opener))
+
+
 class EMGSession:
     """One emg2qwerty session file, opened read-only (an HDF5 file; a BIDS session's ``.bdf``,
     ``emg`` or ``ses-`` folder opens as :class:`emgtf.data.bids.BIDSSession`, same interface).
@@ -161,10 +172,9 @@ class EMGSession:
         # A data root may hold the BIDS release instead: a session's .bdf or its folder opens as a
         # BIDSSession, which has this class's interface, so every reader takes either form.
         if cls is EMGSession:
-            from emgtf.data import bids
-
-            if bids.is_bids_session(path):
-                return bids.BIDSSession(path)
+            for matches, opener in _OTHER_FORMS:
+                if matches(path):
+                    return opener(path)
         return super().__new__(cls)
 
     def __init__(self, path: str | os.PathLike):
