@@ -3,7 +3,8 @@
 Raw EMG ``(batch, samples, 2, 16)`` -> [MinMaxNormalization (``minmax``)] -> [LowPassFilter
 (``lowpass_hz``)] -> [Downsample (``downsample`` > 1)] -> LogSpectrogram -> [RandomTimeCrop
 (training only, ``random_crop`` > 0)] -> SpecAugment (training only) -> TemporalCropResize
-(training only, when ``temporal_crop`` > 0) -> SpectrogramNorm -> [ElectrodeSubset (``electrodes``,
+(training only, when ``temporal_crop`` > 0) -> SpectrogramNorm (``norm``: RollingTimeNorm for
+"rolling", none for "none") -> [ElectrodeSubset (``electrodes``,
 ``electrode_start``, ``electrode_count``)] -> a front that turns each frame into a feature vector:
 Meta's rotation-invariant MLP, or a Dense stack on the flattened spectrogram -> (family body) ->
 Dense(99) -> log-softmax.

@@ -27,8 +27,9 @@ Samples after the last whole hop give no emission (the emission rule), so a stre
 are those of its whole hops.
 
 Only models whose every layer works frame by frame (the hands folded into the batch or split and
-joined included), is an unpadded TDS convolution block or is one rolling norm before them have
-such a step: the TDS baseline and SplashNet (shared or un-shared hands). Others are refused with
+joined included), is an unpadded TDS convolution block, is one rolling norm before them or is an
+unpadded filter of the raw samples before the spectrogram (``Reach.raw_samples``: the course
+reports' low-pass and downsampling, run on the raw overlap and the new samples) have such a step: the TDS baseline and SplashNet (shared or un-shared hands). Others are refused with
 one line. The step is keras.ops only; :mod:`emgtf.export.stream_step` traces it into an export's
 ``stream_step`` signature (fixed shapes: not for a rolling norm) and
 :class:`emgtf.inference.streaming.StreamingDecoder` runs it on a live stream.
@@ -259,20 +260,15 @@ def _spectrogram_index(model, nodes) -> int:
     """Where the log spectrogram is among ``nodes``: after a chain of unpadded sample filters
     (layers whose reach is ``raw_samples``: low-pass, downsampling), whose outputs a chunk starting
     on a hop computes exactly."""
-    first = 0
-    while _filters_raw_samples(nodes[first].layer):
-        if first + 1 == len(nodes) or nodes[first + 1].inputs != nodes[first].outputs:
-            raise refuse(model, f"layer '{nodes[first].layer.name}' does not feed the spectrogram")
-        first += 1
-    if nodes[first].kind != "LogSpectrogram":
-        raise refuse(model, f"layer '{nodes[first].layer.name}' ({nodes[first].kind}) comes before "
-                     "the log spectrogram")
+    filters = [bool(getattr(layer_reach(node.layer), "raw_samples", False)) for node in nodes]
+    first = filters.index(False) if False in filters else len(nodes)
+    for before, after in zip(nodes[:first], nodes[1 : first + 1]):
+        if after.inputs != before.outputs:
+            raise refuse(model, f"layer '{before.layer.name}' does not feed the spectrogram")
+    if first == len(nodes) or nodes[first].kind != "LogSpectrogram":
+        node = nodes[min(first, len(nodes) - 1)]
+        raise refuse(model, f"layer '{node.layer.name}' ({node.kind}) comes before the log spectrogram")
     return first
-
-
-def _filters_raw_samples(layer) -> bool:
-    reach = layer_reach(layer)
-    return reach is not None and reach.raw_samples
 
 
 def incremental_step(model, layout: StateLayout, state, samples, final: bool = False):

@@ -59,6 +59,23 @@ def test_each_option_adds_its_layer_in_order():
     assert explicit.get_layer("electrode_subset").channels == [0, 5, 9]
 
 
+@pytest.mark.parametrize("norm, layer", [("batch", "SpectrogramNorm"), ("rolling", "RollingTimeNorm"),
+                                         ("none", None)])
+def test_the_electrode_subset_comes_after_each_norm_and_none(norm, layer):
+    """SplashNet's norm='none' ablation and the subset together: the subset reads the spectrogram
+    (no norm) directly, and its zeros reach the front."""
+    model = models.build("splashnet", mlp_features=[16], block_channels=[4, 4], kernel_width=4,
+                         norm=norm, electrode_count=8)
+    order = [k for k in kinds(model) if k in {"LogSpectrogram", "SpectrogramNorm", "RollingTimeNorm",
+                                              "ElectrodeSubset"}]
+    assert order == ["LogSpectrogram", *([layer] if layer else []), "ElectrodeSubset"]
+    before = type(model.get_layer("electrode_subset").input._keras_history[0]).__name__
+    assert before == layer if layer else before not in {"SpectrogramNorm", "RollingTimeNorm"}
+    probe = keras.Model(model.input, model.get_layer("electrode_subset").output)
+    out = keras.ops.convert_to_numpy(probe(random_emg(1, 800)))
+    assert np.all(out[:, :, :, 8:] == 0) and np.all(out[:, :, :, :8] != 0)
+
+
 @pytest.mark.parametrize("hp", [
     dict(downsample=2, anti_alias=False), dict(downsample=4), dict(lowpass_hz=30.0),
     dict(lowpass_hz=100.0, lowpass_taps=65, downsample=2), dict(downsample=2, hop_length=8),
