@@ -21,7 +21,7 @@ layers):
   positions, a layer that declares no reach): one forward pass over the whole session, whose
   memory grows with its length; or, with ``approximate=True``, ``approximate`` chunks with
   ``context_seconds`` of context on both sides, the transcriber's stitching
-  (:func:`emgtf.inference.transcription.plan_chunks`), not equal to the one-shot pass
+  (:func:`emgtf.inference.chunks.plan_chunks`), not equal to the one-shot pass
   (docs/guides/long-sessions.md measures by how much).
 
 A session no longer than one chunk (its context included) runs whole in every mode.
@@ -38,7 +38,7 @@ import numpy as np
 from emgtf.data.session import MAX_ABS_EMG
 from emgtf.errors import EmgtfError, SessionFileError
 from emgtf.inference.runners import check_finite, forward
-from emgtf.inference.transcription import Chunk, plan_chunks
+from emgtf.inference.chunks import Chunk, plan_chunks
 
 __all__ = ["Chunking", "SessionForward", "plan_exact_chunks"]
 
