@@ -1,7 +1,6 @@
 """Data: emg2qwerty session files, split files and the tf.data input pipeline."""
 
 from emgtf.data.session import EMGSession, GroundTruth, write_session
-from emgtf.data import bids as _bids  # noqa: F401  (registers the BIDS form with EMGSession)
 
 __all__ = ["EMGSession", "GroundTruth", "write_session", "make_dataset", "data_errors", "Augmentations"]
 

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from emgtf import NUM_BANDS, NUM_CHANNELS, SAMPLE_RATE
-from emgtf.data import session as hdf5_session
+from emgtf.data.session_base import SessionBase
 from emgtf.errors import EmgtfError, SessionFileError
 from emgtf.files import atomic_write, atomic_write_text
 
@@ -341,19 +341,11 @@ class _Rows:
         return self.session.rows(start, stop)
 
 
-class BIDSSession:
+class BIDSSession(SessionBase):
     """One session of the BIDS release, opened read-only; the interface of
     :class:`emgtf.data.session.EMGSession`. ``path``: the session's ``.bdf``, ``emg`` folder or
     ``ses-`` folder; the sidecars are found beside the BDF."""
 
-    _H = hdf5_session.EMGSession  # the shared logic, not a second copy
-
-    __enter__ = _H.__enter__
-    __exit__ = _H.__exit__
-    ground_truth = _H.ground_truth
-    keys_outside = _H.keys_outside
-    index_range = _H.index_range
-    del _H
 
     def __init__(self, path: str | os.PathLike, *, keys: bool = True):
         """``keys=False`` opens the signal only (no events read: the pipeline's reader, whose
@@ -654,19 +646,6 @@ def write_session(
     atomic_write_text(folder / f"{session_prefix(sub, ses)}_electrodes.tsv", _tsv(electrodes_rows()))
     atomic_write_text(folder / f"{stem}_events.tsv", _tsv(events_rows(keystrokes, prompts, t0)))
     return bdf
-
-
-hdf5_session.register_form(is_bids_session, BIDSSession)
-
-
-def convert_session(hdf5_path, root, *, overwrite: bool = False) -> Path:
-    """Writes an HDF5 session file into BIDS root ``root`` as the release's converter laid it out
-    (sample 0 at the file's first timestamp); returns the BDF's path."""
-    with hdf5_session.EMGSession(hdf5_path) as s:
-        return write_session(
-            root, emg=s.read(), keystrokes=s.keystrokes, prompts=s.prompts, t0=float(s.timestamps[0]),
-            user=s.user, session_name=s.session_name, overwrite=overwrite,
-        )
 
 
 DATASET_DESCRIPTION = {

@@ -13,15 +13,14 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from emgtf import NUM_CHANNELS
-from emgtf.charset import charset
-from emgtf.errors import EmgtfError, SessionFileError
+from emgtf.data.session_base import GroundTruth, SessionBase  # GroundTruth: re-exported, its old home
+from emgtf.errors import SessionFileError
 
 GROUP = "emg2qwerty"
 TIMESERIES = "timeseries"
@@ -43,67 +42,6 @@ def warn_once(path, what: str, message: str) -> None:
     if key not in _warned:
         _warned.add(key)
         warnings.warn(message, stacklevel=3)
-
-
-@dataclass(frozen=True, eq=False)
-class GroundTruth:
-    """The keys pressed in a time window: ``text``, int32 ``labels`` and float64 press ``timestamps``
-    (one per character; NaN where unknown).
-
-    Two ground truths are equal when their keys are (``text`` and ``labels``; the press times are
-    measurements and do not count), as Meta's ``LabelData`` compares; the hash follows the same
-    keys, so a ground truth can be a set member or dict key. ``+`` joins two in order.
-    """
-
-    text: str
-    labels: np.ndarray
-    timestamps: np.ndarray
-
-    def __post_init__(self):
-        # Any integer sequence of labels, stored as the int32 array every reader expects.
-        object.__setattr__(self, "labels", np.asarray(self.labels, dtype=np.int32).reshape(-1))
-        object.__setattr__(self, "timestamps",
-                           np.asarray(self.timestamps, dtype=np.float64).reshape(-1))
-
-    @classmethod
-    def from_text(cls, text: str, timestamps=None) -> GroundTruth:
-        """The keys of ``text``, normalised to the charset (``\n`` is enter, ``\b`` backspace,
-        curly quotes straight ones; characters without a key dropped)."""
-        cs = charset()
-        text = cs.clean_str(text)
-        return cls(text, cs.labels_of(text), _times(timestamps, len(text)))
-
-    @classmethod
-    def from_labels(cls, labels, timestamps=None) -> GroundTruth:
-        """The keys of charset ``labels``."""
-        labels = np.asarray(labels, dtype=np.int32).reshape(-1)
-        return cls(charset().labels_to_str(labels), labels, _times(timestamps, len(labels)))
-
-    def __len__(self) -> int:
-        return len(self.text)
-
-    def __eq__(self, other) -> bool:
-        if not isinstance(other, GroundTruth):
-            return NotImplemented
-        return self.text == other.text and np.array_equal(self.labels, other.labels)
-
-    def __hash__(self) -> int:
-        return hash((self.text, self.labels.tobytes()))
-
-    def __add__(self, other: GroundTruth) -> GroundTruth:
-        if not isinstance(other, GroundTruth):
-            return NotImplemented
-        return GroundTruth(self.text + other.text, np.concatenate([self.labels, other.labels]),
-                           np.concatenate([self.timestamps, other.timestamps]))
-
-
-def _times(timestamps, n: int) -> np.ndarray:
-    if timestamps is None:
-        return np.full(n, np.nan)
-    times = np.asarray(timestamps, dtype=np.float64).reshape(-1)
-    if len(times) != n:
-        raise EmgtfError(f"ground truth: {len(times)} timestamps for {n} keys")
-    return times
 
 
 def _attr_str(value) -> str:
@@ -148,18 +86,7 @@ def _parse_prompts(path, raw) -> list[dict]:
     return prompts
 
 
-# The other on-disk forms of a session, as (matches(path), opener(path)): emgtf.data.bids adds the
-# BIDS release's when emgtf.data is imported (its readers build on this module, so this module
-# cannot import them).
-_OTHER_FORMS: list = []
-
-
-def register_form(matches, opener) -> None:
-    """Makes ``EMGSession(path)`` return ``opener(path)`` where ``matches(path)`` is true."""
-    _OTHER_FORMS.append((matches, opener))
-
-
-class EMGSession:
+class EMGSession(SessionBase):
     """One emg2qwerty session file, opened read-only (an HDF5 file; a BIDS session's ``.bdf``,
     ``emg`` or ``ses-`` folder opens as :class:`emgtf.data.bids.BIDSSession`, same interface).
 
@@ -172,9 +99,10 @@ class EMGSession:
         # A data root may hold the BIDS release instead: a session's .bdf or its folder opens as a
         # BIDSSession, which has this class's interface, so every reader takes either form.
         if cls is EMGSession:
-            for matches, opener in _OTHER_FORMS:
-                if matches(path):
-                    return opener(path)
+            from emgtf.data import bids
+
+            if bids.is_bids_session(path):
+                return bids.BIDSSession(path)
         return super().__new__(cls)
 
     def __init__(self, path: str | os.PathLike):
@@ -245,13 +173,6 @@ class EMGSession:
                       f"{CONDITION!r}; models trained on the emg2qwerty release may not transfer")
         self._timestamps: np.ndarray | None = None
 
-    # --- context manager -------------------------------------------------------------------
-    def __enter__(self) -> "EMGSession":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def close(self) -> None:
         if self._file.id.valid:
             self._file.close()
@@ -295,45 +216,12 @@ class EMGSession:
         rows = self._ds[start:stop]
         return np.stack([rows["emg_left"], rows["emg_right"]], axis=1).astype(np.float32, copy=False)
 
-    def index_range(self, start_t: float = -math.inf, end_t: float = math.inf) -> tuple[int, int]:
-        """Sample indices ``[i0, i1)`` of the samples with ``start_t <= time <= end_t``."""
-        t = self.timestamps
-        return int(np.searchsorted(t, start_t, "left")), int(np.searchsorted(t, end_t, "right"))
-
     def slice(self, start_t: float = -math.inf, end_t: float = math.inf) -> np.ndarray:
         """The raw compound samples with ``start_t <= time <= end_t`` (a structured array with the
         file's fields), read from disk."""
         i0, i1 = self.index_range(start_t, end_t)
         return self._ds[i0:i1]
 
-    # --- labels ----------------------------------------------------------------------------
-    def keys_outside(self) -> tuple[int, int]:
-        """(keys pressed inside the recording's time range, keys pressed outside it)."""
-        if not self.keystrokes or len(self) == 0:
-            return 0, len(self.keystrokes)
-        first, last = self.time_range()
-        starts = np.asarray([k["start"] for k in self.keystrokes], np.float64)
-        inside = int(np.count_nonzero((starts >= first) & (starts <= last)))
-        return inside, len(starts) - inside
-
-    def ground_truth(self, start_t: float = -math.inf, end_t: float = math.inf) -> GroundTruth:
-        """The keys pressed with ``start_t <= press time <= end_t``, mapped through the charset
-        (keys outside it are dropped)."""
-        cs = charset()
-        # A few dozen distinct keys among thousands of keystrokes: each is mapped once.
-        char_of = {key: cs.key_to_char(key) for key in {k["key"] for k in self.keystrokes}}
-        chars, times = [], []
-        for k in sorted(self.keystrokes, key=lambda k: k["start"]):
-            if start_t <= k["start"] <= end_t:
-                c = char_of[k["key"]]
-                if c is not None:
-                    chars.append(c)
-                    times.append(k["start"])
-        return GroundTruth(
-            text="".join(chars),
-            labels=cs.labels_of(chars),
-            timestamps=np.asarray(times, dtype=np.float64),
-        )
 
 
 def check_times(path, t: np.ndarray, samples=0) -> None:

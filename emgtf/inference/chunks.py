@@ -1,9 +1,6 @@
-"""A session cut into chunks: :class:`Chunk` (the samples one forward pass reads and the emissions
-it keeps) and the transcriber's plan of approximate chunks with context on both sides
-(:func:`plan_chunks`). Both :mod:`emgtf.inference.transcription` and
-:mod:`emgtf.inference.chunked` (whose exact plan is :func:`emgtf.inference.chunked.plan_exact_chunks`)
-cut sessions with them.
-"""
+"""Cutting a session into chunks of emissions, each read with context on both sides: the plan
+that transcription and the approximate mode of :mod:`emgtf.inference.chunked` follow. Light
+(no Keras), so the commands can import it before TensorFlow."""
 
 from __future__ import annotations
 

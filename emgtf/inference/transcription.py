@@ -62,9 +62,6 @@ DEFAULT_CHUNK_SECONDS = 60.0
 DEFAULT_CONTEXT_SECONDS = 4.0
 
 
-# --- chunks ------------------------------------------------------------------------------------
-
-
 def check_chunking(chunk_seconds: float, context_seconds: float) -> None:
     if not chunk_seconds > 0:
         raise EmgtfError(f"--chunk-seconds must be > 0, got {chunk_seconds}")

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from emgtf.data import EMGSession, bids
+from emgtf.data.convert import convert_session
 from emgtf.data.splits import load_split
 from emgtf.errors import EmgtfError
 from tests.helpers import FIXTURES, run_command
@@ -27,7 +28,7 @@ def twin(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("twin")
     info = generate_session(root / "hdf5", seed=3, minutes=0.5)
-    return info.path, bids.convert_session(info.path, root / "bids")
+    return info.path, convert_session(info.path, root / "bids")
 
 
 def _batches(path, **kwargs):
