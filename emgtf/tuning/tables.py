@@ -13,7 +13,7 @@ from pathlib import Path
 from emgtf.files import atomic_write_text
 from emgtf.tuning.space import summarize_values
 
-REPORTED = ("val_CER", "val_IER", "val_DER", "val_SER", "val_loss", "loss")
+REPORTED = ("val_CER", "val_IER", "val_DER", "val_SER", "val_rendered_CER", "val_loss", "loss")
 # Beside the rates: what each trial cost (trainable parameters, seconds of training) and, with
 # tuner.test=true, the test CER of its best checkpoint (reported, never the objective).
 COSTS = ("params", "train_s", "test_CER")

@@ -100,7 +100,8 @@ def test_search_trains_two_trials_reports_val_cer_and_keeps_the_best_checkpoint(
     assert [r["trial"] for r in table] == [t.trial_id for t in result.trials]
     assert {"dropout", "penalty", "batch_norm"} <= set(table[0]["hyperparameters"])
     header = (run_dir / "best_trials.csv").read_text().splitlines()[0].split(",")
-    assert {"rank", "trial", "val_CER", "test_CER", "params", "train_s", "epochs", "dropout", "batch_norm"} <= set(header)
+    assert {"rank", "trial", "val_CER", "val_rendered_CER", "test_CER", "params", "train_s", "epochs", "dropout",
+            "batch_norm"} <= set(header)
     # The best trial's checkpoint, with its config beside it.
     best = result.trials[0]
     assert result.best_checkpoint == run_dir / "best.keras"
