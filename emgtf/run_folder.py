@@ -22,6 +22,7 @@ from pathlib import Path
 
 from emgtf.errors import EmgtfError
 from emgtf.files import atomic_write
+from emgtf.metrics import RATES as METRIC_RATES
 
 CONFIG_FILE = "config.yaml"
 BEST_FILE = "best.keras"
@@ -36,7 +37,7 @@ BEFORE_FIRST_CHECKPOINT = frozenset({CONFIG_FILE, LOCK_FILE, TENSORBOARD_DIR, WA
 
 # Keras logs key -> history.csv column. The slash names are the metric names of the
 # W&B dashboards; Keras needs val_* names (KerasTuner objectives, EarlyStopping monitors).
-RATES = ("CER", "IER", "DER", "SER")
+RATES = METRIC_RATES  # every rate the validation reports, rendered-text CER included
 COLUMNS = {
     "loss": "train/loss",
     "val_loss": "val/loss",
