@@ -34,6 +34,8 @@ import sys
 import tempfile
 import time
 
+from bench_train import cpu_model  # scripts/ is on sys.path (benchmark.py)
+
 DEFAULTS = {"minutes": 20.0, "chunk": {"seconds": 10.0, "batch": 4}, "torch": True, "whole": False,
             "threads": 0, "seed": 0}
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -55,17 +57,6 @@ def _options(argv: list[str]) -> dict:
         return OmegaConf.to_container(OmegaConf.merge(options, OmegaConf.from_dotlist(argv)))
     except OmegaConfBaseException as e:
         raise EmgtfError(f"bad argument: {str(e).splitlines()[0]} (options: {', '.join(DEFAULTS)})") from None
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def _write_inputs(folder: str, minutes: float, seed: int) -> tuple[str, str]:
@@ -174,7 +165,7 @@ def main(argv: list[str]) -> int:
     opts = _options(argv)
     with tempfile.TemporaryDirectory(prefix="emgtf-bench-evaluate-") as folder:
         session, checkpoint = _write_inputs(folder, float(opts["minutes"]), int(opts["seed"]))
-        result = {"benchmark": "evaluate", "minutes": opts["minutes"], "cpu": _cpu_model(),
+        result = {"benchmark": "evaluate", "minutes": opts["minutes"], "cpu": cpu_model(),
                   "cores": os.cpu_count(), "load_before": [round(x, 2) for x in os.getloadavg()],
                   "chunk": opts["chunk"], "threads": opts["threads"]}
         result["emgtf"] = _measure("emgtf", session, checkpoint, opts)

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from keras import ops
 
-from emgtf.errors import EmgtfError
 from emgtf.models.layers import LogSpectrogram
 from emgtf.models import emission_lengths
 from emgtf.converters import from_emg2qwerty
 from emgtf.converters import convert, read_checkpoint
 from emgtf.inference.checkpoints import load_checkpoint
+from tests.converters.common import log_probs, one_line_error
 from tests.helpers import run_command
 
 TOLERANCE = 1e-4  # max abs log-probability difference
@@ -34,20 +34,6 @@ ARCHITECTURES = {
 def raw_emg(samples: int, seed: int = 1, batch: int = 2) -> np.ndarray:
     # White noise of std 2.5 has the spectrogram statistics of real emg2qwerty recordings.
     return np.random.default_rng(seed).normal(0.0, 2.5, (batch, samples, 2, 16)).astype("float32")
-
-
-def log_probs(model, emg: np.ndarray) -> np.ndarray:
-    return ops.convert_to_numpy(model(emg, training=False))
-
-
-def one_line_error(call, *needles) -> str:
-    with pytest.raises(EmgtfError) as caught:
-        call()
-    message = str(caught.value)
-    assert "\n" not in message
-    for needle in needles:
-        assert str(needle) in message, (needle, message)
-    return message
 
 
 @pytest.fixture(scope="module")

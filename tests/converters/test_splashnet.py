@@ -10,12 +10,11 @@ import re
 
 import numpy as np
 import pytest
-from keras import ops
 
 from emgtf.converters import from_emg2qwerty, read_checkpoint
-from emgtf.errors import EmgtfError
 from emgtf.inference.checkpoints import load_checkpoint
 from emgtf.models import emission_lengths
+from tests.converters.common import log_probs, one_line_error
 from tests.helpers import FIXTURES, run_command
 
 torch = pytest.importorskip("torch")
@@ -57,20 +56,6 @@ LAYOUTS = fixture_layouts()
 
 def raw_emg(samples: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).normal(0.0, 2.5, (1, samples, 2, 16)).astype("float32")
-
-
-def log_probs(model, emg: np.ndarray) -> np.ndarray:
-    return ops.convert_to_numpy(model(emg, training=False))
-
-
-def one_line_error(call, *needles) -> str:
-    with pytest.raises(EmgtfError) as caught:
-        call()
-    message = str(caught.value)
-    assert "\n" not in message
-    for needle in needles:
-        assert str(needle) in message, (needle, message)
-    return message
 
 
 @pytest.fixture(scope="module")
