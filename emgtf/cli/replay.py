@@ -24,9 +24,11 @@ def _parser():
         "at the recording's pace) and its key presses as an LSL marker stream: a virtual wristband.",
         epilog="examples:\n"
         "  emgtf replay session=session.hdf5\n"
+        "  emgtf replay session=bids/sub-00000000/ses-1620000000 speed=2   (a BIDS session)\n"
         "  emgtf stream source=lsl name=emgtf-replay truth=emgtf-replay-keystrokes model=exports/X",
     )
-    parser.add_argument("session", help="session file (.hdf5, emg2qwerty format)")
+    parser.add_argument("session", help="session: an emg2qwerty .hdf5 file or a BIDS session (its .bdf, emg or "
+                        "ses- folder)")
     parser.add_argument("--name", default=DEFAULT_NAME,
                         help=f"the EMG stream's name (default {DEFAULT_NAME}); the key presses are NAME-keystrokes")
     parser.add_argument("--source-id", default=None,

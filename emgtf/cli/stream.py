@@ -1,5 +1,6 @@
-"""``python -m emgtf.stream --model CKPT_OR_EXPORT SESSION.hdf5 [--realtime] [--chunk-ms 40] [--decoder greedy|beam] [--lm PATH] [--threads N]``
+"""``python -m emgtf.stream model=CKPT_OR_EXPORT session=SESSION [realtime=true] [chunk_ms=40] [decoder=greedy|beam] [lm=PATH] [threads=N]``
 
+SESSION: an emg2qwerty ``.hdf5`` file or a BIDS session (its ``.bdf``, ``emg`` or ``ses-`` folder).
 Replays a session file as a live stream of EMG chunks through a streaming decoder (see
 :mod:`emgtf.inference.streaming`), shows the text growing, then prints the final keys and text,
 the CER against the keystrokes and the latency and CPU statistics (see
@@ -86,9 +87,9 @@ class _Display:
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if not args.chunk_ms > 0:
-        raise EmgtfError(f"--chunk-ms must be > 0, got {args.chunk_ms}")
+        raise EmgtfError(f"chunk_ms must be > 0, got {args.chunk_ms}")
     if not args.context_seconds > 0:
-        raise EmgtfError(f"--context-seconds must be > 0, got {args.context_seconds}")
+        raise EmgtfError(f"context_seconds must be > 0, got {args.context_seconds}")
     decoder = _decoder(args.decoder, args.lm)
     if wants_lsl(args):
         return run_lsl(args, prog=PROG, decoder=decoder, describe_decoder=_describe_decoder, display_factory=_Display)

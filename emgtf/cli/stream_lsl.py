@@ -1,4 +1,4 @@
-"""``emgtf stream source=lsl name=NAME --model M`` : the LSL source of :mod:`emgtf.cli.stream`.
+"""``emgtf stream source=lsl name=NAME model=M`` : the LSL source of :mod:`emgtf.cli.stream`.
 
 Resolves and checks the stream (one line if it cannot be decoded) before the model loads, then
 decodes it live (:mod:`emgtf.live.decode`) until the replay it follows ends, the outlet stays
@@ -22,7 +22,8 @@ def add_lsl_arguments(parser) -> None:
     for action in parser._actions:  # the positional session of add_session_model_and_decoder
         if action.dest == "session":
             action.nargs, action.default, action.required = "?", None, False
-            action.help = "session file (.hdf5, emg2qwerty format); or source=lsl and a stream"
+            action.help = ("session: an emg2qwerty .hdf5 file or a BIDS session (its .bdf, emg or ses- folder); "
+                           "or source=lsl and a stream")
     group = parser.add_argument_group("live LSL source (source=lsl)")
     group.add_argument("--source", choices=("file", "lsl"), default=None,
                        help="file (the session, default) or lsl (a live stream: name=, type=, source_id=)")

@@ -1,4 +1,4 @@
-"""``python -m emgtf.transcribe --model EXPORT_DIR_OR_CHECKPOINT SESSION.hdf5 [--decoder greedy|beam] [--lm PATH]``
+"""``python -m emgtf.transcribe model=EXPORT_DIR_OR_CHECKPOINT session=SESSION [decoder=greedy|beam] [lm=PATH]``
 
 Decodes a whole session file and prints the keys typed, the text they leave, the keystrokes' text
 and the CER (see :mod:`emgtf.inference.transcription`).
@@ -13,6 +13,7 @@ from emgtf.errors import EmgtfError
 from emgtf.inference.transcription import DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS, check_chunking
 
 PROG = "python -m emgtf.transcribe"
+SESSION_HELP = "session: an emg2qwerty .hdf5 file or a BIDS session (its .bdf, emg or ses- folder)"
 
 
 def _decoder(kind: str | None, lm):
@@ -23,20 +24,20 @@ def _decoder(kind: str | None, lm):
     kind = kind or ("beam" if lm is not None else "greedy")
     if kind == "greedy":
         if lm is not None:
-            raise EmgtfError("--lm needs --decoder beam (greedy decoding uses no language model)")
+            raise EmgtfError("lm= needs decoder=beam (greedy decoding uses no language model)")
         return make_decoder(kind="greedy")
     return make_decoder(kind="beam", lm_path=lm)
 
 
 def add_session_model_and_decoder(parser) -> None:
     """The arguments emgtf.transcribe and emgtf.stream share: the session, the model, the decoder."""
-    parser.add_argument("session", help="session file (.hdf5, emg2qwerty format)")
+    parser.add_argument("session", help=SESSION_HELP)
     parser.add_argument(
         "--model", "--checkpoint", dest="model", required=True,
         help="export folder (python -m emgtf.export) or .keras checkpoint (checkpoint= is the same key)",
     )
     parser.add_argument("--decoder", choices=("greedy", "beam"), default=None,
-                        help="CTC decoder (default: greedy, or beam when --lm is given)")
+                        help="CTC decoder (default: greedy, or beam when lm= is given)")
     parser.add_argument("--lm", default=None,
                         help="KenLM character model for beam search: an ARPA/binary file, or 'default'")
 

@@ -37,6 +37,7 @@ from emgtf.live.lsl import SAMPLE_RATE, describe, pylsl
 PULL_SECONDS = 0.1
 STALL_SECONDS = 2.0  # no samples for this long: say so once
 MAX_GAP_LINES = 10  # then count them silently
+TRUTH_AGAIN_SECONDS = 5.0  # a restarted replay's key-press stream, looked for once its EMG is back
 
 
 @dataclass
@@ -88,7 +89,7 @@ class LiveResult:
             p50, p99 = np.percentile(self.chunk_cpu, [50, 99]) * 1000
             out |= {"cpu_ms_per_chunk_median": round(float(p50), 3), "cpu_ms_per_chunk_p99": round(float(p99), 3)}
         if self.rates is not None:
-            out |= {"cer": round(self.rates["CER"], 3), "target_keys": len(self.target),
+            out |= {"cer": round(self.rates["CER"], 3), "truth": self.target, "target_keys": len(self.target),
                     "keys_matched": len(self.latencies)}
         if len(self.pipeline):
             p50, p99 = np.percentile(self.pipeline, [50, 99]) * 1000
@@ -120,7 +121,8 @@ class LiveDecoder:
             (:class:`~emgtf.live.keys.KeyOutlet`, :class:`~emgtf.live.keys.JsonLines`).
         truth: a :class:`~emgtf.live.truth.TruthInlet`, or None.
         timeout: seconds a lost or silent outlet is waited for (None: until stopped).
-        find_again: ``(info, seconds) -> info or None``: the outlet back after a loss.
+        find_again: ``(info, seconds) -> info or None``: the outlet back after a loss (the EMG's,
+            and the truth's of a restarted replay).
         log: one line of news (to stderr).
         on_update: ``(update, stream_seconds)`` of each push (the command's display).
     """
@@ -242,6 +244,8 @@ class LiveDecoder:
                     self.log(f"LSL stream {describe(back)} came back with other channels, rate or format: stopping")
                     self.ended = "stream changed"
                     return False
+                if self.truth is not None:
+                    self._truth_again()
                 try:
                     self.inlet.open(back)
                 except (StreamLost, EmgtfError):  # gone again, or not answering yet
@@ -250,6 +254,34 @@ class LiveDecoder:
                 self.log(f"LSL stream '{info.name()}' is back after {time.monotonic() - started:.1f} s; "
                          "decoding restarts")
                 return True
+
+    def _truth_again(self) -> None:
+        """The EMG outlet is back: if it is a restarted replay, its key presses come on a new
+        marker outlet too; connect to it before the EMG inlet (a replay sends nothing until its
+        EMG has a consumer, so no press is missed), or the keys decoded after the restart would
+        have no presses to be matched to (no latencies, no CER) and the replay's end would go
+        unseen. An EMG outlet that restarted alone (the truth still up) leaves the truth as it is."""
+        if self.find_again is None:
+            return
+        self.truth.poll()
+        old = self.truth.info
+        # A lost truth is waited for a little (its replay starts it with the EMG outlet, so it
+        # resolves within a resolver's round trip); a live one is only looked at for a new instance.
+        back = self.find_again(old, TRUTH_AGAIN_SECONDS if self.truth.lost else 0.5)
+        if back is None:
+            if self.truth.lost:
+                self.log(f"ground-truth stream '{old.name()}' did not come back with the EMG; the CER and "
+                         f"latencies cover the {len(self.truth.keys)} key presses before")
+            return
+        lsl = pylsl()
+        try:
+            self.truth.open(back)
+        except (lsl.util.TimeoutError, lsl.util.LostError):
+            self.truth.lost = True
+            self.log(f"ground-truth stream '{old.name()}' came back but did not answer; the CER and "
+                     f"latencies cover the {len(self.truth.keys)} key presses before")
+            return
+        self.log(f"ground-truth stream '{old.name()}' is back too ({len(self.truth.keys)} key presses before)")
 
     def _gap(self, what: str) -> None:
         self.gaps += 1

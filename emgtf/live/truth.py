@@ -28,9 +28,20 @@ class TruthInlet:
         self.end_time: float | None = None
         self.ignored = 0  # markers that are not a replay's
         self.lost = False
+        self.open_timeout = open_timeout
+        self._inlet = None
+        self.open(info)
+
+    def open(self, info) -> None:
+        """(Re)connects to the marker outlet ``info`` describes: after a replay was killed and
+        started again, its new instance. The presses so far stay (the keys decoded before the
+        restart are matched against them); the end is the new instance's."""
+        lsl = pylsl()
+        self.close()
+        self.info, self.lost, self.end_time = info, False, None
         self._inlet = lsl.StreamInlet(info, max_buflen=360, recover=False, processing_flags=lsl.proc_clocksync)
-        self._inlet.open_stream(open_timeout)
-        self._inlet.time_correction(open_timeout)
+        self._inlet.open_stream(self.open_timeout)
+        self._inlet.time_correction(self.open_timeout)
 
     def poll(self) -> None:
         if self.lost or self._inlet is None:

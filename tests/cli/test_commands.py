@@ -104,7 +104,7 @@ def test_transcribe_and_stream_take_model_session_and_decoder_as_keys(tiny, caps
     assert code == 0 and "chunks of 40 samples" in err_keys
     assert final(out_keys) == final(out)
     code, _, err = command("stream", [f"model={ckpt}", f"session={session}", "chunk_ms=-5"], capsys)
-    assert code == 2 and "chunk-ms must be > 0, got -5.0" in err
+    assert code == 2 and "error: chunk_ms must be > 0, got -5.0" in err
 
 
 def test_convert_takes_src_and_out_as_positionals_or_keys(tmp_path, capsys):

@@ -463,8 +463,8 @@ def test_stream_command_end_to_end(setup, capsys):
 
 def test_stream_command_bad_input_is_one_line(setup, small_lm, capsys):
     cases = [
-        (["--chunk-ms", "0"], "--chunk-ms must be > 0"),
-        (["--decoder", "greedy", "--lm", str(small_lm)], "--lm needs"),
+        (["--chunk-ms", "0"], "emgtf.stream: error: chunk_ms must be > 0, got 0.0"),
+        (["--decoder", "greedy", "--lm", str(small_lm)], "lm= needs decoder=beam"),
     ]
     for extra, message in cases:
         code = run(main, "emgtf.stream", ["--model", str(setup["ckpt"]), str(setup["session"]), *extra])
