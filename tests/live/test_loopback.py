@@ -109,6 +109,31 @@ def test_a_replayed_session_decodes_live_to_the_file_replays_text_and_cer(capsys
     assert all(e["shown"] >= e["time"] for e in events)
 
 
+def test_a_bids_session_replays_and_decodes_live_to_the_file_replays_text(capsys, setup, unique):
+    """The BIDS form of the session (emgtf.data.bids, as the NM000104 release lays it out),
+    replayed from its ses- folder: the live keys and CER are the file replay's of the same BIDS
+    session, and its events.tsv key presses are the ground truth."""
+    from emgtf.data.convert import convert_session
+
+    bdf = convert_session(setup["session"], setup["root"] / "bids")
+    folder = bdf.parent.parent  # sub-*/ses-*: a session as a user names it
+    assert folder.name.startswith("ses-")
+    offline = replay(load_streamer(setup["ckpt"]), bdf, chunk_samples=80)
+    assert offline.target == setup["offline"].target  # the HDF5 file's keystrokes, converted
+    publisher = start_replay(folder, unique, "speed=4")
+    try:
+        done, events, summary = stream(capsys, setup, unique, f"truth={unique}-keystrokes", "markers=none",
+                                       "timeout=20")
+    finally:
+        out, err = publisher.communicate(timeout=60)
+    assert publisher.returncode == 0, err
+    assert out.startswith(f"published 30000 samples (15.0 s of signal) and {len(offline.target)} key presses")
+    assert summary["text"] == offline.prediction and len(offline.prediction) > 10
+    assert summary["truth"] == offline.target and summary["cer"] == round(offline.rates["CER"], 3)
+    assert summary["ended"] == "end of the replay" and summary["gaps"] == 0 and summary["seconds"] == 15.0
+    assert [e["key"] for e in events] == list(offline.prediction)
+
+
 def test_gaps_and_nan_samples_restart_the_decoder_and_are_reported(capsys, setup, unique):
     times = sample_times(16000, "gaps", seed=2)
     emg = np.random.default_rng(0).normal(0, 2.5, (16000, 2, 16)).astype(np.float32)
@@ -177,7 +202,10 @@ def test_a_tflite_step_with_the_lm_beam_decodes_live_as_the_file_replay(capsys, 
 
 
 @pytest.mark.slow
-def test_a_killed_outlet_is_reported_and_a_restarted_one_resumes(capsys, setup, unique):
+def test_a_killed_outlet_is_reported_and_a_restarted_one_resumes_with_its_truth(capsys, setup, unique):
+    """The replay is killed 2 s in and started again: the stream says so, decodes the second
+    replay whole, and re-subscribes its key-press stream, so the keys after the restart have
+    presses to be matched to and the second replay's end marker ends the stream."""
     source = f"src-{unique}"
     first = start_replay(setup["session"], unique, f"source_id={source}")
     second = []
@@ -190,22 +218,55 @@ def test_a_killed_outlet_is_reported_and_a_restarted_one_resumes(capsys, setup, 
         first.kill()
         first.wait()
         time.sleep(1.0)
-        second.append(start_replay(setup["session"], unique, f"source_id={source}", "speed=4", "linger=0"))
+        second.append(start_replay(setup["session"], unique, f"source_id={source}", "speed=4"))
 
     killer = threading.Thread(target=kill_then_restart, daemon=True)
     killer.start()
-    done, events, summary = stream(capsys, setup, unique, "markers=none", "timeout=6")
+    done, events, summary = stream(capsys, setup, unique, "markers=none", f"truth={unique}-keystrokes",
+                                   "timeout=20")
     killer.join(30)
-    second[0].communicate(timeout=60)
+    out, err = second[0].communicate(timeout=60)
+    assert second[0].returncode == 0, err
+    offline = setup["offline"]
     lines = done.stderr.splitlines()
     lost = [line for line in lines if f"lost LSL stream '{unique}'" in line]
     back = [line for line in lines if f"LSL stream '{unique}' is back after " in line]
-    assert len(lost) == 2 and len(back) == 1, done.stderr  # killed, then the second one ended
-    assert lost[0].endswith("waiting up to 6 s for it to return")
-    assert lines.index(lost[0]) < lines.index(back[0]) < lines.index(lost[1])
-    assert any(f"LSL stream '{unique}' did not return within 6 s: stopping" in line for line in lines)
-    # The second replay decoded whole after part of the first.
-    assert summary["ended"] == "stream lost" and 16.0 < summary["seconds"] < 30.0
+    truth_back = [line for line in lines if f"ground-truth stream '{unique}-keystrokes' is back too" in line]
+    assert len(lost) == 1 and len(back) == 1 and len(truth_back) == 1, done.stderr
+    assert lost[0].endswith("waiting up to 20 s for it to return")
+    assert lines.index(lost[0]) < lines.index(truth_back[0]) < lines.index(back[0])
+    # The second replay is decoded whole from its first sample, as the file replay, after the
+    # keys of the first one's 2 s; its presses follow the first one's, and its end ended it.
+    assert summary["ended"] == "end of the replay", done.stderr
+    assert summary["text"].endswith(offline.prediction) and summary["truth"].endswith(offline.target)
+    before = len(summary["truth"]) - len(offline.target)
+    assert f"({before} key presses before)" in truth_back[0]
+    assert summary["target_keys"] == before + len(offline.target)
+    assert summary["seconds"] > 15.0 and summary["gaps"] == 0
+    assert out.startswith(f"published 30000 samples (15.0 s of signal) and {len(offline.target)} key presses")
+
+
+@pytest.mark.slow
+def test_an_outlet_that_does_not_return_is_reported(capsys, setup, unique):
+    """Killed and not restarted: the stream waits timeout= seconds for it, then stops and reports."""
+    first = start_replay(setup["session"], unique)
+
+    def kill():
+        for line in first.stderr:
+            if "a consumer connected" in line:
+                break
+        time.sleep(1.0)
+        first.kill()
+        first.wait()
+
+    killer = threading.Thread(target=kill, daemon=True)
+    killer.start()
+    done, _, summary = stream(capsys, setup, unique, "markers=none", f"truth={unique}-keystrokes", "timeout=2")
+    killer.join(30)
+    lines = done.stderr.splitlines()
+    assert sum(f"lost LSL stream '{unique}'" in line for line in lines) == 1, done.stderr
+    assert any(f"LSL stream '{unique}' did not return within 2 s: stopping" in line for line in lines)
+    assert summary["ended"] == "stream lost" and 0.5 < summary["seconds"] < 15.0
 
 
 def test_a_stall_is_reported_and_ctrl_c_stops_with_the_report(capsys, setup, unique):
