@@ -103,13 +103,17 @@ class StreamUpdate:
     """The decoder's output after a push: ``committed`` keys are final, ``partial`` the current
     best guess at the keys after them; ``emissions`` the emissions decoded so far, ``log_probs``
     (new emissions, 99) those this push added: emissions ``[emissions - len(log_probs),
-    emissions)`` of the session."""
+    emissions)`` of the session; ``onsets`` (int64, one per committed key) the emission where
+    each committed key starts (:mod:`emgtf.decoding.onsets`), counted from the stream's start, as
+    ``decode_batch(..., onsets=True)`` gives them offline (``streamer.rule.samples_for(e + 1)``:
+    the samples emission ``e`` needed, a key's place in the signal)."""
 
     committed: str
     partial: str
     emissions: int
     log_probs: np.ndarray
     final: bool = False
+    onsets: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def text(self) -> str:
@@ -442,7 +446,7 @@ class StreamingDecoder:
             self._pending = 0
             new = self._run(final=False)
         committed, partial = self._search.best()
-        return StreamUpdate(committed, partial, self.next_emission, new)
+        return StreamUpdate(committed, partial, self.next_emission, new, onsets=self._search.committed_onsets)
 
     def finish(self) -> StreamUpdate:
         """Ends the stream: decodes what was held back and closes the search. Its ``committed``
@@ -452,7 +456,10 @@ class StreamingDecoder:
         new = self._run(final=True)
         self._finished = True
         text = self._search.finish()
-        return StreamUpdate(text, "", self.next_emission, new, final=True)
+        # The beam's last keys were never committed while it ran: their onsets are its best prefix's.
+        final_onsets = getattr(self._search, "final_onsets", None)
+        onsets = final_onsets()[1] if final_onsets is not None else self._search.committed_onsets
+        return StreamUpdate(text, "", self.next_emission, new, final=True, onsets=onsets)
 
     @property
     def buffered_samples(self) -> int:

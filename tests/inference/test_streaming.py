@@ -431,8 +431,24 @@ def test_streamed_beam_search_equals_offline_on_a_session(setup, small_lm):
     streamer = StreamingDecoder.load(setup["ckpt"], decoder, max_pending_keys=None)
     streamed, updates, _ = stream(streamer, setup["emg"], 80)
     # Offline decoding of the same emissions (equal to the whole-session pass's, tested above).
-    expected = decoder.decode_batch(streamed[None], [len(streamed)])[0]
-    assert updates[-1].committed == expected
+    expected = decoder.decode_batch(streamed[None], [len(streamed)], onsets=True)[0]
+    assert updates[-1].committed == expected.keys
+    assert updates[-1].onsets.tolist() == expected.onsets.tolist()  # the partial keys' onsets too
+
+
+def test_streamed_greedy_onsets_are_the_offline_ones(setup):
+    """Each update's committed keys come with their onsets (emission frames from the stream's
+    start), those decode_batch(..., onsets=True) gives for the same emissions."""
+    decoder = make_decoder("greedy")
+    streamed, updates, _ = stream(StreamingDecoder.load(setup["ckpt"], decoder), setup["emg"], 80)
+    expected = decoder.decode_batch(streamed[None], [len(streamed)], onsets=True)[0]
+    assert updates[-1].committed == expected.keys and len(expected.keys) > 10
+    np.testing.assert_array_equal(updates[-1].onsets, expected.onsets)
+    for update in updates:
+        assert update.onsets.dtype == np.int64 and len(update.onsets) == len(update.committed)
+        np.testing.assert_array_equal(update.onsets, expected.onsets[: len(update.committed)])
+        assert (update.onsets < update.emissions).all()  # an onset is an emission already decoded
+    assert len({len(u.committed) for u in updates}) > 5  # keys came over many pushes
 
 
 # --- the command ---------------------------------------------------------------------------------
