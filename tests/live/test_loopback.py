@@ -138,6 +138,7 @@ def test_gaps_and_nan_samples_restart_the_decoder_and_are_reported(capsys, setup
     times = sample_times(16000, "gaps", seed=2)
     emg = np.random.default_rng(0).normal(0, 2.5, (16000, 2, 16)).astype(np.float32)
     emg[9000:9005, 1, 3] = np.nan
+    emg[12000, 0, 0] = -np.inf
     path, _ = make_session_file(setup["root"] / "gaps.hdf5", emg=emg, time=times)
     publisher = start_replay(path, unique, "speed=4")
     try:
@@ -153,9 +154,10 @@ def test_gaps_and_nan_samples_restart_the_decoder_and_are_reported(capsys, setup
     assert len(gap_lines) == expected, done.stderr
     assert all(line.endswith(": the decoder restarts (keys so far kept)") for line in gap_lines)
     nan_lines = [line for line in lines if "5 samples with NaN or infinite values after LSL time" in line]
-    assert len(nan_lines) == 1, done.stderr
-    assert summary["gaps"] == expected + 1 and summary["ended"] == "end of the replay"
-    assert summary["seconds"] == pytest.approx((16000 - 5) / 2000, abs=80 / 2000)
+    inf_lines = [line for line in lines if "1 sample with NaN or infinite values after LSL time" in line]
+    assert len(nan_lines) == 1 and len(inf_lines) == 1, done.stderr
+    assert summary["gaps"] == expected + 2 and summary["ended"] == "end of the replay"
+    assert summary["seconds"] == pytest.approx((16000 - 6) / 2000, abs=80 / 2000)
 
 
 def apply_events(events) -> str:
