@@ -1,7 +1,9 @@
 """Live decoding over LSL, end to end: key latency and CPU per chunk, greedy and LM beam.
 
-    python scripts/benchmark.py live [--checkpoint PATH] [--model small_tds] [--seconds 60] [--session 0]
-                                     [--chunk-ms 40] [--lm PATH] [--threads 1] [--decoders greedy,beam_lm]
+    python scripts/benchmark.py live [checkpoint=PATH] [model=small_tds] [seconds=60] [session=0]
+                                     [chunk_ms=40] [lm=PATH] [threads=1] [decoders=greedy,beam_lm]
+
+(or as flags: --checkpoint PATH --seconds 60 ...).
 
 For each decoder: ``emgtf replay`` publishes a generated session (emgtf.synth: session --session
 of user 0 of data set seed 0, --seconds long) at the recording's pace in one process, ``emgtf
@@ -20,7 +22,6 @@ average.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -68,7 +69,19 @@ def run_pair(session: Path, model: Path, decoder_args: list[str], args, env: dic
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="benchmark.py live", description=__doc__.split("\n\n")[0])
+    from emgtf.errors import EmgtfError
+
+    try:
+        return _main(argv)
+    except EmgtfError as e:  # a usage mistake: one line, as the commands say it
+        raise SystemExit(f"benchmark.py live: error: {e}") from None
+
+
+def _main(argv: list[str]) -> int:
+    from emgtf.cli.parsing import ArgumentParser
+
+    # The commands' parser: every option is also key=value (seconds=60 is --seconds 60).
+    parser = ArgumentParser(prog="benchmark.py live", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None, help="a .keras checkpoint or export")
     parser.add_argument("--model", default="small_tds", help="model preset when no checkpoint (default small_tds)")
     parser.add_argument("--seconds", type=float, default=60.0, help="session length (default 60)")
@@ -91,7 +104,9 @@ def main(argv: list[str]) -> int:
     chosen = [d.strip() for d in args.decoders.split(",") if d.strip()]
     unknown = [d for d in chosen if d not in decoders]
     if unknown:
-        parser.error(f"--decoders: unknown {unknown}; known: {sorted(decoders)}")
+        parser.error(f"decoders=: unknown {unknown}; known: {sorted(decoders)}")
+    if args.checkpoint is not None and not args.checkpoint.exists():
+        parser.error(f"checkpoint={args.checkpoint}: no such file or folder")
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         env = dict(os.environ)
