@@ -273,13 +273,10 @@ class LiveDecoder:
                 self.log(f"ground-truth stream '{old.name()}' did not come back with the EMG; the CER and "
                          f"latencies cover the {len(self.truth.keys)} key presses before")
             return
-        lsl = pylsl()
         try:
             self.truth.open(back)
-        except (lsl.util.TimeoutError, lsl.util.LostError):
-            self.truth.lost = True
-            self.log(f"ground-truth stream '{old.name()}' came back but did not answer; the CER and "
-                     f"latencies cover the {len(self.truth.keys)} key presses before")
+        except EmgtfError as e:
+            self.log(f"{e}; the CER and latencies cover the {len(self.truth.keys)} key presses before")
             return
         self.log(f"ground-truth stream '{old.name()}' is back too ({len(self.truth.keys)} key presses before)")
 

@@ -13,7 +13,8 @@ import json
 
 import numpy as np
 
-from emgtf.live.lsl import pylsl
+from emgtf.errors import EmgtfError
+from emgtf.live.lsl import describe, pylsl
 
 
 class TruthInlet:
@@ -21,7 +22,6 @@ class TruthInlet:
     has arrived without waiting."""
 
     def __init__(self, info, open_timeout: float = 5.0):
-        lsl = pylsl()
         self.info = info
         self.keys: list[str] = []
         self.times: list[float] = []
@@ -40,8 +40,13 @@ class TruthInlet:
         self.close()
         self.info, self.lost, self.end_time = info, False, None
         self._inlet = lsl.StreamInlet(info, max_buflen=360, recover=False, processing_flags=lsl.proc_clocksync)
-        self._inlet.open_stream(self.open_timeout)
-        self._inlet.time_correction(self.open_timeout)
+        try:
+            self._inlet.open_stream(self.open_timeout)
+            self._inlet.time_correction(self.open_timeout)
+        except (lsl.util.TimeoutError, lsl.util.LostError):
+            self.lost = True
+            raise EmgtfError(f"ground-truth LSL stream {describe(info)} did not answer within "
+                             f"{self.open_timeout:g} s") from None
 
     def poll(self) -> None:
         if self.lost or self._inlet is None:
