@@ -53,6 +53,24 @@ def test_available_lists_the_families():
     assert models.available() == FAMILIES
 
 
+def test_each_family_is_a_family_object_in_the_module_named_after_it():
+    import importlib
+    from pathlib import Path
+
+    from emgtf.models.splashnet import SPLASHNET, SPLASHNET_MINI
+
+    modules = {p.stem for p in Path(models.__file__).parent.glob("*.py")}
+    variants = {SPLASHNET.name: SPLASHNET, SPLASHNET_MINI.name: SPLASHNET_MINI}
+    for name in models.available():
+        if name in variants:  # settings of tds_conv_ctc, declared together in splashnet.py
+            assert models._family(name) is variants[name]
+            continue
+        assert name in modules, f"family {name!r} has no module emgtf/models/{name}.py"
+        family = importlib.import_module(f"emgtf.models.{name}").FAMILY
+        assert isinstance(family, models.Family) and family.name == name
+        assert models._family(name) is family
+
+
 def test_baseline_has_meta_parameter_count_and_structure():
     model = models.build("tds_conv_ctc")
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
