@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
+from emgtf.console import console_log
 from emgtf.errors import EmgtfError
 
 DEFAULT_MARKERS = "emgtf-keys"
@@ -103,11 +104,12 @@ def run_lsl(args, *, prog: str, decoder, describe_decoder, display_factory) -> i
             raise EmgtfError(f"truth: LSL stream {describe(truth_info)} is not a marker stream of strings")
 
     from emgtf.export.step_cache import load_streamer
-    from emgtf.inference.streaming import limit_threads
+    from emgtf.inference.steps import limit_threads
     from emgtf.live.decode import LiveDecoder, warm_up
 
     limit_threads(args.threads)
-    streamer = load_streamer(args.model, decoder, context_seconds=args.context_seconds, threads=args.threads)
+    streamer = load_streamer(args.model, decoder, context_seconds=args.context_seconds, threads=args.threads,
+                             log=console_log("emgtf"))
     chunk_samples = max(1, round(args.chunk_ms * streamer.rule.sample_rate / 1000))
     warm_up(streamer, chunk_samples)
     truth = TruthInlet(truth_info) if truth_info is not None else None

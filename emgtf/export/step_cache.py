@@ -1,5 +1,5 @@
 """The TFLite streaming step of a ``.keras`` checkpoint, built once and cached beside it, so that
-``emgtf stream model=X.keras`` runs the fast step (:class:`emgtf.inference.streaming.TFLiteStep`)
+``emgtf stream model=X.keras`` runs the fast step (:class:`emgtf.inference.steps.TFLiteStep`)
 by default: the step's conversion is export's work (:mod:`emgtf.export.stream_step`)."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from emgtf.errors import EmgtfError
 from emgtf.export.formats import write_saved_model
 from emgtf.export.stream_step import DEFAULT_CHUNK_SAMPLES, TFLITE_FILES, step_layout, write_tflite
 from emgtf.files import atomic_copy
-from emgtf.inference.streaming import StreamingDecoder, TFLiteStep
+from emgtf.inference.steps import TFLiteStep
+from emgtf.inference.streaming import StreamingDecoder
 
 
 def cached_tflite_step(checkpoint, model, chunk_samples: int | None = None, threads: int | None = None,

@@ -252,7 +252,7 @@ class SessionForward:
     def _warms_up(self, num_samples: int) -> bool:
         """Whether a rolling norm's warm-up completes with the session's own frames (else the zeros
         that pad the last call would enter its statistics: such a short session runs whole)."""
-        from emgtf.inference.streaming import CompiledStep
+        from emgtf.inference.steps import CompiledStep
 
         if self._step is None:
             self._step = CompiledStep(self.model)
