@@ -141,3 +141,8 @@ class CharacterSet:
 def charset() -> CharacterSet:
     """The shared :class:`CharacterSet` (99 classes, blank 98)."""
     return CharacterSet()
+
+
+# The model's output width (keys + blank), for code that needs it as a constant (array shapes
+# fixed at import); the count is the charset's, never typed.
+NUM_CLASSES = charset().num_classes

@@ -46,6 +46,13 @@ def _parser():
     )
 
 
+def _check_part(part) -> None:
+    from emgtf.data.splits import PARTS
+
+    if part not in PARTS:
+        raise EmgtfError(f"split must be {', '.join(PARTS)}, got {part!r}")
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
 
@@ -64,8 +71,7 @@ def main(argv: list[str]) -> int:
     if cfg.table.splits is not None:
         return _benchmark(cfg, given)
     config_lib.check_complete(cfg, "evaluate")
-    if cfg.split not in ("train", "val", "test"):
-        raise EmgtfError(f"split must be test, val or train, got {cfg.split!r}")
+    _check_part(cfg.split)
     from emgtf.inference.chunked import Chunking
     from emgtf.inference.evaluation import evaluate_checkpoint
 
@@ -137,8 +143,7 @@ def _benchmark(cfg, overrides: list[str]) -> int:
         checkpoints = [str(cfg.checkpoint)] * len(splits)
     if cfg.data.split is not None:
         raise EmgtfError("data.split does not apply with splits=[...]; list every split in splits")
-    if cfg.split not in ("train", "val", "test"):
-        raise EmgtfError(f"split must be test, val or train, got {cfg.split!r}")
+    _check_part(cfg.split)
     run_benchmark(
         list(zip(checkpoints, splits)),
         [cfg.decoder] if cfg.table.decoders is None else decoder_configs(_list(cfg, "decoders"), overrides),

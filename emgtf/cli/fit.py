@@ -133,7 +133,7 @@ def main(argv: list[str]) -> int:
         print("emgtf.fit: no best checkpoint to evaluate", file=sys.stderr)
         return 0
     saved = config_lib.load_saved(result.run_dir / "config.yaml")
-    from emgtf.data.splits import load_split
+    from emgtf.data.splits import TEST, load_split
 
     if not load_split(saved.data.split, saved.data.root).test:
         print(f"emgtf.fit: split {saved.data.split} has no test sessions; skipping the test evaluation")
@@ -141,7 +141,7 @@ def main(argv: list[str]) -> int:
     print()
     evaluate_checkpoint(
         result.best_checkpoint,
-        part="test",
+        part=TEST,
         decoder_cfg=cfg.decoder,
         root=saved.data.root,
         split=saved.data.split,

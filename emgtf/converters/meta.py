@@ -51,8 +51,9 @@ from emgtf.files import atomic_write
 __all__ = ["convert", "from_emg2qwerty", "read_checkpoint"]
 
 FAMILY = "tds_conv_ctc"
-# The reference front end: 16 electrodes x 33 bins of the 64-point spectrogram per band.
-IN_FEATURES = NUM_CHANNELS * 33
+# The reference front end: 16 electrodes x the one-sided bins of the 64-point spectrogram per band.
+REFERENCE_N_FFT = 64
+IN_FEATURES = NUM_CHANNELS * (REFERENCE_N_FFT // 2 + 1)
 _CLASSIFIER = "model.4."
 _SAFETENSORS_CLASSIFIER = "final_layer."
 # Counts training steps only; nothing in the forward pass reads it.

@@ -28,7 +28,8 @@ from emgtf.data import bids
 from emgtf.errors import EmgtfError
 from emgtf.paths import splits_dir
 
-PARTS = ("train", "val", "test")
+TRAIN, VAL, TEST = "train", "val", "test"  # the parts of a split, by the names files and commands use
+PARTS = (TRAIN, VAL, TEST)
 EMGTF_KEYS = ("name", "user", "description", *PARTS)
 META_KEYS = ("user", "dataset")
 META_ENTRY_KEYS = ("user", "session")

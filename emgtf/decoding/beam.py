@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from emgtf.charset import charset
+from emgtf.charset import NUM_CLASSES, charset
 from emgtf.decoding.greedy import check_batch
 from emgtf.decoding.lm import DELETE, LN10, TRANSPARENT, CharLM, resolve_lm_path
 from emgtf.decoding.onsets import Decoding
@@ -41,7 +41,9 @@ _NEG = -np.inf
 # Backspaces in a row that the LM's undo history can take back: far more than anyone types
 # (a word is ~5 keys; deleting a whole sentence key by key is ~100).
 DEFAULT_LM_UNDO_KEYS = 100
-_ROOT = 99  # "last label" of the empty prefix: an index whose log-probability is always -inf
+# "Last label" of the empty prefix: one past the last class, an index whose log-probability is
+# always -inf (the frame arrays below have a column for it).
+_ROOT = NUM_CLASSES
 
 
 class BeamSearchDecoder:

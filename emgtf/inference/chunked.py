@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emgtf.charset import NUM_CLASSES
 from emgtf.data.session import MAX_ABS_EMG
 from emgtf.errors import EmgtfError, SessionFileError
 from emgtf.inference.runners import check_finite, forward
@@ -213,7 +214,7 @@ class SessionForward:
 
     def log_probs(self, session, name: str | None = None) -> np.ndarray:
         blocks = list(self.blocks(session, name))
-        return np.concatenate(blocks) if blocks else np.zeros((0, 99), np.float32)
+        return np.concatenate(blocks) if blocks else np.zeros((0, NUM_CLASSES), np.float32)
 
     def blocks(self, session, name: str | None = None) -> Iterator[np.ndarray]:
         """``name``: the session in error messages (None: its path)."""
@@ -241,7 +242,7 @@ class SessionForward:
             emg = np.stack([read_checked(session, c.start, c.stop) for c in group])
             log_probs = forward(self.model, emg)
             emitted = self.rule.emissions(length)
-            if log_probs.shape[1] < emitted or log_probs.shape[-1] != 99:
+            if log_probs.shape[1] < emitted or log_probs.shape[-1] != NUM_CLASSES:
                 raise EmgtfError(f"{self.source}: the model emitted frames of shape {log_probs.shape[1:]} "
                                  f"for {length} samples, but its emission rule says {emitted}")
             for chunk, rows in zip(group, log_probs):

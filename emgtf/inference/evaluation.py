@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from emgtf import interrupts
+from emgtf.data.splits import TEST
 from emgtf.errors import EmgtfError
 from emgtf.files import write_json
 from emgtf.inference.runners import check_finite, forward
@@ -163,7 +164,7 @@ def default_output(checkpoint: Path, part: str, decoder_cfg) -> Path:
 def evaluate_checkpoint(
     checkpoint,
     *,
-    part: str = "test",
+    part: str = TEST,
     decoder_cfg=None,
     root=None,
     split=None,

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
+from emgtf.charset import NUM_CLASSES
 from emgtf.errors import EmgtfError
 from emgtf.inference.steps import CompiledStep, TFLiteStep, compiled_step
 
@@ -68,7 +69,7 @@ __all__ = ["StreamUpdate", "StreamingDecoder", "DEFAULT_CONTEXT_SECONDS"]
 
 DEFAULT_CONTEXT_SECONDS = 4.0
 DEFAULT_MAX_PENDING_KEYS = 100  # about 20 s of typing
-_NO_EMISSIONS = np.zeros((0, 99), np.float32)
+_NO_EMISSIONS = np.zeros((0, NUM_CLASSES), np.float32)
 
 
 def _needs_step(source: str, why: str) -> EmgtfError:

@@ -48,7 +48,7 @@ from emgtf import interrupts, models
 from emgtf.console import Log, console_log
 from emgtf.data import data_errors, make_dataset
 from emgtf.data.session import check_scored_sessions
-from emgtf.data.splits import Split, load_split
+from emgtf.data.splits import TEST, VAL, Split, load_split
 from emgtf.errors import EmgtfError
 from emgtf.files import atomic_write_text, read_json
 from emgtf.inference.checkpoints import check_family, load_checkpoint
@@ -205,8 +205,8 @@ def train(
     split = load_split(split_spec, root)
     if not split.train or not split.val:
         raise EmgtfError(f"split '{split.name}' needs train and val sessions to train")
-    check_scored_sessions(split.val, "val")
-    check_scored_sessions(split.test, "test")  # checked now, not after training, at the test evaluation
+    check_scored_sessions(split.val, VAL)
+    check_scored_sessions(split.test, TEST)  # checked now, not after training, at the test evaluation
 
     # Config and file mistakes are reported above, before TensorFlow is set up (seconds).
     distribution = setup_runtime(cfg)

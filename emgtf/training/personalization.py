@@ -23,6 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from emgtf import config as config_lib
 from emgtf.config import override_key
+from emgtf.data.splits import TEST
 from emgtf.errors import EmgtfError
 from emgtf.files import read_json
 from emgtf.inference.benchmark import decoder_configs, run_benchmark
@@ -177,7 +178,7 @@ def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None =
         [(RunFolder(run.run_dir).best, run.split_file) for run in runs],
         decoders,
         root=cfg.data.root,
-        part="test",
+        part=TEST,
         output=run_dir / "personalize.test.json",
         overwrite=True,  # the command's own table, rebuilt from the runs at every invocation
         log=log,

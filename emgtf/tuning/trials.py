@@ -19,6 +19,7 @@ from pathlib import Path
 
 from emgtf import training
 from emgtf.errors import EmgtfError
+from emgtf.data.splits import TEST
 from emgtf.files import atomic_write_text, read_json
 from emgtf.run_folder import RunFolder
 from emgtf.tuning import space as search_space
@@ -110,7 +111,7 @@ def checkpoint_test_cer(checkpoint: Path, cfg) -> float:
     """The test-split CER of a trial's best checkpoint, decoded as its fit config says."""
     from emgtf.inference.evaluation import evaluate_checkpoint
 
-    report, _ = evaluate_checkpoint(checkpoint, part="test", decoder_cfg=cfg.decoder, overwrite=True)
+    report, _ = evaluate_checkpoint(checkpoint, part=TEST, decoder_cfg=cfg.decoder, overwrite=True)
     return float(report["overall"]["CER"])
 
 
