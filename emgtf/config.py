@@ -228,6 +228,15 @@ def check_complete(cfg: DictConfig, config_name: str = "fit") -> None:
         raise EmgtfError(f"config does not resolve: {_one_line(e)}") from None
 
 
+def required(section, key: str, where: str):
+    """``section[key]`` (null allowed), or a one-line EmgtfError naming ``where.key`` if the key is
+    absent: the shipped YAML of the group (``configs/<where>/*.yaml``) is the one place its
+    defaults are written, so code reads every key and falls back to none."""
+    if key not in section:
+        raise EmgtfError(f"config key '{where}.{key}' is missing (every configs/{where}/*.yaml sets it)")
+    return section[key]
+
+
 def to_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
