@@ -58,6 +58,7 @@ def run_one(overrides: list[str], run_dir: Path):
     """Trains (or resumes, or finds finished) the run in ``run_dir`` and evaluates its best
     checkpoint on the test split unless already done; returns the run folder."""
     from emgtf import config
+    from emgtf.console import console_log
     from emgtf.inference.evaluation import default_output, evaluate_checkpoint
     from emgtf.training import train
 
@@ -66,14 +67,15 @@ def run_one(overrides: list[str], run_dir: Path):
         cfg.resume, cfg.run_dir = True, str(run_dir)
     else:
         cfg = config.compose("fit", [*overrides, f"run_dir={run_dir}"])
-    result = train(cfg)
+    result = train(cfg, log=console_log("emgtf.fit"))
     best = result.best_checkpoint
     report = default_output(best, "test", cfg.decoder) if best is not None else None
     # A resumed run may have found a new best checkpoint after its report was written.
     if best is not None and (not report.is_file() or report.stat().st_mtime < best.stat().st_mtime):
         saved = config.load_saved(run_dir / "config.yaml")
         evaluate_checkpoint(best, part="test", decoder_cfg=cfg.decoder, root=saved.data.root,
-                            split=saved.data.split, overwrite=True)
+                            split=saved.data.split, overwrite=True,
+                            log=console_log("emgtf.evaluate"))
     return run_dir
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 
 from emgtf.cli.parsing import CommandParser
+from emgtf.console import console_log
 from emgtf.errors import EmgtfError
 
 PROG = "python -m emgtf.evaluate"
@@ -89,6 +90,7 @@ def main(argv: list[str]) -> int:
         report_start=cfg.report_start,
         metrics=cfg.metrics,
         chunking=Chunking.from_config(cfg.get("chunk")),
+        log=console_log("emgtf.evaluate"),
     )
     return 0
 
@@ -152,5 +154,6 @@ def _benchmark(cfg, overrides: list[str]) -> int:
         output=cfg.output,
         overwrite=bool(cfg.overwrite),
         metrics=cfg.metrics,
+        log=print,
     )
     return 0

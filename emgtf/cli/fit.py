@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from emgtf.cli.parsing import CommandParser
+from emgtf.console import console_log
 from emgtf.errors import EmgtfError
 
 PROG = "python -m emgtf.fit"
@@ -126,7 +127,7 @@ def main(argv: list[str]) -> int:
     from emgtf.training import train
 
     make_decoder(cfg.decoder)  # a bad decoder option or a missing LM fails now, not after training
-    result = train(cfg)
+    result = train(cfg, log=console_log("emgtf.fit"))
     if not result.chief:
         return 0  # another host of a cluster: the chief writes the run folder and evaluates
     if result.best_checkpoint is None:
@@ -146,6 +147,7 @@ def main(argv: list[str]) -> int:
         root=saved.data.root,
         split=saved.data.split,
         overwrite=True,  # the run's own report: a resumed run re-evaluates its new best
+        log=console_log("emgtf.evaluate"),  # the test evaluation speaks as the evaluate command would
     )
     return 0
 

@@ -49,5 +49,5 @@ def main(argv: list[str]) -> int:
         for user in personalization._names(cfg, "users"):
             print(f"# {user}: {personalization.split_file_of(Path(str(cfg.split_dir)).expanduser(), user)}")
         return 0
-    personalization.personalize(args.overrides)
+    personalization.personalize(args.overrides, log=print)
     return 0

@@ -62,6 +62,6 @@ def main(argv: list[str]) -> int:
         print(config_lib.to_yaml(search.cfg), end="")
         print(search.space.describe())
         return 0
-    run_search(args.overrides)
+    run_search(args.overrides, log=print)
     return 0
 

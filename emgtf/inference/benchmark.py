@@ -101,7 +101,7 @@ def run_benchmark(
     output=None,
     overwrite: bool = False,
     metrics: str = "emg2qwerty",
-    log: Callable[[str], None] | None = print,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[dict, Path, Path]:
     """Evaluates each (checkpoint, split) pair on the split's ``part`` with every decoder config.
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from emgtf import interrupts
+from emgtf.console import Log, discard
 from emgtf.data.splits import TEST
 from emgtf.errors import EmgtfError
 from emgtf.files import write_json
@@ -78,7 +79,7 @@ def _check(log_probs, emitted, batch, source: str) -> None:
     check_finite(log_probs, source, where, emitted)
 
 
-def evaluate_model(model, files, decoder, *, log=print, source: str | None = None,
+def evaluate_model(model, files, decoder, *, log=None, source: str | None = None,
                    chunking=None) -> dict:
     """Decodes each session file whole with ``model``; returns the per-session and overall rates.
 
@@ -88,6 +89,7 @@ def evaluate_model(model, files, decoder, *, log=print, source: str | None = Non
     decoder's incremental search chunk by chunk (its ``finish()`` is the offline decoding).
     A session too short for one emission (shorter than the model's receptive field) is skipped with
     a warning: it has nothing to decode, and a training run must not fail at its last step for it.
+    ``log`` (one argument) hears each session's CER as it is scored (None: nothing is said).
     Non-finite log-probabilities are an EmgtfError naming ``source`` (the checkpoint) and session.
 
     Returns ``{"sessions": [{"session", "CER", "IER", "DER", "SER", "rendered_CER", counts...,
@@ -177,6 +179,7 @@ def evaluate_checkpoint(
     report_start: float | None = None,
     metrics: str = "emg2qwerty",
     chunking=None,
+    log: Log | None = None,
 ) -> tuple[dict, Path]:
     """Evaluates ``checkpoint`` on split part ``part``; writes and returns the JSON report.
 
@@ -191,6 +194,8 @@ def evaluate_checkpoint(
     ``track4``: the corpus-level rates of the NeurIPS 2026 track, also under ``"track4"`` in the
     JSON); the JSON has every rate. ``chunking``: how whole sessions are cut
     (:class:`emgtf.inference.chunked.Chunking`; None: its defaults, exact where the model allows).
+    ``log`` (:mod:`emgtf.console`) hears what is evaluated, the rates table and the files written
+    (None: nothing is said; the commands pass their console).
     """
     from omegaconf import OmegaConf
 
@@ -202,6 +207,7 @@ def evaluate_checkpoint(
     from emgtf.decoding import decoder_name, make_decoder
     from emgtf.inference.checkpoints import checkpoint_family, load_checkpoint
 
+    log = log or discard
     check_metrics(metrics)
     checkpoint = Path(checkpoint)
     family = checkpoint_family(checkpoint)  # a missing or foreign file fails before any data work
@@ -229,9 +235,10 @@ def evaluate_checkpoint(
     from emgtf.inference.chunked import Chunking, SessionForward
 
     chunking = chunking if chunking is not None else Chunking()
-    print(f"emgtf.evaluate: {checkpoint} ({model.name}) on {len(files)} {part} session(s), "
-          f"{decoder_name(decoder_cfg)} decoding, {SessionForward(model, chunking).describe()}", flush=True)
-    report = evaluate_model(model, files, decoder, source=f"checkpoint {checkpoint}", chunking=chunking)
+    log(f"{checkpoint} ({model.name}) on {len(files)} {part} session(s), "
+        f"{decoder_name(decoder_cfg)} decoding, {SessionForward(model, chunking).describe()}")
+    report = evaluate_model(model, files, decoder, source=f"checkpoint {checkpoint}", chunking=chunking,
+                            log=lambda line: log(line, prefix=False))
     report = {
         "checkpoint": str(checkpoint),
         "model": model.name,
@@ -246,11 +253,13 @@ def evaluate_checkpoint(
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     write_json(output, report)
-    print(rates_table(report, metrics))
-    print(f"report: {output}", flush=True)
+    log(rates_table(report, metrics), prefix=False)
+    log(f"report: {output}", prefix=False)
     if report_dir is not None:
-        write_evaluation_report(output, report_dir, model, files, decoder, session=report_session,
-                                seconds=report_seconds, start=report_start, source=f"checkpoint {checkpoint}")
+        written = write_evaluation_report(output, report_dir, model, files, decoder, session=report_session,
+                                          seconds=report_seconds, start=report_start,
+                                          source=f"checkpoint {checkpoint}", log=log)
+        log(f"error-analysis report: {written[-1]} ({len(written)} files in {report_dir})", prefix=False)
     return report, output
 
 
@@ -290,9 +299,11 @@ def _check_report(output: Path, files, part: str, overwrite: bool, session, seco
 
 
 def write_evaluation_report(output: Path, out: Path, model, files, decoder, *, session=None,
-                            seconds: float = 4.0, start=None, source=None) -> list[Path]:
+                            seconds: float = 4.0, start=None, source=None, log: Log | None = None) -> list[Path]:
     """The error-analysis report of the evaluation JSON ``output`` (``emgtf.report``'s) plus the
-    alignment view of one session, written into ``out`` (an existing report there is replaced)."""
+    alignment view of one session, written into ``out`` (an existing report there is replaced);
+    returns the files written, the index last. ``log`` hears which alignment view it drew."""
+    log = log or discard
     import shutil
 
     from emgtf.inference.alignment import session_alignment
@@ -311,6 +322,5 @@ def write_evaluation_report(output: Path, out: Path, model, files, decoder, *, s
     if out.exists() and (out / "index.html").is_file():
         shutil.rmtree(out)
     written = write_report(Inputs(paths=[output], evaluations=[evaluation]), out)
-    print(f"alignment view: {evaluation.alignment.describe()}", flush=True)
-    print(f"error-analysis report: {written[-1]} ({len(written)} files in {out})", flush=True)
+    log(f"alignment view: {evaluation.alignment.describe()}", prefix=False)
     return written

@@ -14,7 +14,6 @@ than Hydra: a report must not wait for TensorFlow or Hydra to load.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,9 +153,10 @@ def load_runs(paths: Iterable, *, warn=None) -> list[Run]:
     """Runs of run folders and tune folders (a tune folder stands for its trials).
 
     A trial without history.csv (failed before its first epoch) is skipped with a note through
-    ``warn`` (default: stderr); a run folder named explicitly must have one.
+    ``warn`` (one argument; None: nothing is said, the report command passes its stderr); a run
+    folder named explicitly must have one.
     """
-    warn = warn or (lambda message: print(message, file=sys.stderr))
+    warn = warn or (lambda message: None)
     runs = []
     for raw in paths:
         path = Path(raw)

@@ -16,7 +16,6 @@ import csv
 import datetime as dt
 import os
 import shutil
-import sys
 import tempfile
 import time as _time
 import uuid
@@ -28,6 +27,7 @@ import numpy as np
 from emgtf import SAMPLE_RATE
 from emgtf.data import bids, write_session
 from emgtf.data.splits import write_split_file
+from emgtf.console import Log, console_log
 from emgtf.errors import EmgtfError
 from emgtf.paths import cache_dir
 from emgtf.synth.anatomy import Anatomy, Donning
@@ -399,12 +399,13 @@ def generate_dataset(
     return write_split_file(out / SPLIT_FILE, **split)
 
 
-def default_dataset() -> tuple[Path, Path]:
+def default_dataset(*, log: Log | None = None) -> tuple[Path, Path]:
     """The embedded default data set: ``(root, split file)``, generated on first use into
     ``cache_dir() / DEFAULT_NAME`` and reused after.
 
     It is generated into a temporary folder beside it and renamed into place when complete, so an
     interrupted first run never leaves a half data set behind (and two processes racing keep one).
+    ``log`` (:mod:`emgtf.console`) hears that generation starts, as a warning.
     """
     root = cache_dir() / DEFAULT_NAME
     split = root / SPLIT_FILE
@@ -413,12 +414,11 @@ def default_dataset() -> tuple[Path, Path]:
     root.parent.mkdir(parents=True, exist_ok=True)
     minutes = DEFAULT_TRAIN_SESSIONS * DEFAULT_TRAIN_MINUTES + 2 * DEFAULT_EVAL_MINUTES
     megabytes = minutes * 60 * SAMPLE_RATE * (8 + 2 * 16 * 4) / 1e6  # float64 time + 32 float32
-    print(
-        f"emgtf.synth: generating the default synthetic data set ({DEFAULT_TRAIN_SESSIONS + 2} sessions, "
-        f"{minutes:g} min of sEMG, ~{megabytes:.0f} MB) in {root}",
-        file=sys.stderr,
-        flush=True,
-    )
+    # None: emgtf.synth's console (stderr), since the minutes-long wait must be announced to the
+    # person whichever command reached this (every one that reads a null data.root).
+    log = log if log is not None else console_log("emgtf.synth")
+    log(f"generating the default synthetic data set ({DEFAULT_TRAIN_SESSIONS + 2} sessions, "
+        f"{minutes:g} min of sEMG, ~{megabytes:.0f} MB) in {root}", warning=True)
     # Leftovers of runs killed outright (no clean-up ran); a live run touches its folder every
     # few seconds.
     for stale in root.parent.glob(f".{DEFAULT_NAME}.partial-*"):

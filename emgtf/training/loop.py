@@ -45,7 +45,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from emgtf import config as config_lib
 from emgtf import interrupts, models
-from emgtf.console import Log, console_log
+from emgtf.console import Log, discard
 from emgtf.data import data_errors, make_dataset
 from emgtf.data.session import check_scored_sessions
 from emgtf.data.splits import TEST, VAL, Split, load_split
@@ -123,7 +123,7 @@ class RunPlan:
     jit_compile: bool = False  # XLA-compiled steps (trainer.jit_compile, resolved for the backend)
     extra_callbacks: tuple = ()
     wandb_session: object = None  # a WandbSession shared by a search's trials, or None
-    log: Log = field(default_factory=lambda: console_log("emgtf.fit"))
+    log: Log = discard
 
     @property
     def trainer(self):
@@ -189,8 +189,8 @@ def train(
     ``val_CER`` in the logs); ``hp_overrides`` sets config values for this run (see
     :func:`emgtf.config.apply_hp_overrides`); ``wandb_session`` is the process's
     :class:`~emgtf.training.wandb_logging.WandbSession` (a search shares one across its trials);
-    ``log`` hears the run's progress, warnings and end-of-run table (default: fit's console, see
-    :mod:`emgtf.console`). Raises :class:`TrainingDiverged` on a NaN loss.
+    ``log`` hears the run's progress, warnings and end-of-run table (None: nothing is said; the fit
+    command passes its console, see :mod:`emgtf.console`). Raises :class:`TrainingDiverged` on a NaN loss.
     """
     cfg = config_lib.apply_hp_overrides(cfg, hp_overrides)
     if run_dir is not None:
@@ -211,7 +211,7 @@ def train(
     # Config and file mistakes are reported above, before TensorFlow is set up (seconds).
     distribution = setup_runtime(cfg)
     plan = RunPlan(cfg, family, hp, root, split, split_spec, distribution, jit_compile(cfg.trainer),
-                   tuple(extra_callbacks), wandb_session, log or console_log("emgtf.fit"))
+                   tuple(extra_callbacks), wandb_session, log or discard)
     with interrupts.deferred(), distribution.hosts_guard():
         result = _train_on(plan)
     distribution.leave()
@@ -372,7 +372,9 @@ def _callbacks(plan: RunPlan, model, path: Path, state, val_ds, loss, steps: int
 
             callbacks.append(TensorBoardFigures(logs, state))
     # W&B (logger=wandb) must never stop a run: wandb_logging warns and goes on without it.
-    wandb_run = (wandb_logging.start_run(cfg, path, resume=resume, session=plan.wandb_session)
+    # A fit's W&B notices speak through its log; a search's session was made by the search.
+    session = plan.wandb_session or wandb_logging.WandbSession(None if plan.log is discard else plan.log)
+    wandb_run = (wandb_logging.start_run(cfg, path, resume=resume, session=session)
                  if distribution.chief else None)
     wandb_logger = wandb_logging.WandbLogger(wandb_run, state) if wandb_run is not None else None
     if wandb_logger is not None:

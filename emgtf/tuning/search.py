@@ -28,7 +28,6 @@ import functools
 import importlib.util
 import json
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -174,10 +173,10 @@ def _make_oracle(settings: dict, seed: int, epochs: int):
 class Search:
     """One search: its config, space, run folder and KerasTuner tuner. See the module docstring."""
 
-    def __init__(self, overrides: Sequence[str], *, callbacks: Sequence = (), log=print):
+    def __init__(self, overrides: Sequence[str], *, callbacks: Sequence = (), log=None):
         from emgtf.training.wandb_logging import WandbSession
 
-        self.log = log
+        self.log = log if log is not None else (lambda message: None)
         self.callbacks = list(callbacks)
         self.wandb = WandbSession()  # one for all trials: W&B notices are said once per search
         self.role = distributed_role()
@@ -478,10 +477,12 @@ def check_folder_free(overrides: Sequence[str]) -> None:
         check_free(Path(str(run_dir)).expanduser())
 
 
-def run_search(overrides: Sequence[str] = (), *, callbacks: Sequence = (), log=print) -> SearchResult:
+def run_search(overrides: Sequence[str] = (), *, callbacks: Sequence = (), log=None) -> SearchResult:
     """Python entry point: the search ``python -m emgtf.tune *overrides`` would run.
 
-    ``callbacks``: extra Keras callbacks for every trial (after emgtf's own).
+    ``callbacks``: extra Keras callbacks for every trial (after emgtf's own). ``log`` (one
+    argument) hears the search's progress, its trials' training and the tables (None: nothing is
+    said; the tune command passes ``print``).
     """
     search = Search(overrides, callbacks=callbacks, log=log)
     # One process per search folder; a distributed search shares its folder between the chief and
@@ -492,8 +493,8 @@ def run_search(overrides: Sequence[str] = (), *, callbacks: Sequence = (), log=p
             return search.run()
     except KeyboardInterrupt:
         if search.role != "worker":
-            print(f"\nemgtf.tune: interrupted; continue with: python -m emgtf.tune resume=true run_dir={search.run_dir}",
-                  file=sys.stderr)
+            search.log(f"\nemgtf.tune: interrupted; continue with: python -m emgtf.tune resume=true "
+                       f"run_dir={search.run_dir}")
         raise
     finally:
         if lock is not None:

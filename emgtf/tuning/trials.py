@@ -19,6 +19,7 @@ from pathlib import Path
 
 from emgtf import training
 from emgtf.errors import EmgtfError
+from emgtf.console import plain_log
 from emgtf.data.splits import TEST
 from emgtf.files import atomic_write_text, read_json
 from emgtf.run_folder import RunFolder
@@ -83,7 +84,8 @@ def run_trial(search, trial) -> dict:
     keras.backend.clear_session()  # a long search must not pile up every trial's graphs
     try:
         result = training.train(cfg, run_dir=trial_dir, hp_overrides=hp_overrides,
-                                extra_callbacks=search.callbacks, wandb_session=search.wandb)
+                                extra_callbacks=search.callbacks, wandb_session=search.wandb,
+                                log=plain_log(search.log))
     except EmgtfError as e:
         # A configuration this trial cannot train (or a diverged run): failed, not retried.
         raise keras_tuner.errors.FailedTrialError(str(e)) from None
@@ -103,15 +105,17 @@ def run_trial(search, trial) -> dict:
     metrics["params"] = float(result.parameters)
     metrics["train_s"] = float(sum(r.get("seconds") or 0.0 for r in result.history))
     if search.settings["test"] and result.best_checkpoint is not None:
-        metrics["test_CER"] = checkpoint_test_cer(result.best_checkpoint, cfg)
+        metrics["test_CER"] = checkpoint_test_cer(result.best_checkpoint, cfg, log=search.log)
     return metrics
 
 
-def checkpoint_test_cer(checkpoint: Path, cfg) -> float:
-    """The test-split CER of a trial's best checkpoint, decoded as its fit config says."""
+def checkpoint_test_cer(checkpoint: Path, cfg, *, log=None) -> float:
+    """The test-split CER of a trial's best checkpoint, decoded as its fit config says; ``log`` (one
+    argument) hears the evaluation."""
     from emgtf.inference.evaluation import evaluate_checkpoint
 
-    report, _ = evaluate_checkpoint(checkpoint, part=TEST, decoder_cfg=cfg.decoder, overwrite=True)
+    report, _ = evaluate_checkpoint(checkpoint, part=TEST, decoder_cfg=cfg.decoder, overwrite=True,
+                                    log=plain_log(log))
     return float(report["overall"]["CER"])
 
 
