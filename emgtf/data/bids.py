@@ -490,7 +490,7 @@ def physical_range(emg: np.ndarray) -> tuple[float, float]:
     return -peak, peak
 
 
-def quantise(emg: np.ndarray, phys: tuple[float, float]) -> np.ndarray:
+def quantize(emg: np.ndarray, phys: tuple[float, float]) -> np.ndarray:
     """int32 digital values of ``emg`` in physical range ``phys`` (nearest step)."""
     lo, hi = phys
     dmin, dmax = DIGITAL_RANGE
@@ -498,7 +498,7 @@ def quantise(emg: np.ndarray, phys: tuple[float, float]) -> np.ndarray:
     return np.clip(np.rint((emg.astype(np.float64) - lo) * scale + dmin), dmin, dmax).astype(np.int32)
 
 
-def quantisation_step(phys: tuple[float, float]) -> float:
+def quantization_step(phys: tuple[float, float]) -> float:
     return (phys[1] - phys[0]) / (DIGITAL_RANGE[1] - DIGITAL_RANGE[0])
 
 
@@ -513,7 +513,7 @@ def write_bdf(path, emg: np.ndarray, *, phys: tuple[float, float] | None = None)
     phys = physical_range(emg) if phys is None else phys
     flat = emg.reshape(len(emg), NUM_SIGNALS)
     records = max(math.ceil(len(flat) / SAMPLE_RATE), 1)
-    zero = quantise(np.zeros(1, np.float32), phys)[0]
+    zero = quantize(np.zeros(1, np.float32), phys)[0]
 
     def write(tmp):
         writer = pyedflib.EdfWriter(str(tmp), NUM_SIGNALS, file_type=pyedflib.FILETYPE_BDF)
@@ -528,7 +528,7 @@ def write_bdf(path, emg: np.ndarray, *, phys: tuple[float, float] | None = None)
             for r in range(records):
                 block = np.full((SAMPLE_RATE, NUM_SIGNALS), zero, np.int32)
                 chunk = flat[r * SAMPLE_RATE : (r + 1) * SAMPLE_RATE]
-                block[: len(chunk)] = quantise(chunk, phys)
+                block[: len(chunk)] = quantize(chunk, phys)
                 writer.blockWriteDigitalSamples(np.ascontiguousarray(block.T).ravel())
         finally:
             writer.close()

@@ -7,7 +7,7 @@ so a saved ``.keras`` file transcribes raw signal. ``model.name`` is the family 
 
     model = build("tds_conv_ctc")                       # Meta's baseline, 5,293,315 parameters
     model = build("rnn", cell="gru", hidden_size=128)   # any hyperparameter of the family
-    initialise_from(model, source)                      # fine-tuning: weights of a trained model
+    initialize_from(model, source)                      # fine-tuning: weights of a trained model
     frames = emission_lengths(model, emg_lengths)       # frames of output per input length
 """
 
@@ -42,7 +42,7 @@ __all__ = [
     "emission_lengths",
     "emission_rule",
     "emitted_frames",
-    "initialise_from",
+    "initialize_from",
     "trainable_parameters",
 ]
 
@@ -94,7 +94,7 @@ def emission_rule(name: str, **hyperparameters) -> str:
     return chosen.emission_rule(resolve(name, chosen.defaults, hyperparameters))
 
 
-def initialise_from(model: keras.Model, source: keras.Model) -> None:
+def initialize_from(model: keras.Model, source: keras.Model) -> None:
     """Sets ``model``'s weights from ``source``, a model of the same family (fine-tuning).
 
     The same architecture: copied as they are (a mismatch raises Keras's ValueError). A source

@@ -259,7 +259,7 @@ def _load_start_weights(model, checkpoint, family: str) -> None:
     shared-hands checkpoint); one line if they do not fit."""
     source = load_checkpoint(checkpoint, family)
     try:
-        models.initialise_from(model, source)
+        models.initialize_from(model, source)
     except ValueError as e:
         raise EmgtfError(
             f"checkpoint {checkpoint} does not fit the model.* hyperparameters "

@@ -213,15 +213,15 @@ class RollingTimeNorm(keras.layers.Layer):
         count_t = ops.cast(index + 1, "float32")[:, None]
         mean = running1 / count_t
         var = running2 / count_t - mean * mean
-        normalised = (centred - mean) / ops.sqrt(ops.maximum(var, 0.0) + self.epsilon)
+        normalized = (centred - mean) / ops.sqrt(ops.maximum(var, 0.0) + self.epsilon)
         warm_var = warm_sum2 / count
-        normalised_warm = centred_warm / ops.sqrt(warm_var + self.epsilon)
+        normalized_warm = centred_warm / ops.sqrt(warm_var + self.epsilon)
         # Released: the buffered frames when the warm-up completes (or the stream ends short of
         # it), then the new frames the buffer did not take.
         release = ops.logical_and(ops.logical_not(warmed), ops.logical_or(n + k >= warmup, final))
         held = ops.where(release, warm, 0)
         first_after = ops.clip(warmup - n, 0, k)
-        released = ops.concatenate([normalised_warm[:held], normalised[first_after:]], axis=0)
+        released = ops.concatenate([normalized_warm[:held], normalized[first_after:]], axis=0)
         next_state = ops.concatenate([
             ops.reshape(ops.cast(n + k, "float32"), (1,)),
             shift,
