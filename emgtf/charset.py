@@ -53,7 +53,7 @@ _TRANSLITERATIONS = {
 class CharacterSet:
     """Maps between text, pynput key names and integer labels.
 
-    Use :func:`charset` for the shared instance.
+    Use ``charset`` for the shared instance.
     """
 
     def __init__(self) -> None:
@@ -139,7 +139,7 @@ class CharacterSet:
 
 @functools.cache
 def charset() -> CharacterSet:
-    """The shared :class:`CharacterSet` (99 classes, blank 98)."""
+    """The shared ``CharacterSet`` (99 classes, blank 98)."""
     return CharacterSet()
 
 

@@ -100,7 +100,7 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
     """The config ``configs/<config_name>.yaml`` with its groups and ``overrides`` applied.
 
     Errors (a misspelt key, an unknown group option, a malformed override) are one-line
-    :class:`EmgtfError` messages naming the key.
+    ``EmgtfError`` messages naming the key.
     """
     overrides = list(overrides)
     parsed = _parse(overrides)

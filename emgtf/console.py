@@ -2,7 +2,7 @@
 
 A library function that has something to tell (progress, a warning, a result table) calls
 ``log(message)``, ``log(message, warning=True)`` or ``log(text, prefix=False)``; the command that
-called it decides where that goes and how it is prefixed (:func:`console_log`), and a caller such
+called it decides where that goes and how it is prefixed (``console_log``), and a caller such
 as the tuner or a test can pass its own.
 """
 
@@ -35,7 +35,7 @@ def discard(message: str, *, warning: bool = False, prefix: bool = True) -> None
 
 
 def plain_log(write: Callable[[str], None] | None) -> Log:
-    """A :class:`Log` over a one-argument callable (``print``, a list's ``append``; None: discard):
+    """A ``Log`` over a one-argument callable (``print``, a list's ``append``; None: discard):
     every message goes to it as it is, unprefixed, warnings included. For a library that takes
     such a callable (the tuner, personalization) and hands its messages to one that takes a Log."""
     if write is None:

@@ -19,7 +19,7 @@ naming the file, or a traceback), and ``--verbose`` or a user's level shows them
 
 This module is at the bottom of the package (it imports nothing of emgtf), because
 ``python -m emgtf.models`` imports the ``emgtf.models`` package, and so Keras, before the
-command's ``__main__`` runs: :func:`configure_for_module_run`, called by ``emgtf/__init__.py``,
+command's ``__main__`` runs: ``configure_for_module_run``, called by ``emgtf/__init__.py``,
 makes the settings at that earliest point.
 """
 
@@ -61,7 +61,7 @@ def configure_process(*, tensorflow: bool, verbose: bool = False) -> None:
     - ``TF_ENABLE_ONEDNN_OPTS=1`` unless set: oneDNN kernels on every x86 CPU, not only AVX-512 ones;
     - unless ``verbose`` or the user set ``TF_CPP_MIN_LOG_LEVEL`` to 0 or 1: TensorFlow, whenever it is first
       imported in this process (Keras imports it), is imported with stderr muted
-      (:func:`quiet_tensorflow_import`); for a command that uses TensorFlow (``tensorflow``) that
+      (``quiet_tensorflow_import``); for a command that uses TensorFlow (``tensorflow``) that
       happens now, so that a command's first line of stderr is its own.
     """
     quiet = not (verbose or _USER_LOG_LEVEL)
@@ -80,7 +80,7 @@ def configure_process(*, tensorflow: bool, verbose: bool = False) -> None:
 
 
 def configure_for_module_run() -> None:
-    """:func:`configure_process` when this process is ``python -m emgtf.<command>``, called while
+    """``configure_process`` when this process is ``python -m emgtf.<command>``, called while
     Python is still importing ``emgtf`` to find the command (``sys.argv[0]`` is then ``-m``):
     before a command package's ``__init__`` imports Keras. Nothing otherwise (an ``import emgtf``
     of a program or of the tests has no side effect)."""
@@ -93,8 +93,8 @@ def configure_for_module_run() -> None:
 
 
 def load_tensorflow() -> None:
-    """Imports TensorFlow quietly (:func:`quiet_tensorflow_import`) when Keras runs on it: what
-    :func:`configure_process` does for a command that uses TensorFlow, or the command itself later
+    """Imports TensorFlow quietly (``quiet_tensorflow_import``) when Keras runs on it: what
+    ``configure_process`` does for a command that uses TensorFlow, or the command itself later
     (after the checks that need no TensorFlow, so that they answer in a second)."""
     if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         quiet_tensorflow_import()
@@ -127,7 +127,7 @@ def quiet_tensorflow_import() -> None:
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
     """Makes the first import of ``tensorflow`` or ``keras`` anywhere in the process (a library
-    module's own ``import keras``) go through :func:`quiet_tensorflow_import` first. It finds
+    module's own ``import keras``) go through ``quiet_tensorflow_import`` first. It finds
     nothing itself: once TensorFlow is in, the import goes on as usual."""
 
     _installed: _QuietTensorFlowFinder | None = None

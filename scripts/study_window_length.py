@@ -8,7 +8,7 @@
 The emg2qwerty course reports compared training windows of 4000 to 12000 samples (2 to 6 s) and
 found 8000 best. This reproduces that comparison on emgtf's default (synthetic) data, or on any
 data the trailing ``key=value`` fit overrides choose (``data.root=... data.split=...``). Each
-length trains with :func:`emgtf.training.train` into ``OUT/window_<length>/`` and its best
+length trains with ``emgtf.training.train`` into ``OUT/window_<length>/`` and its best
 checkpoint is evaluated on whole test sessions, as ``python -m emgtf.fit`` does; validation runs
 in windows of the length being studied, so the test CER is the number to compare. Running the
 same command again continues: finished runs are kept, an interrupted one resumes from its

@@ -1,13 +1,13 @@
 """``python -m emgtf.evaluate checkpoint=PATH [split=test|val] [decoder=greedy|beam|beam_lm]``
 
 Decodes every session of a split whole and prints CER, IER, DER and SER per session and over the
-split; writes the JSON report beside the checkpoint (see :mod:`emgtf.inference.evaluation`).
+split; writes the JSON report beside the checkpoint (see ``emgtf.inference.evaluation``).
 
 The data root and split default to those in the ``config.yaml`` beside the checkpoint (a run
 folder), else to the embedded synthetic dataset; ``data.root=...`` and ``data.split=...`` choose
 others. Options: ``python -m emgtf.evaluate --help``.
 
-With ``splits=[...]`` it is the multi-user table instead (:mod:`emgtf.inference.benchmark`):
+With ``splits=[...]`` it is the multi-user table instead (``emgtf.inference.benchmark``):
 ``checkpoint=`` evaluated on every split's test sessions, or ``checkpoints=[...]`` paired with the
 splits, each with every decoder of ``decoders=[greedy,beam_lm]``.
 """

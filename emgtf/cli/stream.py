@@ -1,9 +1,9 @@
 """``python -m emgtf.stream --model CKPT_OR_EXPORT SESSION.hdf5 [--realtime] [--chunk-ms 40] [--decoder greedy|beam] [--lm PATH] [--threads N]``
 
 Replays a session file as a live stream of EMG chunks through a streaming decoder (see
-:mod:`emgtf.inference.streaming`), shows the text growing, then prints the final keys and text,
+``emgtf.inference.streaming``), shows the text growing, then prints the final keys and text,
 the CER against the keystrokes and the latency and CPU statistics (see
-:mod:`emgtf.inference.replay`).
+``emgtf.inference.replay``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""``emgtf stream source=lsl name=NAME --model M`` : the LSL source of :mod:`emgtf.cli.stream`.
+"""``emgtf stream source=lsl name=NAME --model M`` : the LSL source of ``emgtf.cli.stream``.
 
 Resolves and checks the stream (one line if it cannot be decoded) before the model loads, then
-decodes it live (:mod:`emgtf.live.decode`) until the replay it follows ends, the outlet stays
+decodes it live (``emgtf.live.decode``) until the replay it follows ends, the outlet stays
 away for ``timeout`` seconds, or Ctrl-C; publishes the decoded keys as an LSL marker stream
 (``markers=``, default ``emgtf-keys``) and, with ``jsonl=true``, as JSON lines on stdout (then
 the report goes to stderr and a last ``summary`` line ends stdout).

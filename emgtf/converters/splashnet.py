@@ -84,7 +84,7 @@ def family(hp: dict) -> str:
 
 
 def emgtf_hyperparameters(hp: dict) -> dict:
-    """The arguments of :func:`emgtf.models.build` beside the sizes: SplashNet's un-shared hands
+    """The arguments of ``emgtf.models.build`` beside the sizes: SplashNet's un-shared hands
     are one TDS encoder over both (``split_hands`` false), as its module builds them."""
     return {"share_hands": hp["share"], "split_hands": False, "norm": hp["norm"],
             "spectrum": hp["spectrum"]}

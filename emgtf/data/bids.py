@@ -5,7 +5,7 @@ channels.tsv,events.tsv}`` and ``sub-<user>_ses-<t>_electrodes.tsv``, plus the t
 ``dataset_description.json`` and ``participants.tsv``. ``<user>`` is the HDF5 ``user`` as 8 digits
 (leading zeros kept), ``<t>`` the 4th dash-separated field of the HDF5 session name.
 
-A :class:`BIDSSession` has the methods and attributes of :class:`emgtf.data.session.EMGSession`
+A ``BIDSSession`` has the methods and attributes of ``emgtf.data.session.EMGSession``
 (``EMGSession(path)`` opens one when ``path`` is a session's ``.bdf``, its ``emg`` folder or its
 ``ses-`` folder), so the pipeline, inspect, transcribe and stream read both forms through the same
 code. What differs from the HDF5 twin:
@@ -181,7 +181,7 @@ def decode_text(text: str) -> str:
 
 
 def encode_text(text: str) -> str:
-    """The inverse of :func:`decode_text` (a TSV cell holds no tab or line break)."""
+    """The inverse of ``decode_text`` (a TSV cell holds no tab or line break)."""
     return text.replace("\r", "\\r").replace("\t", "\\t").replace("\n", "\\n")
 
 
@@ -343,7 +343,7 @@ class _Rows:
 
 class BIDSSession(SessionBase):
     """One session of the BIDS release, opened read-only; the interface of
-    :class:`emgtf.data.session.EMGSession`. ``path``: the session's ``.bdf``, ``emg`` folder or
+    ``emgtf.data.session.EMGSession``. ``path``: the session's ``.bdf``, ``emg`` folder or
     ``ses-`` folder; the sidecars are found beside the BDF."""
 
 
@@ -631,7 +631,7 @@ def write_session(
     """Writes one session into BIDS root ``root`` as the release has it: the BDF (quantised with
     one physical range over all channels, padded to whole seconds) and its sidecars; the events
     of ``keystrokes``/``prompts`` (HDF5 form, times in the seconds of ``t0``, the time of sample 0).
-    Returns the BDF's path. The dataset's top-level files: :func:`write_dataset_files`."""
+    Returns the BDF's path. The dataset's top-level files: ``write_dataset_files``."""
     sub, ses = subject_label(user), session_label(session_name)
     bdf = bdf_path(root, sub, ses)
     if bdf.exists() and not overwrite:

@@ -1,6 +1,6 @@
 """The TFLite streaming step of a ``.keras`` checkpoint, built once and cached beside it, so that
-``emgtf stream model=X.keras`` runs the fast step (:class:`emgtf.inference.steps.TFLiteStep`)
-by default: the step's conversion is export's work (:mod:`emgtf.export.stream_step`)."""
+``emgtf stream model=X.keras`` runs the fast step (``emgtf.inference.steps.TFLiteStep``)
+by default: the step's conversion is export's work (``emgtf.export.stream_step``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from emgtf.inference.streaming import StreamingDecoder
 
 def cached_tflite_step(checkpoint, model, chunk_samples: int | None = None, threads: int | None = None,
                        log=None) -> TFLiteStep:
-    """The TFLite streaming step of a ``.keras`` checkpoint (:mod:`emgtf.export.stream_step`, float32,
+    """The TFLite streaming step of a ``.keras`` checkpoint (``emgtf.export.stream_step``, float32,
     chunks of ``chunk_samples``, default 40 ms), built the first time and kept beside it as
     ``<checkpoint>.step<chunk>-<sha256 of its bytes, 16 hex>.tflite``, so a changed checkpoint gets
     a new one and an unchanged one reuses it. TFLite runs the step 3-4x faster than the Keras step
@@ -50,6 +50,6 @@ def cached_tflite_step(checkpoint, model, chunk_samples: int | None = None, thre
 
 
 def load_streamer(path, decoder=None, **options) -> StreamingDecoder:
-    """:meth:`StreamingDecoder.load` with the cached TFLite step of a ``.keras`` checkpoint
-    (:func:`cached_tflite_step`) where its model has one: what ``emgtf stream`` runs."""
+    """``StreamingDecoder.load`` with the cached TFLite step of a ``.keras`` checkpoint
+    (``cached_tflite_step``) where its model has one: what ``emgtf stream`` runs."""
     return StreamingDecoder.load(path, decoder, build_step=cached_tflite_step, **options)

@@ -1,11 +1,11 @@
 """Evaluation: one forward + decode + count path for validation windows and whole sessions.
 
-:func:`validate` scores windows of a validation split (the training loop's per-epoch check);
-:func:`evaluate_model` decodes every session of a split whole (batch 1, no windowing: the
+``validate`` scores windows of a validation split (the training loop's per-epoch check);
+``evaluate_model`` decodes every session of a split whole (batch 1, no windowing: the
 reference's test protocol; computed in chunks with the same result where the model's reach allows,
-:mod:`emgtf.inference.chunked`), and :func:`evaluate_checkpoint` writes that report as JSON beside the
+``emgtf.inference.chunked``), and ``evaluate_checkpoint`` writes that report as JSON beside the
 checkpoint, ``<checkpoint stem>.<split>.<decoder>.eval.json``. Error rates are edit operations
-summed over all sessions (:class:`emgtf.metrics.ErrorCounter`).
+summed over all sessions (``emgtf.metrics.ErrorCounter``).
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ def validate(model, dataset, loss, decoder=None, *, samples: int = 0, source: st
     """Loss and error rates of ``model`` on every window of ``dataset`` (dict batches).
 
     The loss is averaged over windows like the training loss; the rates are summed over the split
-    (:class:`emgtf.metrics.ErrorCounter`). Greedy decoding unless a ``decoder`` is given.
+    (``emgtf.metrics.ErrorCounter``). Greedy decoding unless a ``decoder`` is given.
     ``samples`` > 0 adds ``"samples"``: (prediction, target) of the first that many windows.
     Non-finite log-probabilities are an EmgtfError naming ``source`` (the model), session and frame.
-    ``forward_fn`` (emg -> log-probabilities) replaces :func:`forward`, e.g. for a model trained on
-    several devices (:meth:`emgtf.training.distribute.Distribution.forward`).
+    ``forward_fn`` (emg -> log-probabilities) replaces ``forward``, e.g. for a model trained on
+    several devices (``emgtf.training.distribute.Distribution.forward``).
     """
     import keras
 
@@ -84,7 +84,7 @@ def evaluate_model(model, files, decoder, *, log=None, source: str | None = None
     """Decodes each session file whole with ``model``; returns the per-session and overall rates.
 
     Whole, as the one-shot forward pass of the session (batch 1) gives it, computed in chunks
-    where that gives the same numbers (``chunking``: :class:`emgtf.inference.chunked.Chunking`,
+    where that gives the same numbers (``chunking``: ``emgtf.inference.chunked.Chunking``,
     None: its defaults), so memory does not grow with the session; the emissions go into the
     decoder's incremental search chunk by chunk (its ``finish()`` is the offline decoding).
     A session too short for one emission (shorter than the model's receptive field) is skipped with
@@ -186,15 +186,15 @@ def evaluate_checkpoint(
     ``root``/``split`` default to the run's config.yaml beside the checkpoint, else the synthetic
     default. ``model``: the already loaded checkpoint, to skip loading it again.
 
-    ``report``: also write the error-analysis report (:mod:`emgtf.reporting`) into
+    ``report``: also write the error-analysis report (``emgtf.reporting``) into
     ``<JSON stem>-report/`` beside the JSON, with the alignment view of session ``report_session``
     (None: the first one evaluated), ``report_seconds`` from ``report_start`` (seconds from its
     first sample; None: just before its first keystroke). Report options are checked before the
-    evaluation starts. ``metrics``: the set the printed table gives (:data:`emgtf.metrics.METRICS`;
+    evaluation starts. ``metrics``: the set the printed table gives (``emgtf.metrics.METRICS``;
     ``track4``: the corpus-level rates of the NeurIPS 2026 track, also under ``"track4"`` in the
     JSON); the JSON has every rate. ``chunking``: how whole sessions are cut
-    (:class:`emgtf.inference.chunked.Chunking`; None: its defaults, exact where the model allows).
-    ``log`` (:mod:`emgtf.console`) hears what is evaluated, the rates table and the files written
+    (``emgtf.inference.chunked.Chunking``; None: its defaults, exact where the model allows).
+    ``log`` (``emgtf.console``) hears what is evaluated, the rates table and the files written
     (None: nothing is said; the commands pass their console).
     """
     from omegaconf import OmegaConf

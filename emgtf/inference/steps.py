@@ -1,10 +1,10 @@
-"""The step adapters a :class:`~emgtf.inference.streaming.StreamingDecoder` runs: each push's new frames only.
+"""The step adapters a ``StreamingDecoder`` runs: each push's new frames only.
 
-- :class:`CompiledStep`: a Keras model's incremental step (:func:`emgtf.models.streaming.incremental_step`),
+- ``CompiledStep``: a Keras model's incremental step (``emgtf.models.streaming.incremental_step``),
   compiled per hop count;
-- :class:`TFLiteStep`: a TFLite export's step (:mod:`emgtf.export.stream_step`), on fixed chunks;
-- :func:`compiled_step`: a model's CompiledStep, or None where it has none;
-- :func:`limit_threads`: TensorFlow's thread pools, for a stream's small steps.
+- ``TFLiteStep``: a TFLite export's step (``emgtf.export.stream_step``), on fixed chunks;
+- ``compiled_step``: a model's CompiledStep, or None where it has none;
+- ``limit_threads``: TensorFlow's thread pools, for a stream's small steps.
 
 Both steps answer ``step(state, samples, final=False)`` -> ``(next_state, log_probs)`` on
 ``max_units`` units of ``unit_samples`` samples at most, and carry their ``layout``.
@@ -25,9 +25,9 @@ MAX_STEP_HOPS = 64
 
 
 class CompiledStep:
-    """A model's incremental step (:func:`emgtf.models.streaming.incremental_step`), compiled for
+    """A model's incremental step (``emgtf.models.streaming.incremental_step``), compiled for
     each number of hops a stream uses (TensorFlow: a ``tf.function`` traced once per hop count,
-    at most :data:`MAX_STEP_HOPS` of them, in practice one or two for a fixed push size; a static
+    at most ``MAX_STEP_HOPS`` of them, in practice one or two for a fixed push size; a static
     frame count lets the layers pick their few-frame form; other backends run it eagerly).
     ``step(state, samples)`` -> ``(next_state, log_probs)``: the state stays a backend tensor,
     log_probs come as numpy (hops, 99). ``samples`` is any whole number of hops, at most
@@ -92,8 +92,8 @@ class CompiledStep:
 
 
 class TFLiteStep:
-    """The streaming step of a TFLite export (:mod:`emgtf.export.stream_step`: the same
-    computation as :class:`CompiledStep`, float32 or int8), called like it but on exactly one
+    """The streaming step of a TFLite export (``emgtf.export.stream_step``: the same
+    computation as ``CompiledStep``, float32 or int8), called like it but on exactly one
     chunk of ``layout.chunk_samples`` samples (a TFLite model's shapes are fixed):
     ``step(state, samples)`` -> ``(next_state, log_probs)``, numpy both, log_probs (frames, 99).
     ``threads``: the interpreter's (None: TFLite's default)."""
@@ -138,7 +138,7 @@ def limit_threads(threads: int | None) -> None:
 
 
 def compiled_step(model):
-    """The model's :class:`CompiledStep`, or None for a model that has none (windowed then)."""
+    """The model's ``CompiledStep``, or None for a model that has none (windowed then)."""
     from emgtf.models.streaming import state_layout
 
     try:

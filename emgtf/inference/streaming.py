@@ -1,24 +1,24 @@
 """Decoding keys as they are typed, from a live stream of raw EMG chunks.
 
-A :class:`StreamingDecoder` is fed chunks of raw EMG (samples, 2, 16) float32 of any size
-(``push``) and answers each with a :class:`StreamUpdate`: the keys committed so far (final) and
+A ``StreamingDecoder`` is fed chunks of raw EMG (samples, 2, 16) float32 of any size
+(``push``) and answers each with a ``StreamUpdate``: the keys committed so far (final) and
 the decoder's current best guess at the keys after them (may still change). It keeps bounded
 state, so memory and CPU per chunk stay the same over an hour of signal.
 
-How an emission is computed from a stream. By the model's :class:`EmissionRule`, emission ``e``
+How an emission is computed from a stream. By the model's ``EmissionRule``, emission ``e``
 of an input that starts at sample ``s`` (a multiple of the stride) is emission ``s / stride + e``
 of the whole session, and it reads spectrogram frames ``e .. e + lost_frames`` (times the
 subsampling). What it reads beyond that window is the model's *reach*
-(:func:`emgtf.models.streaming.model_reach`, read off its layers' declarations):
+(``emgtf.models.streaming.model_reach``, read off its layers' declarations):
 
 - nothing (the TDS baseline: unpadded convolutions, per-frame layers): the model's incremental
-  step (:mod:`emgtf.models.streaming`) keeps the last ``n_fft - hop`` raw samples and each TDS
+  step (``emgtf.models.streaming``) keeps the last ``n_fft - hop`` raw samples and each TDS
   block's last ``kernel_width - 1`` input frames, and each push runs it once on the push's whole
   hops (the rest waits for the next push), so every frame is computed once. Its emissions *are*
   the whole-session emissions (to float rounding). A ``.keras`` checkpoint streams through its
-  TFLite step by default in the commands (:func:`emgtf.export.step_cache.cached_tflite_step`: 3-4x faster than the Keras step, built the
+  TFLite step by default in the commands (``emgtf.export.step_cache.cached_tflite_step``: 3-4x faster than the Keras step, built the
   first time and kept beside the checkpoint). A TFLite export runs its own step, the same
-  computation (:mod:`emgtf.export.stream_step`), on whole chunks of its fixed ``chunk_samples``
+  computation (``emgtf.export.stream_step``), on whole chunks of its fixed ``chunk_samples``
   (the rest waits for the next push; a stream's last partial chunk is zero-padded at
   ``finish()``). Without either (a SavedModel or ONNX export) the decoder instead keeps the
   samples the next emission needs, at most ``lost_frames * hop + n_fft`` (2048 samples, 1 s, for
@@ -34,7 +34,7 @@ subsampling). What it reads beyond that window is the model's *reach*
 - a bounded number of frames of zero-padded past or future (causal or "same" padded dilated
   convolutions: the TCN, ConvResNet without GRU): as above with that many frames of context
   kept before, and emissions that still read the padding past the end held back until more
-  signal (or :meth:`~StreamingDecoder.finish`) comes: still the whole-session emissions;
+  signal (or ``finish``) comes: still the whole-session emissions;
 - the unbounded past (a unidirectional LSTM / GRU): no emission is ever exactly the
   whole-session one; each push runs the model on the last ``context_seconds`` (default 4 s) of
   signal before the new emissions, so the state is rebuilt from that window. This is an
@@ -43,8 +43,8 @@ subsampling). What it reads beyond that window is the model's *reach*
 - the unbounded future (bidirectional RNNs, full self-attention, absolute positions): refused
   with one line saying why; such models decode whole sessions (``python -m emgtf.transcribe``).
 
-Decoding is incremental too: :meth:`emgtf.decoding.BeamSearchDecoder.start` and
-:meth:`emgtf.decoding.GreedyDecoder.start` carry the search across pushes, and ``finish()`` gives
+Decoding is incremental too: ``emgtf.decoding.BeamSearchDecoder.start`` and
+``emgtf.decoding.GreedyDecoder.start`` carry the search across pushes, and ``finish()`` gives
 exactly the offline ``decode_batch`` of all the emissions.
 """
 
@@ -129,9 +129,9 @@ class StreamingDecoder:
     """Decodes a live stream of raw EMG chunks into keys, with bounded state.
 
     Args:
-        runner: a :class:`emgtf.inference.runners.Runner`.
-        reach: the model's :class:`~emgtf.models.layers.base.Reach`
-            (:func:`emgtf.models.streaming.model_reach`).
+        runner: a ``emgtf.inference.runners.Runner``.
+        reach: the model's ``Reach``
+            (``emgtf.models.streaming.model_reach``).
         decoder: a GreedyDecoder (default) or a BeamSearchDecoder.
         context_seconds: for recurrent models only, the signal before the new emissions each
             push runs the model on.
@@ -139,12 +139,12 @@ class StreamingDecoder:
             completes an emission, or a hop on the incremental path).
         max_pending_keys: for beam search, the keys its best prefix may run ahead of the
             committed ones before the older half is committed (see
-            :class:`emgtf.decoding.beam.BeamState`); None: only what every prefix agrees on.
-        step: the model's :class:`CompiledStep` (TDS) or a TFLite export's :class:`TFLiteStep`:
+            ``emgtf.decoding.beam.BeamState``); None: only what every prefix agrees on.
+        step: the model's ``CompiledStep`` (TDS) or a TFLite export's ``TFLiteStep``:
             each push computes only its new frames; None: each push re-runs the model over the
             kept receptive field (windowed).
 
-    Use :meth:`from_model` (a Keras model) or :meth:`load` (a ``.keras`` file or export folder).
+    Use ``from_model`` (a Keras model) or ``load`` (a ``.keras`` file or export folder).
     """
 
     def __init__(self, runner, reach: Reach, decoder=None, *, context_seconds: float = DEFAULT_CONTEXT_SECONDS,
@@ -209,13 +209,13 @@ class StreamingDecoder:
     def load(cls, path, decoder=None, *, incremental: bool = True, threads: int | None = None,
              step: str = "auto", build_step=None, log: Log | None = None, **options) -> "StreamingDecoder":
         """A streaming decoder of a ``.keras`` checkpoint or an export folder (a Keras one streams
-        through the incremental step as :meth:`from_model`, a TFLite one through its step
+        through the incremental step as ``from_model``, a TFLite one through its step
         ``model.tflite``, or the ``.tflite`` file of the folder that ``path`` names, e.g.
         ``model_int8.tflite``; SavedModel and ONNX ones windowed). ``threads``: the TFLite
         interpreter's. ``step`` (a ``.keras`` file): "auto" streams through the TFLite step that
         ``build_step(checkpoint, model, threads=..., log=...)`` returns (the commands pass
-        :func:`emgtf.export.step_cache.cached_tflite_step`: built once and kept beside the
-        checkpoint; :func:`emgtf.export.step_cache.load_streamer` is this call with it) where the
+        ``emgtf.export.step_cache.cached_tflite_step``: built once and kept beside the
+        checkpoint; ``emgtf.export.step_cache.load_streamer`` is this call with it) where the
         model has a fixed-shape step, else its Keras step; "keras", or no ``build_step``, the Keras
         step. (Building a TFLite step is export's work, a layer above this one.) ``log``: where
         the step's build says so (a warning; None: silent)."""
@@ -258,7 +258,7 @@ class StreamingDecoder:
     def _from_checkpoint(cls, path, model, decoder, *, incremental: bool, threads, step: str,
                          build_step=None, log: Log | None = None, source: str | None = None,
                          **options) -> "StreamingDecoder":
-        """:meth:`from_model` of a ``.keras`` file, through its cached TFLite step where it has one
+        """``from_model`` of a ``.keras`` file, through its cached TFLite step where it has one
         and ``step`` is "auto" (a model the step cannot convert streams through its Keras step,
         which says why)."""
         from emgtf.models.streaming import state_layout
@@ -332,7 +332,7 @@ class StreamingDecoder:
 
     @property
     def buffered_samples(self) -> int:
-        """Samples kept for the next emissions (bounded by :attr:`max_buffer_samples`); on the
+        """Samples kept for the next emissions (bounded by ``max_buffer_samples``); on the
         incremental path, those waiting for a whole hop plus the span the step's fixed-size
         state stands for."""
         span = self.step.layout.span_samples if self.step is not None else 0

@@ -2,7 +2,7 @@
 
 Each family module declares one ``FAMILY = Family(...)`` (a variant such as SplashNet declares one
 per setting) and ``emgtf.models`` registers them; its defaults are ``configs/model/<name>.yaml``,
-read by :func:`emgtf.models.hyperparameters.family_defaults`, so the object holds no defaults of
+read by ``emgtf.models.hyperparameters.family_defaults``, so the object holds no defaults of
 its own.
 """
 

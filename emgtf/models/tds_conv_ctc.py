@@ -28,7 +28,7 @@ from emgtf.models.layers import (
 from emgtf.models.regularizers import Regularization
 
 NAME = "tds_conv_ctc"
-# Layer names :func:`unshare_hands` reads: a shared stack sits between these two, and each hand's
+# Layer names ``unshare_hands`` reads: a shared stack sits between these two, and each hand's
 # own stack is the shared one's layers with this prefix.
 _FOLD, _SPLIT = "fold_hands", "split_hands"
 _HAND_PREFIX = re.compile(r"^hand(\d+)_")

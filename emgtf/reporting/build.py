@@ -85,7 +85,7 @@ def read_inputs(paths: Sequence, *, warn=None) -> Inputs:
     """Reads every path: a run folder, a tune folder (its trials) or an evaluation JSON file.
 
     A single run with a test report gets that report's error analysis too. ``warn`` (one
-    argument) hears the trials of a tune folder that are skipped (see :func:`load_runs`).
+    argument) hears the trials of a tune folder that are skipped (see ``load_runs``).
     """
     if not paths:
         raise EmgtfError("no run folder or evaluation report given")

@@ -3,7 +3,7 @@
 A wrong value (``optimizer.learning_rate=abc``, ``trainer.padding=[1]``) would otherwise surface
 minutes later as a TensorFlow traceback, or not at all (a negative learning rate trains
 "fine", upwards). Each failure is one line naming the key, what it holds and what it must be.
-:func:`check_window_fits` needs the built model, and runs before the run folder is claimed.
+``check_window_fits`` needs the built model, and runs before the run folder is claimed.
 """
 
 from __future__ import annotations

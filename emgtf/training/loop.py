@@ -6,7 +6,7 @@ What one run does (``train(cfg)``):
   context, random jitter inside the stride, raw-EMG ``augment``) go through ``make_dataset``;
   a numpy step in the pipeline adds each window's emission length (``emgtf.models.emission_lengths``
   of the model being trained, so any family works) in front of its labels, the ``y_true`` of
-  :class:`emgtf.models.ctc.CTCLoss`. A window whose labels cannot be aligned to its frames gets emission
+  ``emgtf.models.ctc.CTCLoss``. A window whose labels cannot be aligned to its frames gets emission
   length 0 (left out of the loss) and one warning naming it;
 - Adam (``optimizer``) with the warm-up + cosine ``schedule`` of the reference, scaled to
   ``trainer.epochs``; the schedule is a function of the optimizer's step, which is checkpointed;
@@ -19,15 +19,15 @@ What one run does (``train(cfg)``):
   rate curve and the same data order: the pipeline redraws its shuffle, jitter and augmentation
   seeds from the run's seed at every pass over the data (one per epoch), so the seeds of epoch e
   depend only on the seed and e; resuming replays the passes of the finished epochs (one batch
-  each, see :func:`_replay_epochs`). Same seed, same machine: the same history, resumed or not.
+  each, see ``_replay_epochs``). Same seed, same machine: the same history, resumed or not.
 
-Files in the run folder (:class:`emgtf.run_folder.RunFolder` names them): ``config.yaml``
+Files in the run folder (``emgtf.run_folder.RunFolder`` names them): ``config.yaml``
 (resolved), ``history.csv``, ``best.keras``, ``last.keras``, ``last.json``, ``tensorboard/``
 (scalars; the validation confusion matrix as an image with ``logger.tensorboard_images``).
 
-The steps, in :func:`train`: check the config and the data (before TensorFlow is set up), settle a
-:class:`RunPlan`, build the model, claim the run folder, then :func:`_train_in`: datasets, compile,
-resume, callbacks, fit, result. Messages go to the plan's ``log`` (:mod:`emgtf.console`).
+The steps, in ``train``: check the config and the data (before TensorFlow is set up), settle a
+``RunPlan``, build the model, claim the run folder, then ``_train_in``: datasets, compile,
+resume, callbacks, fit, result. Messages go to the plan's ``log`` (``emgtf.console``).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What :func:`train` settles before the model is built: the checked config and what was read
+    """What ``train`` settles before the model is built: the checked config and what was read
     from it, the devices, and who hears about the run. Every step of the run reads it."""
 
     cfg: DictConfig
@@ -187,10 +187,10 @@ def train(
 
     ``run_dir`` overrides ``cfg.run_dir``; ``extra_callbacks`` run after emgtf's own (so they see
     ``val_CER`` in the logs); ``hp_overrides`` sets config values for this run (see
-    :func:`emgtf.config.apply_hp_overrides`); ``wandb_session`` is the process's
-    :class:`~emgtf.training.wandb_logging.WandbSession` (a search shares one across its trials);
+    ``emgtf.config.apply_hp_overrides``); ``wandb_session`` is the process's
+    ``WandbSession`` (a search shares one across its trials);
     ``log`` hears the run's progress, warnings and end-of-run table (None: nothing is said; the fit
-    command passes its console, see :mod:`emgtf.console`). Raises :class:`TrainingDiverged` on a NaN loss.
+    command passes its console, see ``emgtf.console``). Raises ``TrainingDiverged`` on a NaN loss.
     """
     cfg = config_lib.apply_hp_overrides(cfg, hp_overrides)
     if run_dir is not None:
@@ -219,7 +219,7 @@ def train(
 
 
 def _train_on(plan: RunPlan) -> TrainResult:
-    """:func:`train` once the devices are set up: the model, the run folder, the run."""
+    """``train`` once the devices are set up: the model, the run folder, the run."""
     cfg, distribution = plan.cfg, plan.distribution
     resume = bool(cfg.resume)
     distribution.check_same_on_all_hosts(cfg)
@@ -351,7 +351,7 @@ def _resume(model, source: RunFolder, state, train_ds, packer: TargetPacker, ste
 
 
 def _callbacks(plan: RunPlan, model, path: Path, state, val_ds, loss, steps: int, *, resume: bool):
-    """emgtf's callbacks in the order they must run (see :mod:`emgtf.training.callbacks`), then the
+    """emgtf's callbacks in the order they must run (see ``emgtf.training.callbacks``), then the
     loggers and the caller's; returns them and the W&B logger (None without W&B)."""
     import keras
 
@@ -428,8 +428,8 @@ def _fit(plan: RunPlan, model, path: Path, train_ds, steps: int, callbacks, init
 
 
 def _result(plan: RunPlan, model, path: Path, state, packer: TargetPacker, initial_epoch: int) -> TrainResult:
-    """The :class:`TrainResult` of the finished fit (the chief logs its table); raises
-    :class:`TrainingDiverged` if the loss went NaN."""
+    """The ``TrainResult`` of the finished fit (the chief logs its table); raises
+    ``TrainingDiverged`` if the loss went NaN."""
     if packer.skipped:
         plan.log(f"{packer.skipped} training windows were left out of the loss "
                  "(more labels than emitted frames)", warning=True)

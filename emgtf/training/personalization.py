@@ -4,7 +4,7 @@ The emg2qwerty paper's protocol: each held-out user's model is trained on that u
 split with the base recipe, either starting from the generic model's weights with a fresh
 optimizer (``init=finetune``) or from scratch (``init=random``); the best epoch by val CER is
 tested on the user's test sessions, and the table gives mean +/- std over users
-(:mod:`emgtf.inference.benchmark`).
+(``emgtf.inference.benchmark``).
 
 Layout: ``<run_dir>/<user>/`` is an ordinary fit run folder of user ``<user>``, trained on the split
 file ``<split_dir>/<user>.yaml`` (Meta's ``config/user/`` folder, or emgtf split files);
@@ -145,7 +145,7 @@ def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None =
     """Trains (or resumes, or skips) each user's run, then writes the per-user test table.
 
     ``overrides``: the command line (see ``configs/personalize.yaml``). Returns the table document
-    of :func:`emgtf.inference.benchmark.run_benchmark` with ``"runs"``: ``[{user, run_dir,
+    of ``emgtf.inference.benchmark.run_benchmark`` with ``"runs"``: ``[{user, run_dir,
     action}]`` added. ``log`` (one argument) hears each user's progress, their runs' messages and
     the table (None: nothing is said; the command passes ``print``).
     """

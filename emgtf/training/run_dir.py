@@ -1,6 +1,6 @@
 """The run folder of a training run or a search: a fresh one per run, never written over.
 
-A folder is claimed with :func:`claim_run_dir`, which takes its lock (:mod:`emgtf.training.run_lock`)
+A folder is claimed with ``claim_run_dir``, which takes its lock (``emgtf.training.run_lock``)
 before looking inside, so that two processes cannot both find it free.
 
 A run that died before its first checkpoint (killed in epoch 1, a full disk) leaves only its

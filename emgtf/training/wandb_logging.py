@@ -131,7 +131,7 @@ class WandbSession:
     """What one process (a fit, or a search's many trials) knows about W&B: what it has told the
     user already, and whether W&B failed to start online (later runs then go offline at once).
 
-    ``log`` (:mod:`emgtf.console`) takes its notices, as warnings. None: emgtf's console
+    ``log`` (``emgtf.console``) takes its notices, as warnings. None: emgtf's console
     (``emgtf: ...`` on stderr), because a notice that runs are kept offline must reach the person
     whichever library code started the run; the fit command passes its own log.
     """
@@ -158,7 +158,7 @@ def start_run(cfg, run_dir, *, resume: bool = False, session: WandbSession | Non
     """A started ``wandb`` run for this fit run or trial, or None (off, or W&B failed: warned).
 
     ``resume``: continue the W&B run recorded in ``run_dir/wandb.json`` (same id, same steps).
-    ``session``: the process's :class:`WandbSession` (a fresh one if None).
+    ``session``: the process's ``WandbSession`` (a fresh one if None).
     """
     session = session if session is not None else WandbSession()
     run_dir = Path(run_dir)
@@ -219,7 +219,7 @@ class WandbLogger(keras.callbacks.Callback):
     It must come after emgtf's own callbacks (it reads ``val_CER`` etc. from the logs). The sample
     decodings come from ``state.samples`` (``[(prediction, target), ...]``, set by the validation
     callback), the checkpoint from ``state.best_checkpoint``. Any W&B error is warned about once
-    and ends the logging, never the training. Call :meth:`close` when the run ends, however it ends.
+    and ends the logging, never the training. Call ``close`` when the run ends, however it ends.
     """
 
     def __init__(self, run, state, *, max_samples: int = 8):

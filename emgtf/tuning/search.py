@@ -2,7 +2,7 @@
 
 Each trial takes the fit config (``configs/fit.yaml`` + the command line's overrides, composed by
 ``configs/tune.yaml``), sets the trial's hyperparameters (a search space from ``tuner/``) and trains
-it with :func:`emgtf.training.train`, the one training loop; the objective is the ``val_CER`` its
+it with ``emgtf.training.train``, the one training loop; the objective is the ``val_CER`` its
 validation callback computes, minimised. KerasTuner's own oracles choose the values (random search,
 Bayesian optimisation, Hyperband) and keep the state of the search in the run folder:
 
@@ -376,7 +376,7 @@ class Search:
         return self.finish(tuner.oracle)
 
     def run_trial(self, trial) -> dict:
-        """Trains one trial (:func:`emgtf.tuning.trials.run_trial`); returns its metrics."""
+        """Trains one trial (``emgtf.tuning.trials.run_trial``); returns its metrics."""
         return run_trial(self, trial)
 
     # -- the end of a search
@@ -468,7 +468,7 @@ def _make_tuner_class():
 
 
 def check_folder_free(overrides: Sequence[str]) -> None:
-    """Raises :class:`~emgtf.training.run_lock.RunLocked` naming the holder if the ``run_dir=`` of
+    """Raises ``RunLocked`` naming the holder if the ``run_dir=`` of
     ``overrides`` is held by a live single-machine search or fit; needs no TensorFlow, so the
     command makes it before loading it. (A distributed search shares its folder by design.)"""
 

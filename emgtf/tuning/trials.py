@@ -1,11 +1,11 @@
 """One trial of a search: a fit run with the trial's hyperparameters, its metrics and its table row.
 
-:func:`run_trial` trains a trial through :func:`emgtf.training.train` (the one training loop) in its
+``run_trial`` trains a trial through ``emgtf.training.train`` (the one training loop) in its
 folder ``RUN/trials/trial_<id>/`` and returns the metrics KerasTuner records (the objective
 ``val_CER`` at the best epoch, the other reported columns, the costs, and the test CER when the
-search asks for it); :func:`trial_row` reads a finished trial back as a
-:class:`~emgtf.tuning.tables.TrialRow`. The loop that hands trials out is
-:class:`emgtf.tuning.search.Search`.
+search asks for it); ``trial_row`` reads a finished trial back as a
+``TrialRow``. The loop that hands trials out is
+``emgtf.tuning.search.Search``.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def active_values(hyperparameters) -> dict:
 
 
 def run_trial(search, trial) -> dict:
-    """Trains ``trial`` of ``search`` (a :class:`~emgtf.tuning.search.Search`: its trial configs,
+    """Trains ``trial`` of ``search`` (a ``Search``: its trial configs,
     folders, callbacks and log) through ``emgtf.training.train``; returns its metrics at its best
     epoch. A configuration that cannot train raises KerasTuner's ``FailedTrialError`` (not retried)."""
     import keras
