@@ -10,7 +10,7 @@ commands). Modules: ``charset`` (labels), ``metrics`` (CER), ``config`` (Hydra c
 ``files``, ``errors``.
 
 Importing emgtf has no side effects: process-wide settings belong to the commands
-(:func:`emgtf.startup.configure_process`). The one exception is ``python -m emgtf.<command>``,
+(``emgtf.startup.configure_process``). The one exception is ``python -m emgtf.<command>``,
 whose settings are made here, before a command package's ``__init__`` imports Keras.
 """
 

@@ -53,7 +53,7 @@ _TRANSLITERATIONS = {
 class CharacterSet:
     """Maps between text, pynput key names and integer labels.
 
-    Use :func:`charset` for the shared instance.
+    Use ``charset`` for the shared instance.
     """
 
     def __init__(self) -> None:
@@ -139,5 +139,10 @@ class CharacterSet:
 
 @functools.cache
 def charset() -> CharacterSet:
-    """The shared :class:`CharacterSet` (99 classes, blank 98)."""
+    """The shared ``CharacterSet`` (99 classes, blank 98)."""
     return CharacterSet()
+
+
+# The model's output width (keys + blank), for code that needs it as a constant (array shapes
+# fixed at import); the count is the charset's, never typed.
+NUM_CLASSES = charset().num_classes

@@ -100,7 +100,7 @@ def compose(config_name: str, overrides: Sequence[str] = ()) -> DictConfig:
     """The config ``configs/<config_name>.yaml`` with its groups and ``overrides`` applied.
 
     Errors (a misspelt key, an unknown group option, a malformed override) are one-line
-    :class:`EmgtfError` messages naming the key.
+    ``EmgtfError`` messages naming the key.
     """
     overrides = list(overrides)
     parsed = _parse(overrides)
@@ -226,6 +226,15 @@ def check_complete(cfg: DictConfig, config_name: str = "fit") -> None:
         OmegaConf.resolve(cfg.copy())
     except OmegaConfBaseException as e:
         raise EmgtfError(f"config does not resolve: {_one_line(e)}") from None
+
+
+def required(section, key: str, where: str):
+    """``section[key]`` (null allowed), or a one-line EmgtfError naming ``where.key`` if the key is
+    absent: the shipped YAML of the group (``configs/<where>/*.yaml``) is the one place its
+    defaults are written, so code reads every key and falls back to none."""
+    if key not in section:
+        raise EmgtfError(f"config key '{where}.{key}' is missing (every configs/{where}/*.yaml sets it)")
+    return section[key]
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -1,4 +1,4 @@
-"""``python -m emgtf.convert``: see :mod:`emgtf.cli.convert`."""
+"""``python -m emgtf.convert``: see ``emgtf.cli.convert``."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``python -m emgtf.download``: see :mod:`emgtf.cli.download`."""
+"""``python -m emgtf.download``: see ``emgtf.cli.download``."""
 
 import sys
 

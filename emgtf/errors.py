@@ -5,7 +5,7 @@ class EmgtfError(Exception):
     """A user-facing error: bad input, a missing file, an impossible configuration.
 
     The message is a single line that names the file or key and says what is wrong. CLIs print it
-    and exit with status 2 (see :func:`emgtf.cli.run`).
+    and exit with status 2 (see ``emgtf.cli.run``).
     """
 
     # True: the CLI leaves the process right after printing it, without Python's exit handlers (a

@@ -1,4 +1,4 @@
-"""``python -m emgtf.evaluate``: see :mod:`emgtf.cli.evaluate`."""
+"""``python -m emgtf.evaluate``: see ``emgtf.cli.evaluate``."""
 
 import sys
 

@@ -53,7 +53,7 @@ def write_json(path, doc) -> None:
 
 def read_json(path, *, missing_ok: bool = True, strict: bool = False) -> dict:
     """The JSON object in ``path``; ``{}`` if it is missing (``missing_ok``) or, unless ``strict``,
-    unreadable. With ``strict``, an unreadable file is a one-line :class:`EmgtfError`."""
+    unreadable. With ``strict``, an unreadable file is a one-line ``EmgtfError``."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

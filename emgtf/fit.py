@@ -1,4 +1,4 @@
-"""``python -m emgtf.fit``: see :mod:`emgtf.cli.fit`."""
+"""``python -m emgtf.fit``: see ``emgtf.cli.fit``."""
 
 import sys
 

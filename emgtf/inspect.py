@@ -1,4 +1,4 @@
-"""``python -m emgtf.inspect``: see :mod:`emgtf.cli.inspect`."""
+"""``python -m emgtf.inspect``: see ``emgtf.cli.inspect``."""
 
 import sys
 

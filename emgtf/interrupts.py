@@ -6,8 +6,8 @@ that leaves its graph stack half unwound, so the interrupt surfaces as an ``Asse
 failed trial and the search goes on; inside a garbage-collector callback (JAX registers one)
 Python drops it altogether. Either way Ctrl-C did not stop the run.
 
-So within :func:`deferred`, the first Ctrl-C only records itself and says so; :func:`check`
-(called at every batch boundary: :class:`StopOnInterrupt`, the evaluation loops, between trials)
+So within ``deferred``, the first Ctrl-C only records itself and says so; ``check``
+(called at every batch boundary: ``StopOnInterrupt``, the evaluation loops, between trials)
 then raises ``KeyboardInterrupt`` where nothing is half done. A second Ctrl-C raises at once.
 """
 
@@ -22,7 +22,7 @@ _requested = threading.Event()
 
 
 def requested() -> bool:
-    """Whether Ctrl-C was pressed inside the current :func:`deferred` block."""
+    """Whether Ctrl-C was pressed inside the current ``deferred`` block."""
     return _requested.is_set()
 
 
@@ -41,7 +41,7 @@ def _on_sigint(signum, frame):
 
 @contextlib.contextmanager
 def deferred():
-    """Defers Ctrl-C to the next :func:`check` for the block (nested blocks share the outer one).
+    """Defers Ctrl-C to the next ``check`` for the block (nested blocks share the outer one).
 
     An exception that escapes the block after Ctrl-C (TensorFlow's ``AssertionError`` above)
     becomes ``KeyboardInterrupt``, so callers see the interrupt, never a failure it caused.

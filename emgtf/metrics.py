@@ -29,7 +29,7 @@ A typo fixed with backspace scores 0 there (and counts in the CER, which scores 
 target keys ``cat`` ``⌫`` ``r`` render to ``car``. Only backspace edits; enter, shift and the
 other keys render as themselves. docs/concepts/scoring.md has worked examples.
 
-Named sets (:data:`METRICS`): ``emg2qwerty`` (the default: every rate, per session and summed,
+Named sets (``METRICS``): ``emg2qwerty`` (the default: every rate, per session and summed,
 and per user with mean +/- std over users in the multi-user table) and ``track4`` (exactly the
 track's: corpus-level CER, IER, DER, SER and rendered CER, edits summed over every session).
 
@@ -77,7 +77,7 @@ def render(keys: str) -> str:
 
 
 def check_metrics(name) -> str:
-    """``name`` if it is one of :data:`METRICS`, else a one-line EmgtfError listing them."""
+    """``name`` if it is one of ``METRICS``, else a one-line EmgtfError listing them."""
     if name not in METRICS:
         raise EmgtfError(f"metrics must be one of {', '.join(METRICS)}, got {name!r}")
     return name
@@ -142,12 +142,12 @@ class ErrorCounter:
         return self.insertions + self.deletions + self.substitutions
 
     def add_counts(self, counts: dict) -> None:
-        """Adds the counts of another result (:data:`COUNTS`), e.g. a saved session's."""
+        """Adds the counts of another result (``COUNTS``), e.g. a saved session's."""
         for key in COUNTS:
             setattr(self, key, getattr(self, key) + int(counts[key]))
 
     def result(self) -> dict:
-        """Rates in percent (:data:`RATES`) and the raw counts they come from (:data:`COUNTS`)."""
+        """Rates in percent (``RATES``) and the raw counts they come from (``COUNTS``)."""
         denominator = max(1, self.target_chars)
         return {
             "CER": 100.0 * self.errors / denominator,

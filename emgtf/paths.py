@@ -2,7 +2,7 @@
 
 The top-level ``configs/`` and ``tuner/`` folders of the source tree are installed as the packages
 ``emgtf.configs`` and ``emgtf.tuner`` (see pyproject.toml), so wheels and editable installs find
-them the same way, through :mod:`importlib.resources`. ``EMGTF_CONFIG_DIR`` and ``EMGTF_TUNER_DIR``
+them the same way, through ``importlib.resources``. ``EMGTF_CONFIG_DIR`` and ``EMGTF_TUNER_DIR``
 point elsewhere, e.g. at a copy of ``configs/`` edited for a lab's cluster.
 """
 

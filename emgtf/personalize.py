@@ -1,4 +1,4 @@
-"""``python -m emgtf.personalize``: see :mod:`emgtf.cli.personalize`."""
+"""``python -m emgtf.personalize``: see ``emgtf.cli.personalize``."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``python -m emgtf.replay``: see :mod:`emgtf.cli.replay`."""
+"""``python -m emgtf.replay``: see ``emgtf.cli.replay``."""
 
 import sys
 

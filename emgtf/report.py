@@ -1,4 +1,4 @@
-"""``python -m emgtf.report``: see :mod:`emgtf.cli.report`."""
+"""``python -m emgtf.report``: see ``emgtf.cli.report``."""
 
 import sys
 

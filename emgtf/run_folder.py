@@ -10,7 +10,7 @@
   ``lr``, ``seconds``);
 - ``tensorboard/``, ``wandb.json``: the loggers' files; ``.emgtf.lock``: the lock of a live run.
 
-Resume, evaluate, export, report and tune all read a run through :class:`RunFolder`; this module
+Resume, evaluate, export, report and tune all read a run through ``RunFolder``; this module
 imports nothing heavier than the csv module, so a report reads histories without TensorFlow.
 """
 

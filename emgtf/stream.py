@@ -1,4 +1,4 @@
-"""``python -m emgtf.stream``: see :mod:`emgtf.cli.stream`."""
+"""``python -m emgtf.stream``: see ``emgtf.cli.stream``."""
 
 import sys
 

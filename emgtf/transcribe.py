@@ -1,4 +1,4 @@
-"""``python -m emgtf.transcribe``: see :mod:`emgtf.cli.transcribe`."""
+"""``python -m emgtf.transcribe``: see ``emgtf.cli.transcribe``."""
 
 import sys
 

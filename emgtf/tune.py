@@ -1,4 +1,4 @@
-"""``python -m emgtf.tune``: see :mod:`emgtf.cli.tune`."""
+"""``python -m emgtf.tune``: see ``emgtf.cli.tune``."""
 
 import sys
 

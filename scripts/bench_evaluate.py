@@ -115,7 +115,7 @@ def _child(kind: str, session: str, checkpoint: str, opts: dict) -> dict:
 
     configure_process(tensorflow=True)
     if threads:
-        from emgtf.inference.streaming import limit_threads
+        from emgtf.inference.steps import limit_threads
 
         limit_threads(threads)
     from emgtf.decoding import GreedyDecoder

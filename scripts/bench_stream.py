@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="threads of TensorFlow and of the TFLite interpreter (default: their own)")
     args = parser.parse_args(argv)
-    from emgtf.inference.streaming import limit_threads
+    from emgtf.inference.steps import limit_threads
 
     limit_threads(args.threads)
 
@@ -137,7 +137,7 @@ def main(argv: list[str]) -> int:
                 result["tflite"] = f"not run: {e}"
             else:
                 from emgtf.data import EMGSession
-                from emgtf.inference.streaming import TFLiteStep
+                from emgtf.inference.steps import TFLiteStep
 
                 float_step = StreamingDecoder.load(tflite, threads=args.threads).step
                 steps = {"keras": greedy.step, "tflite": float_step,  # the Keras one traced by the warm-up

@@ -200,7 +200,7 @@ def _layer_flops(layer, shape) -> float | None:
 def matmul_gflops_per_step(model, batch: int, samples: int) -> float | None:
     """GFLOP of one training step's matrix products: the forward's x 3 (the backward computes a
     product of the same size for the input's gradient and one for the weights'). None when the
-    model has a layer :func:`_layer_flops` does not know."""
+    model has a layer ``_layer_flops`` does not know."""
     import keras
 
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]

@@ -8,7 +8,7 @@
 The emg2qwerty course reports compared training windows of 4000 to 12000 samples (2 to 6 s) and
 found 8000 best. This reproduces that comparison on emgtf's default (synthetic) data, or on any
 data the trailing ``key=value`` fit overrides choose (``data.root=... data.split=...``). Each
-length trains with :func:`emgtf.training.train` into ``OUT/window_<length>/`` and its best
+length trains with ``emgtf.training.train`` into ``OUT/window_<length>/`` and its best
 checkpoint is evaluated on whole test sessions, as ``python -m emgtf.fit`` does; validation runs
 in windows of the length being studied, so the test CER is the number to compare. Running the
 same command again continues: finished runs are kept, an interrupted one resumes from its
@@ -58,6 +58,7 @@ def run_one(overrides: list[str], run_dir: Path):
     """Trains (or resumes, or finds finished) the run in ``run_dir`` and evaluates its best
     checkpoint on the test split unless already done; returns the run folder."""
     from emgtf import config
+    from emgtf.console import console_log
     from emgtf.inference.evaluation import default_output, evaluate_checkpoint
     from emgtf.training import train
 
@@ -66,14 +67,15 @@ def run_one(overrides: list[str], run_dir: Path):
         cfg.resume, cfg.run_dir = True, str(run_dir)
     else:
         cfg = config.compose("fit", [*overrides, f"run_dir={run_dir}"])
-    result = train(cfg)
+    result = train(cfg, log=console_log("emgtf.fit"))
     best = result.best_checkpoint
     report = default_output(best, "test", cfg.decoder) if best is not None else None
     # A resumed run may have found a new best checkpoint after its report was written.
     if best is not None and (not report.is_file() or report.stat().st_mtime < best.stat().st_mtime):
         saved = config.load_saved(run_dir / "config.yaml")
         evaluate_checkpoint(best, part="test", decoder_cfg=cfg.decoder, root=saved.data.root,
-                            split=saved.data.split, overwrite=True)
+                            split=saved.data.split, overwrite=True,
+                            log=console_log("emgtf.evaluate"))
     return run_dir
 
 

@@ -56,11 +56,11 @@ def test_round_trip_of_every_key():
         ("tab\there", "tabhere"),  # a control character is no key
     ],
 )
-def test_normalisation(raw, clean):
+def test_normalization(raw, clean):
     assert charset().clean_str(raw) == clean
 
 
-def test_str_to_labels_normalises_first():
+def test_str_to_labels_normalizes_first():
     cs = charset()
     assert cs.labels_to_str(cs.str_to_labels("It\u2019s\n")) == f"It's{ENTER}"
 

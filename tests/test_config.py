@@ -72,6 +72,22 @@ def test_default_schedule_steps_every_batch_and_scales_to_the_run():
     assert float(lr(1)) < float(lr(2)) < float(lr(10)) and float(lr(11)) < float(lr(10))
 
 
+def test_optimizer_and_schedule_read_their_yaml_and_name_a_missing_key():
+    from emgtf.training.optimizers import make_optimizer
+    from emgtf.training.schedules import make_schedule
+
+    cfg = config.compose("fit", [])
+    assert make_optimizer(cfg.optimizer, 1e-3).epsilon == cfg.optimizer.epsilon  # the YAML's 1e-8
+    optimizer = config.to_container(cfg.optimizer)
+    del optimizer["beta_1"]
+    with pytest.raises(EmgtfError, match=r"^config key 'optimizer\.beta_1' is missing"):
+        make_optimizer(optimizer, 1e-3)
+    schedule = config.to_container(cfg.schedule)
+    del schedule["warmup_fraction"]
+    with pytest.raises(EmgtfError, match=r"^config key 'schedule\.warmup_fraction' is missing"):
+        make_schedule(schedule, peak=1e-3, epochs=2, steps_per_epoch=3)
+
+
 def test_every_model_config_holds_its_family_hyperparameters():
     from emgtf import models
 

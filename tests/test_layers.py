@@ -59,3 +59,4 @@ def test_the_contract_fails_on_an_upward_import_or_a_circle(copy, module, added,
         path.write_text(original)
     assert result.returncode == 1, result.stdout + result.stderr
     assert broken in result.stdout  # found only in the copy: the copy is what was analysed
+

@@ -1,9 +1,9 @@
 """The command-line entry points: each command's argument handling, over the library.
 
-Every command is a module here with ``main(argv) -> int``, run through :func:`run`. They are
+Every command is a module here with ``main(argv) -> int``, run through ``run``. They are
 reached as ``python -m emgtf.<command>`` and as the console script ``emgtf <command>``.
 Process-wide settings (TensorFlow's logging, the TensorFlow import itself) are made in one place,
-:func:`emgtf.startup.configure_process`, which :func:`run` calls before the command's ``main``.
+``emgtf.startup.configure_process``, which ``run`` calls before the command's ``main``.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ def run(
 ) -> int:
     """Runs ``main(argv)`` and turns user-facing errors into one line on stderr and exit status 2.
 
-    Any :class:`EmgtfError` (bad input, missing file, bad config) becomes ``prog: error: message``.
+    Any ``EmgtfError`` (bad input, missing file, bad config) becomes ``prog: error: message``.
     Ctrl-C exits 130 quietly. Programming errors keep their traceback, since they are bugs.
-    ``tensorflow``: whether the command loads TensorFlow (default: as :data:`COMMANDS` says of
+    ``tensorflow``: whether the command loads TensorFlow (default: as ``COMMANDS`` says of
     ``prog``'s last word, ``emgtf.fit`` -> ``fit``).
     """
     argv = sys.argv[1:] if argv is None else argv

@@ -4,7 +4,7 @@ SplashNet's, as a .keras file.
 SRC is a PyTorch Lightning ``.ckpt`` as Meta and SplashNet release them (reading it needs torch:
 ``pip install "emgtf[torch]"``) or braindecode's ``.safetensors``. OUT is written once, never
 over an existing file, and works with ``python -m emgtf.evaluate``, ``transcribe`` and
-``export``. The work is :func:`emgtf.converters.convert`.
+``export``. The work is ``emgtf.converters.convert``.
 """
 
 from __future__ import annotations

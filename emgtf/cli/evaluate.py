@@ -1,13 +1,13 @@
 """``python -m emgtf.evaluate checkpoint=PATH [split=test|val] [decoder=greedy|beam|beam_lm]``
 
 Decodes every session of a split whole and prints CER, IER, DER and SER per session and over the
-split; writes the JSON report beside the checkpoint (see :mod:`emgtf.inference.evaluation`).
+split; writes the JSON report beside the checkpoint (see ``emgtf.inference.evaluation``).
 
 The data root and split default to those in the ``config.yaml`` beside the checkpoint (a run
 folder), else to the embedded synthetic dataset; ``data.root=...`` and ``data.split=...`` choose
 others. Options: ``python -m emgtf.evaluate --help``.
 
-With ``splits=[...]`` it is the multi-user table instead (:mod:`emgtf.inference.benchmark`):
+With ``splits=[...]`` it is the multi-user table instead (``emgtf.inference.benchmark``):
 ``checkpoint=`` evaluated on every split's test sessions, or ``checkpoints=[...]`` paired with the
 splits, each with every decoder of ``decoders=[greedy,beam_lm]``.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 
 from emgtf.cli.parsing import CommandParser
+from emgtf.console import console_log
 from emgtf.errors import EmgtfError
 
 PROG = "python -m emgtf.evaluate"
@@ -46,6 +47,13 @@ def _parser():
     )
 
 
+def _check_part(part) -> None:
+    from emgtf.data.splits import PARTS
+
+    if part not in PARTS:
+        raise EmgtfError(f"split must be {', '.join(PARTS)}, got {part!r}")
+
+
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
 
@@ -64,8 +72,7 @@ def main(argv: list[str]) -> int:
     if cfg.table.splits is not None:
         return _benchmark(cfg, given)
     config_lib.check_complete(cfg, "evaluate")
-    if cfg.split not in ("train", "val", "test"):
-        raise EmgtfError(f"split must be test, val or train, got {cfg.split!r}")
+    _check_part(cfg.split)
     from emgtf.inference.chunked import Chunking
     from emgtf.inference.evaluation import evaluate_checkpoint
 
@@ -83,6 +90,7 @@ def main(argv: list[str]) -> int:
         report_start=cfg.report_start,
         metrics=cfg.metrics,
         chunking=Chunking.from_config(cfg.get("chunk")),
+        log=console_log("emgtf.evaluate"),
     )
     return 0
 
@@ -137,8 +145,7 @@ def _benchmark(cfg, overrides: list[str]) -> int:
         checkpoints = [str(cfg.checkpoint)] * len(splits)
     if cfg.data.split is not None:
         raise EmgtfError("data.split does not apply with splits=[...]; list every split in splits")
-    if cfg.split not in ("train", "val", "test"):
-        raise EmgtfError(f"split must be test, val or train, got {cfg.split!r}")
+    _check_part(cfg.split)
     run_benchmark(
         list(zip(checkpoints, splits)),
         [cfg.decoder] if cfg.table.decoders is None else decoder_configs(_list(cfg, "decoders"), overrides),
@@ -147,5 +154,6 @@ def _benchmark(cfg, overrides: list[str]) -> int:
         output=cfg.output,
         overwrite=bool(cfg.overwrite),
         metrics=cfg.metrics,
+        log=print,
     )
     return 0

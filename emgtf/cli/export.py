@@ -1,7 +1,7 @@
 """``python -m emgtf.export checkpoint=PATH out=DIR [format=saved_model|keras|onnx|tflite] [streaming=true]``
 
 Writes a model that other programs run on raw EMG, with ``export.json`` beside it (see
-:mod:`emgtf.export`).
+``emgtf.export``).
 """
 
 from __future__ import annotations

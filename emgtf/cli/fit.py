@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from emgtf.cli.parsing import CommandParser
+from emgtf.console import console_log
 from emgtf.errors import EmgtfError
 
 PROG = "python -m emgtf.fit"
@@ -126,14 +127,14 @@ def main(argv: list[str]) -> int:
     from emgtf.training import train
 
     make_decoder(cfg.decoder)  # a bad decoder option or a missing LM fails now, not after training
-    result = train(cfg)
+    result = train(cfg, log=console_log("emgtf.fit"))
     if not result.chief:
         return 0  # another host of a cluster: the chief writes the run folder and evaluates
     if result.best_checkpoint is None:
         print("emgtf.fit: no best checkpoint to evaluate", file=sys.stderr)
         return 0
     saved = config_lib.load_saved(result.run_dir / "config.yaml")
-    from emgtf.data.splits import load_split
+    from emgtf.data.splits import TEST, load_split
 
     if not load_split(saved.data.split, saved.data.root).test:
         print(f"emgtf.fit: split {saved.data.split} has no test sessions; skipping the test evaluation")
@@ -141,11 +142,12 @@ def main(argv: list[str]) -> int:
     print()
     evaluate_checkpoint(
         result.best_checkpoint,
-        part="test",
+        part=TEST,
         decoder_cfg=cfg.decoder,
         root=saved.data.root,
         split=saved.data.split,
         overwrite=True,  # the run's own report: a resumed run re-evaluates its new best
+        log=console_log("emgtf.evaluate"),  # the test evaluation speaks as the evaluate command would
     )
     return 0
 

@@ -1,7 +1,7 @@
 """``emgtf <command> [args]``: the console script, one subcommand per entry point.
 
 ``emgtf fit trainer.epochs=3`` is ``python -m emgtf.fit trainer.epochs=3``, and so on for every
-command in :data:`emgtf.cli.COMMANDS`.
+command in ``emgtf.cli.COMMANDS``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Argument parsing shared by the entry points: the one command convention, ``key=value``.
 
 Every emgtf command takes its arguments as ``key=value``. The config-driven commands (fit,
-evaluate, tune, export, personalize) pass them to Hydra as overrides (:class:`CommandParser`).
-The others declare ordinary argparse arguments, and :class:`ArgumentParser` accepts each of them
+evaluate, tune, export, personalize) pass them to Hydra as overrides (``CommandParser``).
+The others declare ordinary argparse arguments, and ``ArgumentParser`` accepts each of them
 in both forms:
 
 - an option ``--chunk-ms 40`` is also ``chunk_ms=40`` (or ``chunk-ms=40``); a switch

@@ -1,6 +1,6 @@
 """``python -m emgtf.personalize users=[user0,user1] split_dir=DIR checkpoint=generic.keras
 [init=finetune|random] [run_dir=RUN] [decoders=[greedy,beam_lm]] [fit overrides]``: one fit run
-per user in ``RUN/<user>/``, then the per-user test table (see :mod:`emgtf.training.personalization`).
+per user in ``RUN/<user>/``, then the per-user test table (see ``emgtf.training.personalization``).
 """
 
 from __future__ import annotations
@@ -49,5 +49,5 @@ def main(argv: list[str]) -> int:
         for user in personalization._names(cfg, "users"):
             print(f"# {user}: {personalization.split_file_of(Path(str(cfg.split_dir)).expanduser(), user)}")
         return 0
-    personalization.personalize(args.overrides)
+    personalization.personalize(args.overrides, log=print)
     return 0

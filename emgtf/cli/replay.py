@@ -2,7 +2,7 @@
 
 A virtual wristband: publishes a session file as an LSL EMG stream (32 channels, 2 kHz, at the
 recording's pace) and its keystrokes as an LSL marker stream ``NAME-keystrokes`` (see
-:mod:`emgtf.live.wristband`), for ``emgtf stream source=lsl name=NAME truth=NAME-keystrokes``,
+``emgtf.live.wristband``), for ``emgtf stream source=lsl name=NAME truth=NAME-keystrokes``,
 LabRecorder or any LSL consumer.
 """
 

@@ -10,6 +10,8 @@ their model family and the config keys that differ between them. Details: ``emgt
 
 from __future__ import annotations
 
+import sys
+
 from emgtf.cli.parsing import ArgumentParser
 
 
@@ -24,7 +26,7 @@ def main(argv: list[str]) -> int:
 
     from emgtf.reporting.build import default_out, read_inputs, write_report
 
-    inputs = read_inputs(args.paths)
+    inputs = read_inputs(args.paths, warn=lambda message: print(message, file=sys.stderr))
     out = Path(args.out) if args.out else default_out(inputs)
     files = write_report(inputs, out)
     for run_ in inputs.runs:

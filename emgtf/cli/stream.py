@@ -2,9 +2,9 @@
 
 SESSION: an emg2qwerty ``.hdf5`` file or a BIDS session (its ``.bdf``, ``emg`` or ``ses-`` folder).
 Replays a session file as a live stream of EMG chunks through a streaming decoder (see
-:mod:`emgtf.inference.streaming`), shows the text growing, then prints the final keys and text,
+``emgtf.inference.streaming``), shows the text growing, then prints the final keys and text,
 the CER against the keystrokes and the latency and CPU statistics (see
-:mod:`emgtf.inference.replay`).
+``emgtf.inference.replay``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 from emgtf.cli.parsing import ArgumentParser
 from emgtf.cli.stream_lsl import add_lsl_arguments, run_lsl, wants_lsl
 from emgtf.cli.transcribe import _decoder, _describe_decoder, add_session_model_and_decoder
+from emgtf.console import console_log
 from emgtf.errors import EmgtfError
 
 PROG = "python -m emgtf.stream"
@@ -94,7 +95,7 @@ def main(argv: list[str]) -> int:
     if wants_lsl(args):
         return run_lsl(args, prog=PROG, decoder=decoder, describe_decoder=_describe_decoder, display_factory=_Display)
     from emgtf.data import EMGSession
-    from emgtf.inference.streaming import limit_threads
+    from emgtf.inference.steps import limit_threads
 
     limit_threads(args.threads)
 
@@ -105,7 +106,7 @@ def main(argv: list[str]) -> int:
     from emgtf.inference.transcription import Transcript
 
     streamer = load_streamer(args.model, decoder, context_seconds=args.context_seconds,
-                                     threads=args.threads)
+                             threads=args.threads, log=console_log("emgtf"))
     rule = streamer.rule
     chunk_samples = max(1, round(args.chunk_ms * rule.sample_rate / 1000))
     print(

@@ -1,7 +1,7 @@
-"""``emgtf stream source=lsl name=NAME model=M`` : the LSL source of :mod:`emgtf.cli.stream`.
+"""``emgtf stream source=lsl name=NAME model=M`` : the LSL source of ``emgtf.cli.stream``.
 
 Resolves and checks the stream (one line if it cannot be decoded) before the model loads, then
-decodes it live (:mod:`emgtf.live.decode`) until the replay it follows ends, the outlet stays
+decodes it live (``emgtf.live.decode``) until the replay it follows ends, the outlet stays
 away for ``timeout`` seconds, or Ctrl-C; publishes the decoded keys as an LSL marker stream
 (``markers=``, default ``emgtf-keys``) and, with ``jsonl=true``, as JSON lines on stdout (then
 the report goes to stderr and a last ``summary`` line ends stdout).
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
+from emgtf.console import console_log
 from emgtf.errors import EmgtfError
 
 DEFAULT_MARKERS = "emgtf-keys"
@@ -104,11 +105,12 @@ def run_lsl(args, *, prog: str, decoder, describe_decoder, display_factory) -> i
             raise EmgtfError(f"truth: LSL stream {describe(truth_info)} is not a marker stream of strings")
 
     from emgtf.export.step_cache import load_streamer
-    from emgtf.inference.streaming import limit_threads
+    from emgtf.inference.steps import limit_threads
     from emgtf.live.decode import LiveDecoder, warm_up
 
     limit_threads(args.threads)
-    streamer = load_streamer(args.model, decoder, context_seconds=args.context_seconds, threads=args.threads)
+    streamer = load_streamer(args.model, decoder, context_seconds=args.context_seconds, threads=args.threads,
+                             log=console_log("emgtf"))
     chunk_samples = max(1, round(args.chunk_ms * streamer.rule.sample_rate / 1000))
     warm_up(streamer, chunk_samples)
     truth = TruthInlet(truth_info) if truth_info is not None else None

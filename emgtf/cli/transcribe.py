@@ -1,7 +1,7 @@
 """``python -m emgtf.transcribe model=EXPORT_DIR_OR_CHECKPOINT session=SESSION [decoder=greedy|beam] [lm=PATH]``
 
 Decodes a whole session file and prints the keys typed, the text they leave, the keystrokes' text
-and the CER (see :mod:`emgtf.inference.transcription`).
+and the CER (see ``emgtf.inference.transcription``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``python -m emgtf.tune [space=NAME] [tuner.algorithm=random|bayesian|hyperband] [tuner.max_trials=N]
-[fit overrides]``: a KerasTuner search whose trials are ``emgtf.fit`` runs (see :mod:`emgtf.tuning`).
+[fit overrides]``: a KerasTuner search whose trials are ``emgtf.fit`` runs (see ``emgtf.tuning``).
 """
 
 from __future__ import annotations
@@ -62,6 +62,6 @@ def main(argv: list[str]) -> int:
         print(config_lib.to_yaml(search.cfg), end="")
         print(search.space.describe())
         return 0
-    run_search(args.overrides)
+    run_search(args.overrides, log=print)
     return 0
 

@@ -8,7 +8,7 @@ Sivakumar et al. 2024):
   ``torch.save`` archive with the ``state_dict`` and the module's ``hyper_parameters``
   (``in_features``, ``mlp_features``, ``block_channels``, ``kernel_width``). Reading it needs
   torch (``pip install "emgtf[torch]"``); it is read with PyTorch's weights-only unpickler and
-  only the objects a Lightning checkpoint holds (:mod:`emgtf.converters.torch_checkpoint`), so a
+  only the objects a Lightning checkpoint holds (``emgtf.converters.torch_checkpoint``), so a
   file cannot run code;
 - a ``.safetensors`` file as braindecode publishes the generic model: the same tensors with
   ``model.4.*`` named ``final_layer.*`` and no hyperparameters, which are read off the tensor
@@ -26,7 +26,7 @@ The state-dict keys and their PyTorch layouts:
 SplashNet's checkpoints (``splashnet.ckpt``, ``splashnet-mini.ckpt``, arXiv 2506.12356) are
 Lightning ``.ckpt`` files of its own ``TDSConvCTCModule``, with the same key names; its
 hyperparameters (``spec_norm``, ``share_hand_weights``, ``split_decoding``, ``in_features`` 96
-or 528) and the layouts they imply are :mod:`emgtf.converters.splashnet`'s.
+or 528) and the layouts they imply are ``emgtf.converters.splashnet``'s.
 
     model = from_emg2qwerty("generic.ckpt")   # (batch, samples, 2, 16) -> (batch, frames - 124, 99)
     convert("generic.ckpt", "generic.keras")  # the same model as a .keras file
@@ -51,8 +51,9 @@ from emgtf.files import atomic_write
 __all__ = ["convert", "from_emg2qwerty", "read_checkpoint"]
 
 FAMILY = "tds_conv_ctc"
-# The reference front end: 16 electrodes x 33 bins of the 64-point spectrogram per band.
-IN_FEATURES = NUM_CHANNELS * 33
+# The reference front end: 16 electrodes x the one-sided bins of the 64-point spectrogram per band.
+REFERENCE_N_FFT = 64
+IN_FEATURES = NUM_CHANNELS * (REFERENCE_N_FFT // 2 + 1)
 _CLASSIFIER = "model.4."
 _SAFETENSORS_CLASSIFIER = "final_layer."
 # Counts training steps only; nothing in the forward pass reads it.
@@ -419,7 +420,7 @@ def _assign_encoder(assigned: list, model, tensors: dict, hp: dict) -> None:
 def convert(src, out_path) -> keras.Model:
     """Writes Meta's or SplashNet's checkpoint ``src`` as an emgtf ``.keras`` file at ``out_path``.
 
-    The file loads with :func:`emgtf.inference.checkpoints.load_checkpoint` and works with
+    The file loads with ``emgtf.inference.checkpoints.load_checkpoint`` and works with
     ``python -m emgtf.evaluate``, ``transcribe`` and ``export``. An existing ``out_path`` is never
     written over, and a failure leaves no file behind. Returns the model.
     """

@@ -78,13 +78,13 @@ def spectrum(in_features: int, source: str, fail: Callable[[str], EmgtfError]) -
 
 def family(hp: dict) -> str:
     """emgtf's family: SplashNet-mini's sizes are ``splashnet_mini``, any others ``splashnet``."""
-    mini = SPLASHNET_MINI.DEFAULTS
+    mini = SPLASHNET_MINI.defaults
     sizes = ("mlp_features", "block_channels", "kernel_width")
-    return SPLASHNET_MINI.NAME if all(hp[k] == mini[k] for k in sizes) else SPLASHNET.NAME
+    return SPLASHNET_MINI.name if all(hp[k] == mini[k] for k in sizes) else SPLASHNET.name
 
 
 def emgtf_hyperparameters(hp: dict) -> dict:
-    """The arguments of :func:`emgtf.models.build` beside the sizes: SplashNet's un-shared hands
+    """The arguments of ``emgtf.models.build`` beside the sizes: SplashNet's un-shared hands
     are one TDS encoder over both (``split_hands`` false), as its module builds them."""
     return {"share_hands": hp["share"], "split_hands": False, "norm": hp["norm"],
             "spectrum": hp["spectrum"]}

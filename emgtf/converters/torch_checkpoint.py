@@ -11,7 +11,7 @@ Lightning checkpoint holds (DATA.md, "Meta's released checkpoints"):
   ``ContainerMetadata`` / ``Metadata`` records, the untyped value node ``AnyNode``, the
   ``defaultdict`` of its resolver cache and the types the metadata records (``typing.Any``,
   ``dict``, ``list``, ``int``) - Hydra's YAML configs, as Lightning saves the module's arguments;
-- Lightning's ``AttributeDict`` (the ``hparams`` of a module): see :data:`ATTRIBUTE_DICT_NAMES`.
+- Lightning's ``AttributeDict`` (the ``hparams`` of a module): see ``ATTRIBUTE_DICT_NAMES``.
 
 Anything else (a structured config's dataclass, a numpy scalar, a function) is refused before the
 unpickler runs: one line naming the file and the first such global. Nothing from the file is
@@ -49,7 +49,7 @@ _WEIGHTS_UNPICKLER = re.compile(r"WeightsUnpickler error:\s*(.+)")
 
 
 def _allowlist() -> list:
-    """The objects (and names) :func:`torch.serialization.safe_globals` is given."""
+    """The objects (and names) ``torch.serialization.safe_globals`` is given."""
     from omegaconf import DictConfig, ListConfig
     from omegaconf.base import ContainerMetadata, Metadata
     from omegaconf.nodes import AnyNode
@@ -99,7 +99,7 @@ def _refusal(path: Path, name: str) -> EmgtfError:
 
 def load_lightning_checkpoint(path) -> typing.Any:
     """The object ``torch.save`` stored at ``path`` (a Lightning checkpoint's dict), tensors on
-    the CPU, read with PyTorch's weights-only unpickler and :func:`_allowlist`.
+    the CPU, read with PyTorch's weights-only unpickler and ``_allowlist``.
 
     A file that names any other global raises a one-line EmgtfError naming the file and that
     global, before anything is unpickled; a damaged or foreign file, one naming what it is.

@@ -101,7 +101,7 @@ class Augmentations:
     @classmethod
     def from_config(cls, config: Mapping) -> "Augmentations":
         """From a mapping with some of the fields (a dict or an OmegaConf DictConfig); an unknown key
-        is an :class:`EmgtfError` naming it."""
+        is an ``EmgtfError`` naming it."""
         known = [f.name for f in dataclasses.fields(cls)]
         for key in config:
             if key not in known:
@@ -129,7 +129,7 @@ class Augmentations:
 
 
 def as_augmentations(value) -> Augmentations | None:
-    """None, an :class:`Augmentations` or a mapping of its fields -> Augmentations (or None)."""
+    """None, an ``Augmentations`` or a mapping of its fields -> Augmentations (or None)."""
     if value is None or isinstance(value, Augmentations):
         return value
     if isinstance(value, Mapping) or (hasattr(value, "keys") and hasattr(value, "__getitem__")):

@@ -5,7 +5,7 @@ channels.tsv,events.tsv}`` and ``sub-<user>_ses-<t>_electrodes.tsv``, plus the t
 ``dataset_description.json`` and ``participants.tsv``. ``<user>`` is the HDF5 ``user`` as 8 digits
 (leading zeros kept), ``<t>`` the 4th dash-separated field of the HDF5 session name.
 
-A :class:`BIDSSession` has the methods and attributes of :class:`emgtf.data.session.EMGSession`
+A ``BIDSSession`` has the methods and attributes of ``emgtf.data.session.EMGSession``
 (``EMGSession(path)`` opens one when ``path`` is a session's ``.bdf``, its ``emg`` folder or its
 ``ses-`` folder), so the pipeline, inspect, transcribe and stream read both forms through the same
 code. What differs from the HDF5 twin:
@@ -181,7 +181,7 @@ def decode_text(text: str) -> str:
 
 
 def encode_text(text: str) -> str:
-    """The inverse of :func:`decode_text` (a TSV cell holds no tab or line break)."""
+    """The inverse of ``decode_text`` (a TSV cell holds no tab or line break)."""
     return text.replace("\r", "\\r").replace("\t", "\\t").replace("\n", "\\n")
 
 
@@ -343,7 +343,7 @@ class _Rows:
 
 class BIDSSession(SessionBase):
     """One session of the BIDS release, opened read-only; the interface of
-    :class:`emgtf.data.session.EMGSession`. ``path``: the session's ``.bdf``, ``emg`` folder or
+    ``emgtf.data.session.EMGSession``. ``path``: the session's ``.bdf``, ``emg`` folder or
     ``ses-`` folder; the sidecars are found beside the BDF."""
 
 
@@ -490,7 +490,7 @@ def physical_range(emg: np.ndarray) -> tuple[float, float]:
     return -peak, peak
 
 
-def quantise(emg: np.ndarray, phys: tuple[float, float]) -> np.ndarray:
+def quantize(emg: np.ndarray, phys: tuple[float, float]) -> np.ndarray:
     """int32 digital values of ``emg`` in physical range ``phys`` (nearest step)."""
     lo, hi = phys
     dmin, dmax = DIGITAL_RANGE
@@ -498,7 +498,7 @@ def quantise(emg: np.ndarray, phys: tuple[float, float]) -> np.ndarray:
     return np.clip(np.rint((emg.astype(np.float64) - lo) * scale + dmin), dmin, dmax).astype(np.int32)
 
 
-def quantisation_step(phys: tuple[float, float]) -> float:
+def quantization_step(phys: tuple[float, float]) -> float:
     return (phys[1] - phys[0]) / (DIGITAL_RANGE[1] - DIGITAL_RANGE[0])
 
 
@@ -513,7 +513,7 @@ def write_bdf(path, emg: np.ndarray, *, phys: tuple[float, float] | None = None)
     phys = physical_range(emg) if phys is None else phys
     flat = emg.reshape(len(emg), NUM_SIGNALS)
     records = max(math.ceil(len(flat) / SAMPLE_RATE), 1)
-    zero = quantise(np.zeros(1, np.float32), phys)[0]
+    zero = quantize(np.zeros(1, np.float32), phys)[0]
 
     def write(tmp):
         writer = pyedflib.EdfWriter(str(tmp), NUM_SIGNALS, file_type=pyedflib.FILETYPE_BDF)
@@ -528,7 +528,7 @@ def write_bdf(path, emg: np.ndarray, *, phys: tuple[float, float] | None = None)
             for r in range(records):
                 block = np.full((SAMPLE_RATE, NUM_SIGNALS), zero, np.int32)
                 chunk = flat[r * SAMPLE_RATE : (r + 1) * SAMPLE_RATE]
-                block[: len(chunk)] = quantise(chunk, phys)
+                block[: len(chunk)] = quantize(chunk, phys)
                 writer.blockWriteDigitalSamples(np.ascontiguousarray(block.T).ravel())
         finally:
             writer.close()
@@ -631,7 +631,7 @@ def write_session(
     """Writes one session into BIDS root ``root`` as the release has it: the BDF (quantised with
     one physical range over all channels, padded to whole seconds) and its sidecars; the events
     of ``keystrokes``/``prompts`` (HDF5 form, times in the seconds of ``t0``, the time of sample 0).
-    Returns the BDF's path. The dataset's top-level files: :func:`write_dataset_files`."""
+    Returns the BDF's path. The dataset's top-level files: ``write_dataset_files``."""
     sub, ses = subject_label(user), session_label(session_name)
     bdf = bdf_path(root, sub, ses)
     if bdf.exists() and not overwrite:

@@ -1,4 +1,4 @@
-"""An HDF5 session file rewritten in the BIDS release's form (:mod:`emgtf.data.bids`), as the
+"""An HDF5 session file rewritten in the BIDS release's form (``emgtf.data.bids``), as the
 release's converter laid it out: the same session in both forms, for tests and comparisons."""
 
 from __future__ import annotations

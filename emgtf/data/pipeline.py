@@ -19,7 +19,7 @@ Batches are dicts:
 How it reads. The window table (session, start, jitter range) and each session's keystrokes are
 computed once, when the dataset is built, from the file's size and keystrokes; neither EMG nor
 timestamps are read then but the first and the last sample's time (cached, see
-:mod:`emgtf.data.index_cache`). A window is labelled from the times of its own first and last
+``emgtf.data.index_cache``). A window is labelled from the times of its own first and last
 sample when its rows are read, as the reference does. The timestamps are checked to be finite and
 in order where they are read: the two ends of each session when the dataset is built, every
 window's when it is read (a file whose clock goes back fails there, naming the sample);
@@ -32,9 +32,9 @@ augment, off the Python lock. Random draws (jitter, shuffle, augmentation) come 
 random streams that change every epoch (every new iterator), so the same seed gives the same
 batches, epoch by epoch.
 
-Errors while reading (non-finite EMG, unreadable rows) are raised as :class:`SessionFileError`
+Errors while reading (non-finite EMG, unreadable rows) are raised as ``SessionFileError``
 naming the file and sample. tf.data re-raises them as ``tf.errors.OpError`` whose message contains
-that text; wrap the loop in :func:`data_errors` to get the one-line :class:`EmgtfError` back.
+that text; wrap the loop in ``data_errors`` to get the one-line ``EmgtfError`` back.
 """
 
 from __future__ import annotations
@@ -328,8 +328,8 @@ def _error_names() -> list[str]:
 
 @contextlib.contextmanager
 def data_errors():
-    """Turns an :class:`EmgtfError` raised while tf.data reads a window (it reaches the caller as a
-    ``tf.errors.OpError`` carrying its text) back into a one-line :class:`EmgtfError`::
+    """Turns an ``EmgtfError`` raised while tf.data reads a window (it reaches the caller as a
+    ``tf.errors.OpError`` carrying its text) back into a one-line ``EmgtfError``::
 
         with data_errors():
             for batch in dataset: ...
@@ -423,7 +423,7 @@ def make_dataset(
     refused). ``shuffle`` mixes all windows of all sessions, again every epoch. ``seed`` makes
     jitter, shuffle, augmentation and ``fraction`` reproducible (None: fresh randomness).
     ``max_open_files``: session files each reader thread keeps open (least recently used closed).
-    ``augment``: raw-signal augmentations (:class:`Augmentations` or a dict of its fields), for
+    ``augment``: raw-signal augmentations (``Augmentations`` or a dict of its fields), for
     training only. ``fraction`` in (0, 1]: keep this share of the windows (at least one), a fixed
     random subset drawn with ``seed``. ``num_parallel_calls``: batches prepared at once (default
     AUTOTUNE); batches always come in a deterministic order. ``shard`` = (index, count): this
@@ -434,7 +434,7 @@ def make_dataset(
     differ between the shares.
 
     A session shorter than the window gives no windows and one warning; if no session gives any,
-    or the list is empty, it is an :class:`EmgtfError`. See the module docstring for the windows
+    or the list is empty, it is an ``EmgtfError``. See the module docstring for the windows
     and the batches.
     """
     if isinstance(sessions, (str, os.PathLike)):

@@ -88,10 +88,10 @@ def _parse_prompts(path, raw) -> list[dict]:
 
 class EMGSession(SessionBase):
     """One emg2qwerty session file, opened read-only (an HDF5 file; a BIDS session's ``.bdf``,
-    ``emg`` or ``ses-`` folder opens as :class:`emgtf.data.bids.BIDSSession`, same interface).
+    ``emg`` or ``ses-`` folder opens as ``emgtf.data.bids.BIDSSession``, same interface).
 
-    Use as a context manager (``with EMGSession(path) as s: ...``) or call :meth:`close`. Samples
-    are read from disk on demand (:meth:`slice`, :meth:`read`); only the timestamps are kept in
+    Use as a context manager (``with EMGSession(path) as s: ...``) or call ``close``. Samples
+    are read from disk on demand (``slice``, ``read``); only the timestamps are kept in
     memory once asked for.
     """
 
@@ -225,7 +225,7 @@ class EMGSession(SessionBase):
 
 
 def check_times(path, t: np.ndarray, samples=0) -> None:
-    """Raises a one-line :class:`SessionFileError` unless the timestamps ``t`` are finite and
+    """Raises a one-line ``SessionFileError`` unless the timestamps ``t`` are finite and
     non-decreasing. ``samples``: the sample index of ``t[0]`` (consecutive samples), or the sorted
     sample indices of all of ``t`` (timestamps read here and there)."""
     t = np.asarray(t)

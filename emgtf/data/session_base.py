@@ -1,6 +1,6 @@
-"""What a session of either form (an HDF5 file, :class:`emgtf.data.session.EMGSession`; a BIDS
-session, :class:`emgtf.data.bids.BIDSSession`) shares: its :class:`GroundTruth` and the methods
-computed from its ``timestamps`` and ``keystrokes`` alone (:class:`SessionBase`)."""
+"""What a session of either form (an HDF5 file, ``emgtf.data.session.EMGSession``; a BIDS
+session, ``emgtf.data.bids.BIDSSession``) shares: its ``GroundTruth`` and the methods
+computed from its ``timestamps`` and ``keystrokes`` alone (``SessionBase``)."""
 
 from __future__ import annotations
 

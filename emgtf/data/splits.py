@@ -10,7 +10,7 @@ Two formats are read, told apart by their keys:
 
 A session name refers to ``<data root>/<session name>.hdf5``, the layout of Meta's release; a name
 must stay inside the data root (no ``..``) unless it is an absolute path. In a data root holding
-the BIDS release instead (NM000104, see :mod:`emgtf.data.bids`) the same name refers to its
+the BIDS release instead (NM000104, see ``emgtf.data.bids``) the same name refers to its
 session's BDF, ``sub-<user, 8 digits>/ses-<4th field of the name>/emg/*_emg.bdf`` (the user from
 the split file, else looked up); a root holding both forms is an error. A session may be listed
 once in one part only: the parts of a benchmark must not share data.
@@ -28,7 +28,8 @@ from emgtf.data import bids
 from emgtf.errors import EmgtfError
 from emgtf.paths import splits_dir
 
-PARTS = ("train", "val", "test")
+TRAIN, VAL, TEST = "train", "val", "test"  # the parts of a split, by the names files and commands use
+PARTS = (TRAIN, VAL, TEST)
 EMGTF_KEYS = ("name", "user", "description", *PARTS)
 META_KEYS = ("user", "dataset")
 META_ENTRY_KEYS = ("user", "session")

@@ -1,13 +1,13 @@
 """CTC decoding: per-frame log-probabilities (batch, frames, 99) to typed key sequences.
 
-- :mod:`~emgtf.decoding.greedy`: :func:`ctc_greedy`, :class:`GreedyDecoder`;
-- :mod:`~emgtf.decoding.beam`: :class:`BeamSearchDecoder`, CTC prefix beam search with LM fusion;
-- :mod:`~emgtf.decoding.lm`: the word-internal character n-gram LM (KenLM files);
-  :mod:`~emgtf.decoding.lm_build`: its builder;
-- :mod:`~emgtf.decoding.onsets`: each decoded key's onset frame, one definition for all decoders.
+- ``greedy``: ``ctc_greedy``, ``GreedyDecoder``;
+- ``beam``: ``BeamSearchDecoder``, CTC prefix beam search with LM fusion;
+- ``lm``: the word-internal character n-gram LM (KenLM files);
+  ``lm_build``: its builder;
+- ``onsets``: each decoded key's onset frame, one definition for all decoders.
 
 Every decoder has ``decode_batch(log_probs, lengths) -> list[str]``, and
-``decode_batch(..., onsets=True) -> list[Decoding]`` (keys and onset frames); :func:`make_decoder`
+``decode_batch(..., onsets=True) -> list[Decoding]`` (keys and onset frames); ``make_decoder``
 builds one from a ``decoder`` config or from keyword options.
 """
 
@@ -36,7 +36,7 @@ def make_decoder(kind_or_config=None, /, **options):
     """A decoder from a kind and keyword options (``make_decoder("beam", lm_path="default")``)
     or from a ``decoder`` config (a mapping with ``kind`` and options, as in ``configs/decoder/``).
 
-    ``kind`` is "greedy" (no options) or "beam" (the options of :class:`BeamSearchDecoder`).
+    ``kind`` is "greedy" (no options) or "beam" (the options of ``BeamSearchDecoder``).
     """
     if isinstance(kind_or_config, str):
         options = {"kind": kind_or_config, **options}

@@ -1,7 +1,7 @@
 """CTC prefix beam search, optionally fused with a word-internal character LM.
 
 The probability of each prefix is kept separately for paths ending in blank and in a key, so "aa"
-and "a" stay distinct. Fused with :class:`emgtf.decoding.lm.CharLM`, it reproduces the emg2qwerty
+and "a" stay distinct. Fused with ``emgtf.decoding.lm.CharLM``, it reproduces the emg2qwerty
 reference decoder: beam 50, at most 10 labels expanded per frame (the most probable at that frame,
 blank included), LM weight 2.0, insertion bonus 2.0, backspace undoing the LM score of the
 character it deletes, ``</s>`` scored for a word still open at the end.
@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from emgtf.charset import charset
+from emgtf.charset import NUM_CLASSES, charset
 from emgtf.decoding.greedy import check_batch
 from emgtf.decoding.lm import DELETE, LN10, TRANSPARENT, CharLM, resolve_lm_path
 from emgtf.decoding.onsets import Decoding
@@ -41,7 +41,9 @@ _NEG = -np.inf
 # Backspaces in a row that the LM's undo history can take back: far more than anyone types
 # (a word is ~5 keys; deleting a whole sentence key by key is ~100).
 DEFAULT_LM_UNDO_KEYS = 100
-_ROOT = 99  # "last label" of the empty prefix: an index whose log-probability is always -inf
+# "Last label" of the empty prefix: one past the last class, an index whose log-probability is
+# always -inf (the frame arrays below have a column for it).
+_ROOT = NUM_CLASSES
 
 
 class BeamSearchDecoder:
@@ -51,15 +53,15 @@ class BeamSearchDecoder:
         beam_size: prefixes kept after each frame.
         max_labels_per_step: only this many most probable labels (blank included) are expanded
             at each frame (<= 0: all 99).
-        lm_path: a KenLM ARPA or binary file, "default" for :func:`emgtf.decoding.lm.default_lm_path`,
+        lm_path: a KenLM ARPA or binary file, "default" for ``emgtf.decoding.lm.default_lm_path``,
             or None for no LM.
         lm_weight: weight on the LM's log10 probabilities (the reference's convention).
         insertion_bonus: added (natural log) per character the LM scores.
         blank_skip_threshold: frames with p(blank) above it are carried through blank only (see
             the module docstring); None for the exact search.
         lm_fold_case: False (the reference): capitals and shift end the LM's word; True:
-            capitals score as lower-case letters and shift is skipped (see :class:`CharLM`).
-        lm: an already loaded :class:`CharLM` instead of ``lm_path``.
+            capitals score as lower-case letters and shift is skipped (see ``CharLM``).
+        lm: an already loaded ``CharLM`` instead of ``lm_path``.
         lm_undo_keys: with an LM, how many of its latest scored keys each prefix can take back
             with backspace (its undo history holds between this many and twice as many). A
             backspace beyond them finds no history and scores from the start of a word; the bound
@@ -110,7 +112,7 @@ class BeamSearchDecoder:
 
     def decode_batch(self, log_probs, lengths, *, onsets: bool = False) -> list:
         """Decodes (batch, frames, 99) log-probabilities with (batch,) valid lengths: the keys of
-        each element; with ``onsets``, a :class:`~emgtf.decoding.onsets.Decoding` (keys, onset
+        each element; with ``onsets``, a ``Decoding`` (keys, onset
         frames) each."""
         log_probs, lengths = check_batch(log_probs, lengths)
         if onsets:
@@ -123,13 +125,13 @@ class BeamSearchDecoder:
         return charset().labels_to_str(labels), score
 
     def decode_onsets(self, log_probs) -> tuple[Decoding, float]:
-        """As :meth:`decode`, with the onset frame of each key (:mod:`emgtf.decoding.onsets`)."""
+        """As ``decode``, with the onset frame of each key (``emgtf.decoding.onsets``)."""
         labels, onsets, score = self._search(np.asarray(log_probs, dtype=np.float64))
         return Decoding(charset().labels_to_str(labels), onsets), score
 
     def start(self, max_pending_keys: int | None = None) -> "BeamState":
         """A search to feed chunk by chunk: ``advance`` each (frames, 99) chunk, read ``best()``
-        or ``committed`` between chunks, ``finish()`` at the end (see :class:`BeamState`)."""
+        or ``committed`` between chunks, ``finish()`` at the end (see ``BeamState``)."""
         return BeamState(self, max_pending_keys)
 
     def _search(self, lp: np.ndarray) -> tuple[list[int], np.ndarray, float]:
@@ -153,7 +155,7 @@ def _trim(stack, keep: int):
 
 
 class BeamState:
-    """The prefix beam search of :class:`BeamSearchDecoder`, carried across chunks of emissions.
+    """The prefix beam search of ``BeamSearchDecoder``, carried across chunks of emissions.
 
     ``advance(log_probs)`` consumes (frames, 99) log-probabilities; after it, ``committed`` holds
     the keys every prefix in the beam shares (they can never change again: every later prefix
@@ -172,7 +174,7 @@ class BeamState:
     Memory: the beam and the keys not yet committed; committed prefix nodes are cut loose, so a
     long stream keeps only ``committed`` (and, with an LM, the per-prefix backspace stacks, at
     most ``2 * lm_undo_keys`` deep, and the LM's state cache, which grows with the LM contexts
-    met, up to :attr:`CharLM.MAX_STATES`).
+    met, up to ``CharLM.MAX_STATES``).
     """
 
     def __init__(self, decoder: BeamSearchDecoder, max_pending_keys: int | None = None):

@@ -36,10 +36,10 @@ def ctc_greedy(log_probs, lengths, *, onsets: bool = False) -> list:
     Args:
         log_probs: (batch, frames, 99) per-frame (log-)probabilities; only the argmax matters.
         lengths: (batch,) number of valid frames of each element.
-        onsets: also return each key's onset frame (:mod:`emgtf.decoding.onsets`).
+        onsets: also return each key's onset frame (``emgtf.decoding.onsets``).
     Returns:
         The key sequence of each element: argmax per frame, repeats collapsed, blanks dropped;
-        with ``onsets``, a :class:`~emgtf.decoding.onsets.Decoding` (keys, onset frames) each.
+        with ``onsets``, a ``Decoding`` (keys, onset frames) each.
     """
     log_probs, lengths = check_batch(log_probs, lengths)
     cs = charset()
@@ -54,14 +54,14 @@ def ctc_greedy(log_probs, lengths, *, onsets: bool = False) -> list:
 
 
 class GreedyDecoder:
-    """:func:`ctc_greedy` behind the common decoder interface."""
+    """``ctc_greedy`` behind the common decoder interface."""
 
     def decode_batch(self, log_probs, lengths, *, onsets: bool = False) -> list:
         """Keys of each element; with ``onsets``, (keys, onset frames) each."""
         return ctc_greedy(log_probs, lengths, onsets=onsets)
 
     def start(self, max_pending_keys: int | None = None) -> "GreedyState":
-        """Greedy decoding fed chunk by chunk (see :class:`GreedyState`); every key commits at
+        """Greedy decoding fed chunk by chunk (see ``GreedyState``); every key commits at
         once, so ``max_pending_keys`` (the beam search's) has nothing to bound."""
         return GreedyState()
 

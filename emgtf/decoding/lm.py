@@ -2,7 +2,7 @@
 
 The emg2qwerty reference decodes with a character 6-gram KenLM model whose "sentences" are single
 words: ``<s>`` means begin of word, ``</s>`` end of word, and n-grams never cross a word boundary.
-:class:`CharLM` scores *typed key sequences* against such a model:
+``CharLM`` scores *typed key sequences* against such a model:
 
 - a character in the model's vocabulary extends the current word;
 - any other key (space, enter, shift, capitals, punctuation or digits the model lacks) ends the
@@ -17,7 +17,7 @@ as the word "hello".
 KenLM gives log10 probabilities; everything here is converted to natural logarithms, the unit of
 the acoustic model's log-probabilities.
 
-:func:`emgtf.decoding.lm_build.build_word_internal_arpa` estimates such a model.
+``emgtf.decoding.lm_build.build_word_internal_arpa`` estimates such a model.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def default_lm_path(name: str = DEFAULT_LM_NAME) -> Path:
 
 
 def resolve_lm_path(path: str | os.PathLike | None) -> Path | None:
-    """The LM file a config names: None for none, "default" for :func:`default_lm_path`.
+    """The LM file a config names: None for none, "default" for ``default_lm_path``.
 
     Raises EmgtfError naming the file when it does not exist.
     """
@@ -184,7 +184,7 @@ class CharLM:
     def transitions(self, sids: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Natural-log scores and next state ids of every state in ``sids`` x token ``columns``.
 
-        ``columns`` are indices into :attr:`tokens` (not DELETE / TRANSPARENT); both outputs have
+        ``columns`` are indices into ``tokens`` (not DELETE / TRANSPARENT); both outputs have
         shape (len(sids), len(columns)).
         """
         sids = np.asarray(sids, dtype=np.int64)

@@ -1,4 +1,4 @@
-"""Building a word-internal character n-gram model (:class:`emgtf.decoding.lm.CharLM` scores
+"""Building a word-internal character n-gram model (``emgtf.decoding.lm.CharLM`` scores
 with it): interpolated modified Kneser-Ney, the smoothing KenLM's own estimator uses, from word
 counts, e.g. the English word frequencies that the ``wordfreq`` package ships, written as ARPA
 (see ``scripts/build_lm.py``). The estimate is word-internal: ``<s>`` begins a word, ``</s>`` ends
@@ -152,7 +152,7 @@ def _arpa_tokens(gram: str) -> str:
 
 
 def write_arpa(model: list[dict], path: str | os.PathLike) -> None:
-    """Writes the output of :func:`estimate_word_internal` as an ARPA file."""
+    """Writes the output of ``estimate_word_internal`` as an ARPA file."""
     with open(path, "w", encoding="utf-8") as f:
         f.write("\\data\\\n")
         for n, grams in enumerate(model, start=1):

@@ -1,4 +1,4 @@
-"""``python -m emgtf.export``: see :mod:`emgtf.cli.export`."""
+"""``python -m emgtf.export``: see ``emgtf.cli.export``."""
 
 import sys
 

@@ -41,7 +41,7 @@ def export_model(
     ``streaming`` (format saved_model) adds the ``stream_step`` signature; format tflite is that
     step alone, float32 and, unless ``tflite_int8`` is "none" (or None), int8: "weights" (int8
     weights) or "static" (also int8 activations in the fully connected layers; see
-    :mod:`emgtf.export.stream_step`), with ``stream_chunk_samples`` samples per step.
+    ``emgtf.export.stream_step``), with ``stream_chunk_samples`` samples per step.
 
     ``out`` is written whole or not at all: the files are made in a hidden folder beside it, checked
     (``verify``), then moved into place.

@@ -86,7 +86,7 @@ def serving_functions(model) -> dict:
 
 
 def step_function(model, layout: StepLayout):
-    """The streaming step (:func:`emgtf.models.streaming.incremental_step`) as a ``tf.function``
+    """The streaming step (``emgtf.models.streaming.incremental_step``) as a ``tf.function``
     with its fixed input signature (``state``, ``chunk``) returning ``{"next_state", "log_probs"}``."""
     import tensorflow as tf
 
@@ -102,8 +102,8 @@ def step_function(model, layout: StepLayout):
 
 
 def write_saved_model(model, directory: Path, stream_layout=None, *, serving: bool = True) -> None:
-    """The SavedModel; with a :class:`~emgtf.inference.export_folder.StepLayout` also the
-    ``stream_step`` signature (see :mod:`emgtf.export.stream_step`); without ``serving``, that
+    """The SavedModel; with a ``StepLayout`` also the
+    ``stream_step`` signature (see ``emgtf.export.stream_step``); without ``serving``, that
     signature alone (what the TFLite converter reads: tracing the others costs most of the time)."""
     import keras
 

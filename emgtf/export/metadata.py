@@ -31,7 +31,7 @@ def training_config_of(checkpoint: Path | None):
 def metadata(model, rule: EmissionRule, fmt: str, *, checkpoint=None, training_config=None,
              stream_layout=None) -> dict:
     """The contents of ``export.json`` (without the verification entry); ``stream_layout``: the
-    :class:`~emgtf.inference.export_folder.StepLayout` of an export with a streaming step."""
+    ``StepLayout`` of an export with a streaming step."""
     import keras
     import tensorflow as tf
 

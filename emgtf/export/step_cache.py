@@ -1,6 +1,6 @@
 """The TFLite streaming step of a ``.keras`` checkpoint, built once and cached beside it, so that
-``emgtf stream model=X.keras`` runs the fast step (:class:`emgtf.inference.streaming.TFLiteStep`)
-by default: the step's conversion is export's work (:mod:`emgtf.export.stream_step`)."""
+``emgtf stream model=X.keras`` runs the fast step (``emgtf.inference.steps.TFLiteStep``)
+by default: the step's conversion is export's work (``emgtf.export.stream_step``)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from emgtf.errors import EmgtfError
 from emgtf.export.formats import write_saved_model
 from emgtf.export.stream_step import DEFAULT_CHUNK_SAMPLES, TFLITE_FILES, step_layout, write_tflite
 from emgtf.files import atomic_copy
-from emgtf.inference.streaming import StreamingDecoder, TFLiteStep
+from emgtf.inference.steps import TFLiteStep
+from emgtf.inference.streaming import StreamingDecoder
 
 
 def cached_tflite_step(checkpoint, model, chunk_samples: int | None = None, threads: int | None = None,
                        log=None) -> TFLiteStep:
-    """The TFLite streaming step of a ``.keras`` checkpoint (:mod:`emgtf.export.stream_step`, float32,
+    """The TFLite streaming step of a ``.keras`` checkpoint (``emgtf.export.stream_step``, float32,
     chunks of ``chunk_samples``, default 40 ms), built the first time and kept beside it as
     ``<checkpoint>.step<chunk>-<sha256 of its bytes, 16 hex>.tflite``, so a changed checkpoint gets
     a new one and an unchanged one reuses it. TFLite runs the step 3-4x faster than the Keras step
@@ -49,6 +50,6 @@ def cached_tflite_step(checkpoint, model, chunk_samples: int | None = None, thre
 
 
 def load_streamer(path, decoder=None, **options) -> StreamingDecoder:
-    """:meth:`StreamingDecoder.load` with the cached TFLite step of a ``.keras`` checkpoint
-    (:func:`cached_tflite_step`) where its model has one: what ``emgtf stream`` runs."""
+    """``StreamingDecoder.load`` with the cached TFLite step of a ``.keras`` checkpoint
+    (``cached_tflite_step``) where its model has one: what ``emgtf stream`` runs."""
     return StreamingDecoder.load(path, decoder, build_step=cached_tflite_step, **options)

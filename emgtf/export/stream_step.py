@@ -2,7 +2,7 @@
 
 A device that streams EMG calls the step once per chunk of ``chunk_samples`` samples (fixed: a
 compiled TFLite model has fixed shapes) and feeds ``next_state`` back as the next call's
-``state``. The step is :func:`emgtf.models.streaming.incremental_step` (the state, its warm-up
+``state``. The step is ``emgtf.models.streaming.incremental_step`` (the state, its warm-up
 and which models have one are described there) traced for that chunk size, so its cost per chunk
 is that of ``chunk_samples / hop_length`` frames.
 
@@ -58,7 +58,7 @@ CALIBRATION_MINUTES, EVALUATION_MINUTES = 1 / 3, 0.5
 
 
 def int8_mode(value) -> str | None:
-    """The ``tflite_int8`` option as a mode of :data:`INT8_MODES`, or None for no int8 model
+    """The ``tflite_int8`` option as a mode of ``INT8_MODES``, or None for no int8 model
     ("none" or false); raises EmgtfError (one line) for anything else."""
     if value is False or value is None or value == "none":
         return None
@@ -68,7 +68,7 @@ def int8_mode(value) -> str | None:
 
 
 def step_layout(model, chunk_samples: int = DEFAULT_CHUNK_SAMPLES) -> StepLayout:
-    """The state layout of ``model``'s streaming step (:func:`emgtf.models.streaming.state_layout`)
+    """The state layout of ``model``'s streaming step (``emgtf.models.streaming.state_layout``)
     for chunks of ``chunk_samples``; raises EmgtfError (one line) for a model or chunk size that
     has none."""
     core = state_layout(model)
@@ -117,7 +117,7 @@ def _int8_ops(flat: bytes) -> dict:
 
 
 def write_tflite(model, layout: StepLayout, directory: Path, saved_model: Path, *, int8: str | None) -> dict:
-    """Writes ``model.tflite`` (float32) and, with ``int8`` (a mode of :data:`INT8_MODES`),
+    """Writes ``model.tflite`` (float32) and, with ``int8`` (a mode of ``INT8_MODES``),
     ``model_int8.tflite`` from a SavedModel that has the step signature; returns what
     export.json records of them: the files and their sizes and, for int8, which ops read and
     write int8 and the cost of quantisation measured on a generated session against the Keras

@@ -28,7 +28,7 @@ def probe_signal(rule: EmissionRule, seed: int = 0) -> tuple[np.ndarray, np.ndar
 
 
 def verify_export(model, directory, rule: EmissionRule, checkpoint=None) -> float:
-    """Runs the export on :func:`probe_signal` and returns the largest log-probability difference
+    """Runs the export on ``probe_signal`` and returns the largest log-probability difference
     from ``model``; raises EmgtfError if it exceeds VERIFY_TOLERANCE or a length is off."""
     emg, lengths = probe_signal(rule)
     fmt = read_metadata(directory)["format"]

@@ -1,7 +1,7 @@
 """The HDF5 release (one 308 GB ``.tar.gz``), extracted while it downloads.
 
 No copy of the tarball is kept: the compressed bytes come over HTTP range requests
-(:class:`emgtf.fetch.rangefile.RangeFile`), are decompressed by ``indexed_gzip`` and read as a tar
+(``emgtf.fetch.rangefile.RangeFile``), are decompressed by ``indexed_gzip`` and read as a tar
 stream; each ``<session>.hdf5`` (and ``metadata.csv``) is written to ``<name>.part`` in the data root
 and renamed when whole. A dropped connection continues in the same decompressor with a range
 request. To survive a kill, the decompressor's seek points (zran: the compressed offset and the

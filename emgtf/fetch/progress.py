@@ -1,7 +1,7 @@
 """Progress of downloads: live bars (rich) on a terminal, plain lines otherwise.
 
-The fetching code reports to a :class:`Progress`; the base class reports nothing (library use),
-:class:`LiveProgress` draws rich's bars (bytes, rate, time left), :class:`LineProgress` writes a
+The fetching code reports to a ``Progress``; the base class reports nothing (library use),
+``LiveProgress`` draws rich's bars (bytes, rate, time left), ``LineProgress`` writes a
 line per file now and then, for logs and pipes. Thread-safe: files are fetched several at once.
 """
 

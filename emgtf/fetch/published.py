@@ -5,7 +5,7 @@ A published file has a name, its path under the download folder: ``meta/generic.
 ``meta/lm/wikitext-103-6gram-charlm.bin``. A name may drop its extension (``meta/generic``), and
 ``meta/lm`` is Meta's 6-gram LM as KenLM binary (``meta/lm.arpa``: as ARPA). A folder name
 (``meta/personalized-finetuned``) stands for every file under it. Files are fetched into
-:func:`emgtf.paths.cache_dir` unless ``out=`` says otherwise, and :func:`resolve` finds them there,
+``emgtf.paths.cache_dir`` unless ``out=`` says otherwise, and ``resolve`` finds them there,
 so ``convert meta/generic ...`` and ``decoder.lm_path=meta/lm`` work once they are downloaded.
 """
 
@@ -61,7 +61,7 @@ def _matches(name: str, files: list[Published]) -> list[Published]:
 
 
 def target(file: Published, out: str | os.PathLike | None = None) -> Target:
-    """The :class:`Target` of a published file under ``out`` (default: the cache folder)."""
+    """The ``Target`` of a published file under ``out`` (default: the cache folder)."""
     root = Path(out) if out is not None else cache_dir()
     return Target(url=file.url, path=root / file.name, digest_kind=file.digest_kind, digest=file.digest,
                   size=file.size, label=file.name)
@@ -89,7 +89,7 @@ def resolve(name: str) -> Path:
 
 def resolve_path(text: str | os.PathLike) -> Path:
     """A path as given, unless no such file exists and it is a published name: then the
-    downloaded file (see :func:`resolve`). What a command taking a checkpoint or LM calls."""
+    downloaded file (see ``resolve``). What a command taking a checkpoint or LM calls."""
     path = Path(text).expanduser()
     if path.exists() or _known(str(text)) is None:
         return path

@@ -8,7 +8,7 @@ whose size and digest match the published ones is renamed to its real name. One 
 moved aside to ``<name>.corrupt`` (never left under its real name) and reported with both
 digests. A file already present under its real name is verified and skipped.
 
-Errors are one line (:class:`emgtf.errors.EmgtfError`): a 403/404 names the URL, a network failure
+Errors are one line (``emgtf.errors.EmgtfError``): a 403/404 names the URL, a network failure
 that outlasts the retries and a full disk say that the partial file is kept for the next run.
 """
 
@@ -45,7 +45,7 @@ _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 class Target:
     """A file to fetch: where from, where to, and what it must be.
 
-    ``digest_kind`` / ``digest``: the published digest (see :mod:`emgtf.fetch.digests`); ``size``:
+    ``digest_kind`` / ``digest``: the published digest (see ``emgtf.fetch.digests``); ``size``:
     the published size in bytes (None: unknown, the server's word is taken); ``check``: for a
     file without a published digest, a function of the downloaded file that returns what is wrong
     with it (None: nothing); ``label``: the name shown in progress and errors.
@@ -135,8 +135,8 @@ def _exclusive(part: Path):
 
 
 class Fetcher:
-    """Fetches :class:`Target` files (see the module): ``mirror`` redirects every URL (see
-    :mod:`emgtf.fetch.mirrors`); ``retries`` tries after a failure without progress, waiting
+    """Fetches ``Target`` files (see the module): ``mirror`` redirects every URL (see
+    ``emgtf.fetch.mirrors``); ``retries`` tries after a failure without progress, waiting
     ``backoff`` seconds, doubled each time (up to a minute)."""
 
     def __init__(self, *, mirror: str | None = None, progress: Progress | None = None, retries: int = 5,

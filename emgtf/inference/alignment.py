@@ -1,10 +1,10 @@
 """The arrays of the alignment view of one session (``python -m emgtf.evaluate ... report=true``).
 
-:func:`session_alignment` runs a model over a whole session (its emissions are the ones the
+``session_alignment`` runs a model over a whole session (its emissions are the ones the
 evaluation decoded) and cuts out a few seconds: the log spectrogram of both bands (the model's own
 ``LogSpectrogram`` layer, before normalisation), the keystrokes, the per-frame log-probabilities
 and the decoded keys, on one clock: seconds from the session's first sample. Drawing them is
-:mod:`emgtf.reporting.alignment`'s (no TensorFlow there).
+``emgtf.reporting.alignment``'s (no TensorFlow there).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ LEAD_SECONDS = 0.5  # a default view starts this long before the session's first
 def session_alignment(model, path, decoder=None, *, seconds: float, start: float | None = None,
                       source: str | None = None) -> AlignmentView:
     """The alignment view of ``seconds`` seconds of session file ``path`` from ``start`` (seconds
-    from its first sample; None: :data:`LEAD_SECONDS` before its first keystroke).
+    from its first sample; None: ``LEAD_SECONDS`` before its first keystroke).
 
     ``decoder``: the evaluation's decoder; each decoded key is shown at its onset (the emission
-    that starts it, :mod:`emgtf.decoding.onsets`), greedy decoding's read off the argmax path,
+    that starts it, ``emgtf.decoding.onsets``), greedy decoding's read off the argmax path,
     another decoder's from its own search of the shown emissions.
     """
     from emgtf import SAMPLE_RATE

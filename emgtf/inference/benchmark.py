@@ -7,9 +7,9 @@ sessions divided by their target characters (not a mean of per-session rates); t
 mean and the population standard deviation of the per-user rates, for each decoder. Beside them
 the corpus-level rates: edits summed over every test session of every user, divided by all their
 characters (the NeurIPS 2026 challenge's Track 4 headline); ``metrics="track4"`` reports exactly
-that track's set (corpus CER, IER, DER, SER and rendered-text CER; :mod:`emgtf.metrics`).
+that track's set (corpus CER, IER, DER, SER and rendered-text CER; ``emgtf.metrics``).
 
-:func:`run_benchmark` takes (checkpoint, split) pairs: one generic checkpoint with each user's
+``run_benchmark`` takes (checkpoint, split) pairs: one generic checkpoint with each user's
 split, or one personalised checkpoint per user. A split whose test sessions belong to several users
 (Meta's ``generic.yaml``) gives one row per user. It writes the table as JSON and CSV.
 """
@@ -37,7 +37,7 @@ from emgtf.metrics import COUNTS, METRICS, RATES, ErrorCounter, check_metrics
 
 def rates_of_counts(counts: dict) -> dict:
     """The rates (percent) and the counts, from summed edit counts (the definition of
-    :class:`emgtf.metrics.ErrorCounter`)."""
+    ``emgtf.metrics.ErrorCounter``)."""
 
     counter = ErrorCounter()
     counter.add_counts(counts)
@@ -101,7 +101,7 @@ def run_benchmark(
     output=None,
     overwrite: bool = False,
     metrics: str = "emg2qwerty",
-    log: Callable[[str], None] | None = print,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[dict, Path, Path]:
     """Evaluates each (checkpoint, split) pair on the split's ``part`` with every decoder config.
 
@@ -110,7 +110,7 @@ def run_benchmark(
     "rows": [{"user", "user_id", "split", "split_file", "checkpoint", "sessions", "results":
     {decoder: rates and counts}, "per_session": {decoder: [...]}}], "summary": {decoder: {rate:
     {"mean", "std"}}}, "corpus": {decoder: rates and counts over every session}, "metrics"}``.
-    ``metrics``: the set the table and CSV report (:data:`emgtf.metrics.METRICS`); the JSON has
+    ``metrics``: the set the table and CSV report (``emgtf.metrics.METRICS``); the JSON has
     everything. Existing outputs are kept unless ``overwrite``.
     """
     from omegaconf import OmegaConf

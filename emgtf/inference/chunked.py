@@ -1,7 +1,7 @@
 """Whole sessions in bounded memory: a Keras model's log-probabilities of a whole session computed
 in chunks, equal to the one-shot forward pass (batch 1, the reference's test protocol).
 
-How depends on what an emission reads (:func:`emgtf.models.streaming.model_reach`, declared by the
+How depends on what an emission reads (``emgtf.models.streaming.model_reach``, declared by the
 layers):
 
 - ``overlap``: a bounded span of spectrogram frames with zero padding at the input's edges (the
@@ -14,14 +14,14 @@ layers):
   chunks have one length, so ``batch`` of them go through the model at once.
 - ``step``: running statistics from the session's start (SplashNet's RollingTimeNorm), which a
   chunk cut from the middle cannot see: the model's incremental step
-  (:mod:`emgtf.models.streaming`), whose fixed-size state carries them, fed ``chunk_seconds`` of
+  (``emgtf.models.streaming``), whose fixed-size state carries them, fed ``chunk_seconds`` of
   samples per call (the last call zero-padded: the step is causal, so padding after the session's
   end only makes emissions that are dropped). One chunk at a time: each needs the state before it.
 - ``whole``: the whole past or the whole input (recurrent layers, self-attention, absolute
   positions, a layer that declares no reach): one forward pass over the whole session, whose
   memory grows with its length; or, with ``approximate=True``, ``approximate`` chunks with
   ``context_seconds`` of context on both sides, the transcriber's stitching
-  (:func:`emgtf.inference.chunks.plan_chunks`), not equal to the one-shot pass
+  (``emgtf.inference.chunks.plan_chunks``), not equal to the one-shot pass
   (docs/guides/long-sessions.md measures by how much).
 
 A session no longer than one chunk (its context included) runs whole in every mode.
@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emgtf.charset import NUM_CLASSES
 from emgtf.data.session import MAX_ABS_EMG
 from emgtf.errors import EmgtfError, SessionFileError
 from emgtf.inference.runners import check_finite, forward
@@ -141,7 +142,7 @@ class SessionForward:
 
     ``forward.blocks(session)`` yields the session's emissions (n, 99) float32 in order, a chunk's
     run at a time; ``forward.log_probs(session)`` is all of them, (emissions, 99). ``session``: an
-    open :class:`emgtf.data.EMGSession`. ``mode``: "overlap", "step", "whole" or "approximate".
+    open ``emgtf.data.EMGSession``. ``mode``: "overlap", "step", "whole" or "approximate".
     """
 
     def __init__(self, model, chunking: Chunking | None = None, *, source: str | None = None):
@@ -213,7 +214,7 @@ class SessionForward:
 
     def log_probs(self, session, name: str | None = None) -> np.ndarray:
         blocks = list(self.blocks(session, name))
-        return np.concatenate(blocks) if blocks else np.zeros((0, 99), np.float32)
+        return np.concatenate(blocks) if blocks else np.zeros((0, NUM_CLASSES), np.float32)
 
     def blocks(self, session, name: str | None = None) -> Iterator[np.ndarray]:
         """``name``: the session in error messages (None: its path)."""
@@ -241,7 +242,7 @@ class SessionForward:
             emg = np.stack([read_checked(session, c.start, c.stop) for c in group])
             log_probs = forward(self.model, emg)
             emitted = self.rule.emissions(length)
-            if log_probs.shape[1] < emitted or log_probs.shape[-1] != 99:
+            if log_probs.shape[1] < emitted or log_probs.shape[-1] != NUM_CLASSES:
                 raise EmgtfError(f"{self.source}: the model emitted frames of shape {log_probs.shape[1:]} "
                                  f"for {length} samples, but its emission rule says {emitted}")
             for chunk, rows in zip(group, log_probs):
@@ -252,7 +253,7 @@ class SessionForward:
     def _warms_up(self, num_samples: int) -> bool:
         """Whether a rolling norm's warm-up completes with the session's own frames (else the zeros
         that pad the last call would enter its statistics: such a short session runs whole)."""
-        from emgtf.inference.streaming import CompiledStep
+        from emgtf.inference.steps import CompiledStep
 
         if self._step is None:
             self._step = CompiledStep(self.model)

@@ -1,5 +1,5 @@
 """Cutting a session into chunks of emissions, each read with context on both sides: the plan
-that transcription and the approximate mode of :mod:`emgtf.inference.chunked` follow. Light
+that transcription and the approximate mode of ``emgtf.inference.chunked`` follow. Light
 (no Keras), so the commands can import it before TensorFlow."""
 
 from __future__ import annotations

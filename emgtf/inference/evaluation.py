@@ -1,11 +1,11 @@
 """Evaluation: one forward + decode + count path for validation windows and whole sessions.
 
-:func:`validate` scores windows of a validation split (the training loop's per-epoch check);
-:func:`evaluate_model` decodes every session of a split whole (batch 1, no windowing: the
+``validate`` scores windows of a validation split (the training loop's per-epoch check);
+``evaluate_model`` decodes every session of a split whole (batch 1, no windowing: the
 reference's test protocol; computed in chunks with the same result where the model's reach allows,
-:mod:`emgtf.inference.chunked`), and :func:`evaluate_checkpoint` writes that report as JSON beside the
+``emgtf.inference.chunked``), and ``evaluate_checkpoint`` writes that report as JSON beside the
 checkpoint, ``<checkpoint stem>.<split>.<decoder>.eval.json``. Error rates are edit operations
-summed over all sessions (:class:`emgtf.metrics.ErrorCounter`).
+summed over all sessions (``emgtf.metrics.ErrorCounter``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from emgtf import interrupts
+from emgtf.console import Log, discard
+from emgtf.data.splits import TEST
 from emgtf.errors import EmgtfError
 from emgtf.files import write_json
 from emgtf.inference.runners import check_finite, forward
@@ -26,11 +28,11 @@ def validate(model, dataset, loss, decoder=None, *, samples: int = 0, source: st
     """Loss and error rates of ``model`` on every window of ``dataset`` (dict batches).
 
     The loss is averaged over windows like the training loss; the rates are summed over the split
-    (:class:`emgtf.metrics.ErrorCounter`). Greedy decoding unless a ``decoder`` is given.
+    (``emgtf.metrics.ErrorCounter``). Greedy decoding unless a ``decoder`` is given.
     ``samples`` > 0 adds ``"samples"``: (prediction, target) of the first that many windows.
     Non-finite log-probabilities are an EmgtfError naming ``source`` (the model), session and frame.
-    ``forward_fn`` (emg -> log-probabilities) replaces :func:`forward`, e.g. for a model trained on
-    several devices (:meth:`emgtf.training.distribute.Distribution.forward`).
+    ``forward_fn`` (emg -> log-probabilities) replaces ``forward``, e.g. for a model trained on
+    several devices (``emgtf.training.distribute.Distribution.forward``).
     """
     import keras
 
@@ -77,16 +79,17 @@ def _check(log_probs, emitted, batch, source: str) -> None:
     check_finite(log_probs, source, where, emitted)
 
 
-def evaluate_model(model, files, decoder, *, log=print, source: str | None = None,
+def evaluate_model(model, files, decoder, *, log=None, source: str | None = None,
                    chunking=None) -> dict:
     """Decodes each session file whole with ``model``; returns the per-session and overall rates.
 
     Whole, as the one-shot forward pass of the session (batch 1) gives it, computed in chunks
-    where that gives the same numbers (``chunking``: :class:`emgtf.inference.chunked.Chunking`,
+    where that gives the same numbers (``chunking``: ``emgtf.inference.chunked.Chunking``,
     None: its defaults), so memory does not grow with the session; the emissions go into the
     decoder's incremental search chunk by chunk (its ``finish()`` is the offline decoding).
     A session too short for one emission (shorter than the model's receptive field) is skipped with
     a warning: it has nothing to decode, and a training run must not fail at its last step for it.
+    ``log`` (one argument) hears each session's CER as it is scored (None: nothing is said).
     Non-finite log-probabilities are an EmgtfError naming ``source`` (the checkpoint) and session.
 
     Returns ``{"sessions": [{"session", "CER", "IER", "DER", "SER", "rendered_CER", counts...,
@@ -163,7 +166,7 @@ def default_output(checkpoint: Path, part: str, decoder_cfg) -> Path:
 def evaluate_checkpoint(
     checkpoint,
     *,
-    part: str = "test",
+    part: str = TEST,
     decoder_cfg=None,
     root=None,
     split=None,
@@ -176,20 +179,23 @@ def evaluate_checkpoint(
     report_start: float | None = None,
     metrics: str = "emg2qwerty",
     chunking=None,
+    log: Log | None = None,
 ) -> tuple[dict, Path]:
     """Evaluates ``checkpoint`` on split part ``part``; writes and returns the JSON report.
 
     ``root``/``split`` default to the run's config.yaml beside the checkpoint, else the synthetic
     default. ``model``: the already loaded checkpoint, to skip loading it again.
 
-    ``report``: also write the error-analysis report (:mod:`emgtf.reporting`) into
+    ``report``: also write the error-analysis report (``emgtf.reporting``) into
     ``<JSON stem>-report/`` beside the JSON, with the alignment view of session ``report_session``
     (None: the first one evaluated), ``report_seconds`` from ``report_start`` (seconds from its
     first sample; None: just before its first keystroke). Report options are checked before the
-    evaluation starts. ``metrics``: the set the printed table gives (:data:`emgtf.metrics.METRICS`;
+    evaluation starts. ``metrics``: the set the printed table gives (``emgtf.metrics.METRICS``;
     ``track4``: the corpus-level rates of the NeurIPS 2026 track, also under ``"track4"`` in the
     JSON); the JSON has every rate. ``chunking``: how whole sessions are cut
-    (:class:`emgtf.inference.chunked.Chunking`; None: its defaults, exact where the model allows).
+    (``emgtf.inference.chunked.Chunking``; None: its defaults, exact where the model allows).
+    ``log`` (``emgtf.console``) hears what is evaluated, the rates table and the files written
+    (None: nothing is said; the commands pass their console).
     """
     from omegaconf import OmegaConf
 
@@ -201,6 +207,7 @@ def evaluate_checkpoint(
     from emgtf.decoding import decoder_name, make_decoder
     from emgtf.inference.checkpoints import checkpoint_family, load_checkpoint
 
+    log = log or discard
     check_metrics(metrics)
     checkpoint = Path(checkpoint)
     family = checkpoint_family(checkpoint)  # a missing or foreign file fails before any data work
@@ -228,9 +235,10 @@ def evaluate_checkpoint(
     from emgtf.inference.chunked import Chunking, SessionForward
 
     chunking = chunking if chunking is not None else Chunking()
-    print(f"emgtf.evaluate: {checkpoint} ({model.name}) on {len(files)} {part} session(s), "
-          f"{decoder_name(decoder_cfg)} decoding, {SessionForward(model, chunking).describe()}", flush=True)
-    report = evaluate_model(model, files, decoder, source=f"checkpoint {checkpoint}", chunking=chunking)
+    log(f"{checkpoint} ({model.name}) on {len(files)} {part} session(s), "
+        f"{decoder_name(decoder_cfg)} decoding, {SessionForward(model, chunking).describe()}")
+    report = evaluate_model(model, files, decoder, source=f"checkpoint {checkpoint}", chunking=chunking,
+                            log=lambda line: log(line, prefix=False))
     report = {
         "checkpoint": str(checkpoint),
         "model": model.name,
@@ -245,11 +253,13 @@ def evaluate_checkpoint(
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     write_json(output, report)
-    print(rates_table(report, metrics))
-    print(f"report: {output}", flush=True)
+    log(rates_table(report, metrics), prefix=False)
+    log(f"report: {output}", prefix=False)
     if report_dir is not None:
-        write_evaluation_report(output, report_dir, model, files, decoder, session=report_session,
-                                seconds=report_seconds, start=report_start, source=f"checkpoint {checkpoint}")
+        written = write_evaluation_report(output, report_dir, model, files, decoder, session=report_session,
+                                          seconds=report_seconds, start=report_start,
+                                          source=f"checkpoint {checkpoint}", log=log)
+        log(f"error-analysis report: {written[-1]} ({len(written)} files in {report_dir})", prefix=False)
     return report, output
 
 
@@ -289,9 +299,11 @@ def _check_report(output: Path, files, part: str, overwrite: bool, session, seco
 
 
 def write_evaluation_report(output: Path, out: Path, model, files, decoder, *, session=None,
-                            seconds: float = 4.0, start=None, source=None) -> list[Path]:
+                            seconds: float = 4.0, start=None, source=None, log: Log | None = None) -> list[Path]:
     """The error-analysis report of the evaluation JSON ``output`` (``emgtf.report``'s) plus the
-    alignment view of one session, written into ``out`` (an existing report there is replaced)."""
+    alignment view of one session, written into ``out`` (an existing report there is replaced);
+    returns the files written, the index last. ``log`` hears which alignment view it drew."""
+    log = log or discard
     import shutil
 
     from emgtf.inference.alignment import session_alignment
@@ -310,6 +322,5 @@ def write_evaluation_report(output: Path, out: Path, model, files, decoder, *, s
     if out.exists() and (out / "index.html").is_file():
         shutil.rmtree(out)
     written = write_report(Inputs(paths=[output], evaluations=[evaluation]), out)
-    print(f"alignment view: {evaluation.alignment.describe()}", flush=True)
-    print(f"error-analysis report: {written[-1]} ({len(written)} files in {out})", flush=True)
+    log(f"alignment view: {evaluation.alignment.describe()}", prefix=False)
     return written

@@ -2,7 +2,7 @@
 ``export.json`` schema and the streaming step's layout, as every reader of an export needs them.
 
 Runners, the streaming decoder and the export's own check read an export through this module; the
-writer (:mod:`emgtf.export`) imports it from here, so the two cannot disagree and inference never
+writer (``emgtf.export``) imports it from here, so the two cannot disagree and inference never
 imports export.
 """
 
@@ -31,7 +31,7 @@ TFLITE_FILES = {"float32": MODEL_FILES["tflite"], "int8": "model_int8.tflite"}
 
 @dataclass(frozen=True)
 class StepLayout(StateLayout):
-    """The :class:`~emgtf.models.streaming.StateLayout` of a step traced for chunks of
+    """The ``StateLayout`` of a step traced for chunks of
     ``chunk_samples`` (``frames_per_step`` hops)."""
 
     chunk_samples: int = 0

@@ -1,4 +1,4 @@
-"""Replaying a session file through a :class:`~emgtf.inference.streaming.StreamingDecoder` as if
+"""Replaying a session file through a ``StreamingDecoder`` as if
 it came live, and measuring it: the final keys and their CER (as ``emgtf.transcribe``), the
 latency of each key, and the CPU time of each chunk.
 
@@ -26,7 +26,7 @@ __all__ = ["Replay", "key_latencies", "replay"]
 
 @dataclass
 class Replay:
-    """What :func:`replay` measured. ``target`` and ``rates`` are None without keystrokes."""
+    """What ``replay`` measured. ``target`` and ``rates`` are None without keystrokes."""
 
     session: str
     prediction: str

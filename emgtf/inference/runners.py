@@ -1,7 +1,7 @@
 """Running a model on raw EMG, whatever form it comes in: a Keras model or ``.keras`` checkpoint,
 or an export folder (SavedModel, ``.keras``, ONNX, TFLite streaming step) as ``python -m emgtf.export`` writes it.
 
-A :class:`Runner` maps ``emg`` float32 (batch, samples, 2, 16) and optional true lengths (batch,)
+A ``Runner`` maps ``emg`` float32 (batch, samples, 2, 16) and optional true lengths (batch,)
 to log-probabilities (batch, frames, 99) float32 and the emitted frames of each element (batch,)
 int64. Validation, evaluate, transcribe and the export check all go through it, so they give the
 same numbers for the same model.
@@ -94,7 +94,7 @@ class Runner:
 
 
 def keras_runner(model, source: str | None = None) -> Runner:
-    """A runner of a Keras model, through :func:`forward`."""
+    """A runner of a Keras model, through ``forward``."""
 
     def run(emg, lengths):
         log_probs = forward(model, emg)
@@ -191,7 +191,7 @@ def tflite_interpreter(**kwargs):
 
 def tflite_step(model_path_or_content, threads: int | None = None):
     """``step(state, chunk) -> (next_state, log_probs)`` of a TFLite step model (a path or bytes),
-    for :func:`run_step_stream`; ``threads``: the interpreter's (None: TFLite's default). A file
+    for ``run_step_stream``; ``threads``: the interpreter's (None: TFLite's default). A file
     the interpreter cannot load is a one-line EmgtfError."""
     if isinstance(model_path_or_content, bytes):
         interpreter = tflite_interpreter(model_content=model_path_or_content, num_threads=threads)

@@ -1,24 +1,24 @@
 """Decoding keys as they are typed, from a live stream of raw EMG chunks.
 
-A :class:`StreamingDecoder` is fed chunks of raw EMG (samples, 2, 16) float32 of any size
-(``push``) and answers each with a :class:`StreamUpdate`: the keys committed so far (final) and
+A ``StreamingDecoder`` is fed chunks of raw EMG (samples, 2, 16) float32 of any size
+(``push``) and answers each with a ``StreamUpdate``: the keys committed so far (final) and
 the decoder's current best guess at the keys after them (may still change). It keeps bounded
 state, so memory and CPU per chunk stay the same over an hour of signal.
 
-How an emission is computed from a stream. By the model's :class:`EmissionRule`, emission ``e``
+How an emission is computed from a stream. By the model's ``EmissionRule``, emission ``e``
 of an input that starts at sample ``s`` (a multiple of the stride) is emission ``s / stride + e``
 of the whole session, and it reads spectrogram frames ``e .. e + lost_frames`` (times the
 subsampling). What it reads beyond that window is the model's *reach*
-(:func:`emgtf.models.streaming.model_reach`, read off its layers' declarations):
+(``emgtf.models.streaming.model_reach``, read off its layers' declarations):
 
 - nothing (the TDS baseline: unpadded convolutions, per-frame layers): the model's incremental
-  step (:mod:`emgtf.models.streaming`) keeps the last ``n_fft - hop`` raw samples and each TDS
+  step (``emgtf.models.streaming``) keeps the last ``n_fft - hop`` raw samples and each TDS
   block's last ``kernel_width - 1`` input frames, and each push runs it once on the push's whole
   hops (the rest waits for the next push), so every frame is computed once. Its emissions *are*
   the whole-session emissions (to float rounding). A ``.keras`` checkpoint streams through its
-  TFLite step by default in the commands (:func:`emgtf.export.step_cache.cached_tflite_step`: 3-4x faster than the Keras step, built the
+  TFLite step by default in the commands (``emgtf.export.step_cache.cached_tflite_step``: 3-4x faster than the Keras step, built the
   first time and kept beside the checkpoint). A TFLite export runs its own step, the same
-  computation (:mod:`emgtf.export.stream_step`), on whole chunks of its fixed ``chunk_samples``
+  computation (``emgtf.export.stream_step``), on whole chunks of its fixed ``chunk_samples``
   (the rest waits for the next push; a stream's last partial chunk is zero-padded at
   ``finish()``). Without either (a SavedModel or ONNX export) the decoder instead keeps the
   samples the next emission needs, at most ``lost_frames * hop + n_fft`` (2048 samples, 1 s, for
@@ -34,7 +34,7 @@ subsampling). What it reads beyond that window is the model's *reach*
 - a bounded number of frames of zero-padded past or future (causal or "same" padded dilated
   convolutions: the TCN, ConvResNet without GRU): as above with that many frames of context
   kept before, and emissions that still read the padding past the end held back until more
-  signal (or :meth:`~StreamingDecoder.finish`) comes: still the whole-session emissions;
+  signal (or ``finish``) comes: still the whole-session emissions;
 - the unbounded past (a unidirectional LSTM / GRU): no emission is ever exactly the
   whole-session one; each push runs the model on the last ``context_seconds`` (default 4 s) of
   signal before the new emissions, so the state is rebuilt from that window. This is an
@@ -43,8 +43,8 @@ subsampling). What it reads beyond that window is the model's *reach*
 - the unbounded future (bidirectional RNNs, full self-attention, absolute positions): refused
   with one line saying why; such models decode whole sessions (``python -m emgtf.transcribe``).
 
-Decoding is incremental too: :meth:`emgtf.decoding.BeamSearchDecoder.start` and
-:meth:`emgtf.decoding.GreedyDecoder.start` carry the search across pushes, and ``finish()`` gives
+Decoding is incremental too: ``emgtf.decoding.BeamSearchDecoder.start`` and
+``emgtf.decoding.GreedyDecoder.start`` carry the search across pushes, and ``finish()`` gives
 exactly the offline ``decode_batch`` of all the emissions.
 """
 
@@ -57,19 +57,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from emgtf import NUM_BANDS, NUM_CHANNELS
+from emgtf.charset import NUM_CLASSES
 from emgtf.errors import EmgtfError
+from emgtf.inference.steps import CompiledStep, TFLiteStep, compiled_step
 
 if TYPE_CHECKING:  # Keras is imported when a model is, not by the CLI before it
+    from emgtf.console import Log
     from emgtf.models.layers.base import Reach
 
-__all__ = ["CompiledStep", "StreamUpdate", "StreamingDecoder", "TFLiteStep", "DEFAULT_CONTEXT_SECONDS"]
+__all__ = ["StreamUpdate", "StreamingDecoder", "DEFAULT_CONTEXT_SECONDS"]
 
 DEFAULT_CONTEXT_SECONDS = 4.0
 DEFAULT_MAX_PENDING_KEYS = 100  # about 20 s of typing
-_NO_EMISSIONS = np.zeros((0, 99), np.float32)
-# Hops per incremental step call at most (0.5 s): a push of an hour at once is stepped in
-# pieces, so its memory stays flat and at most this many step shapes are ever traced.
-MAX_STEP_HOPS = 64
+_NO_EMISSIONS = np.zeros((0, NUM_CLASSES), np.float32)
 
 
 def _needs_step(source: str, why: str) -> EmgtfError:
@@ -121,130 +121,6 @@ class StreamUpdate:
         return self.committed + self.partial
 
 
-class CompiledStep:
-    """A model's incremental step (:func:`emgtf.models.streaming.incremental_step`), compiled for
-    each number of hops a stream uses (TensorFlow: a ``tf.function`` traced once per hop count,
-    at most :data:`MAX_STEP_HOPS` of them, in practice one or two for a fixed push size; a static
-    frame count lets the layers pick their few-frame form; other backends run it eagerly).
-    ``step(state, samples)`` -> ``(next_state, log_probs)``: the state stays a backend tensor,
-    log_probs come as numpy (hops, 99). ``samples`` is any whole number of hops, at most
-    ``max_units`` of them (``unit_samples`` each)."""
-
-    max_units = MAX_STEP_HOPS
-
-    def __init__(self, model):
-        import keras
-
-        from emgtf.models.streaming import incremental_step, state_layout
-
-        self.layout = layout = state_layout(model)
-        self.unit_samples = layout.hop_length
-
-        def step(state, samples, final=False):
-            return incremental_step(model, layout, state, samples, final=final)
-
-        self._step = step
-        self._traced = None
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            # Not XLA: on this CPU (AMD EPYC, 2 cores) it was slower than the graph (12.3 against
-            # 8.6 ms per 5-hop step of Meta's model, one thread).
-            def stepper(final):
-                return tf.function(lambda state, samples: step(state, samples, final))
-
-            functions = {final: stepper(final) for final in (False, True)}
-            # (hop count, final) -> concrete function (called without tf.function's dispatch)
-            self._traced = {}
-
-            def trace(hops, final):
-                return functions[final].get_concrete_function(
-                    tf.TensorSpec([layout.state_size], tf.float32),
-                    tf.TensorSpec([hops * layout.hop_length, NUM_BANDS, NUM_CHANNELS], tf.float32),
-                )
-
-            self._trace = trace
-
-    def initial_state(self):
-        from keras import ops
-
-        return ops.convert_to_tensor(self.layout.initial_state())
-
-    def __call__(self, state, samples: np.ndarray, final: bool = False):
-        """``final``: the stream ends with these samples (a rolling norm releases what a stream
-        shorter than its warm-up holds)."""
-        from keras import ops
-
-        if self._traced is None:
-            next_state, log_probs = self._step(state, ops.convert_to_tensor(samples), final)
-        else:
-            key = (len(samples) // self.layout.hop_length, final)
-            step = self._traced.get(key) or self._traced.setdefault(key, self._trace(*key))
-            next_state, log_probs = step(state, ops.convert_to_tensor(samples))
-        return next_state, ops.convert_to_numpy(log_probs)
-
-    def describe(self) -> str:
-        why = f" ({self.why_not_tflite})" if getattr(self, "why_not_tflite", None) else ""
-        return f"Keras incremental step{why}, each frame computed once"
-
-
-class TFLiteStep:
-    """The streaming step of a TFLite export (:mod:`emgtf.export.stream_step`: the same
-    computation as :class:`CompiledStep`, float32 or int8), called like it but on exactly one
-    chunk of ``layout.chunk_samples`` samples (a TFLite model's shapes are fixed):
-    ``step(state, samples)`` -> ``(next_state, log_probs)``, numpy both, log_probs (frames, 99).
-    ``threads``: the interpreter's (None: TFLite's default)."""
-
-    max_units = 1
-
-    def __init__(self, path, layout, threads: int | None = None):
-        from emgtf.inference.runners import tflite_step
-
-        self.path = path
-        self.layout = layout
-        self.unit_samples = layout.chunk_samples
-        self._step = tflite_step(path, threads)
-
-    def initial_state(self) -> np.ndarray:
-        return self.layout.initial_state()
-
-    def __call__(self, state, samples: np.ndarray, final: bool = False):
-        return self._step(state, samples)
-
-    def describe(self) -> str:
-        return (f"TFLite step {self.path.name}, chunks of {self.unit_samples} samples, each frame "
-                "computed once")
-
-
-def limit_threads(threads: int | None) -> None:
-    """Runs TensorFlow's ops on ``threads`` threads (None: its default, every core). A stream's
-    small steps gain little from more threads, whose idle spinning costs CPU time (Meta's TDS,
-    AMD EPYC, 2 cores: 8.6 ms of CPU per 40 ms step on one thread, 13.5 ms on the default pool).
-    Must come before TensorFlow runs anything; raises EmgtfError after."""
-    if threads is None:
-        return
-    if threads < 1:
-        raise EmgtfError(f"threads must be >= 1, got {threads}")
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        raise EmgtfError("TensorFlow's threads can only be set before it runs anything") from None
-
-
-def _compiled_step(model):
-    """The model's :class:`CompiledStep`, or None for a model that has none (windowed then)."""
-    from emgtf.models.streaming import state_layout
-
-    try:
-        state_layout(model)
-    except EmgtfError:
-        return None
-    return CompiledStep(model)
-
-
 @dataclass
 class _Buffer:
     """Samples ``[start, start + len(data))`` of the stream, kept for the next emissions."""
@@ -257,9 +133,9 @@ class StreamingDecoder:
     """Decodes a live stream of raw EMG chunks into keys, with bounded state.
 
     Args:
-        runner: a :class:`emgtf.inference.runners.Runner`.
-        reach: the model's :class:`~emgtf.models.layers.base.Reach`
-            (:func:`emgtf.models.streaming.model_reach`).
+        runner: a ``emgtf.inference.runners.Runner``.
+        reach: the model's ``Reach``
+            (``emgtf.models.streaming.model_reach``).
         decoder: a GreedyDecoder (default) or a BeamSearchDecoder.
         context_seconds: for recurrent models only, the signal before the new emissions each
             push runs the model on.
@@ -267,12 +143,12 @@ class StreamingDecoder:
             completes an emission, or a hop on the incremental path).
         max_pending_keys: for beam search, the keys its best prefix may run ahead of the
             committed ones before the older half is committed (see
-            :class:`emgtf.decoding.beam.BeamState`); None: only what every prefix agrees on.
-        step: the model's :class:`CompiledStep` (TDS) or a TFLite export's :class:`TFLiteStep`:
+            ``emgtf.decoding.beam.BeamState``); None: only what every prefix agrees on.
+        step: the model's ``CompiledStep`` (TDS) or a TFLite export's ``TFLiteStep``:
             each push computes only its new frames; None: each push re-runs the model over the
             kept receptive field (windowed).
 
-    Use :meth:`from_model` (a Keras model) or :meth:`load` (a ``.keras`` file or export folder).
+    Use ``from_model`` (a Keras model) or ``load`` (a ``.keras`` file or export folder).
     """
 
     def __init__(self, runner, reach: Reach, decoder=None, *, context_seconds: float = DEFAULT_CONTEXT_SECONDS,
@@ -330,22 +206,23 @@ class StreamingDecoder:
                 state_layout(model)
             except EmgtfError as e:
                 raise _needs_step(where, str(e)) from None
-        step = _compiled_step(model) if incremental else None
+        step = compiled_step(model) if incremental else None
         return cls(keras_runner(model, source), reach, decoder, step=step, **options)
 
     @classmethod
     def load(cls, path, decoder=None, *, incremental: bool = True, threads: int | None = None,
-             step: str = "auto", build_step=None, **options) -> "StreamingDecoder":
+             step: str = "auto", build_step=None, log: Log | None = None, **options) -> "StreamingDecoder":
         """A streaming decoder of a ``.keras`` checkpoint or an export folder (a Keras one streams
-        through the incremental step as :meth:`from_model`, a TFLite one through its step
+        through the incremental step as ``from_model``, a TFLite one through its step
         ``model.tflite``, or the ``.tflite`` file of the folder that ``path`` names, e.g.
         ``model_int8.tflite``; SavedModel and ONNX ones windowed). ``threads``: the TFLite
         interpreter's. ``step`` (a ``.keras`` file): "auto" streams through the TFLite step that
         ``build_step(checkpoint, model, threads=..., log=...)`` returns (the commands pass
-        :func:`emgtf.export.step_cache.cached_tflite_step`: built once and kept beside the
-        checkpoint; :func:`emgtf.export.step_cache.load_streamer` is this call with it) where the
+        ``emgtf.export.step_cache.cached_tflite_step``: built once and kept beside the
+        checkpoint; ``emgtf.export.step_cache.load_streamer`` is this call with it) where the
         model has a fixed-shape step, else its Keras step; "keras", or no ``build_step``, the Keras
-        step. (Building a TFLite step is export's work, a layer above this one.)"""
+        step. (Building a TFLite step is export's work, a layer above this one.) ``log``: where
+        the step's build says so (a warning; None: silent)."""
         from pathlib import Path
 
         from emgtf.inference.checkpoints import load_checkpoint
@@ -357,7 +234,7 @@ class StreamingDecoder:
             path, tflite_file = path.parent, path
         elif path.is_file():
             return cls._from_checkpoint(path, load_checkpoint(path), decoder, incremental=incremental,
-                                        threads=threads, step=step, build_step=build_step, **options)
+                                        threads=threads, step=step, build_step=build_step, log=log, **options)
         from emgtf.inference.export_folder import METADATA_FILE, read_metadata
 
         runner = load_runner(path)
@@ -370,7 +247,7 @@ class StreamingDecoder:
         if doc["format"] == "keras":
             model_file = path / str(doc.get("model_file"))
             return cls._from_checkpoint(model_file, load_checkpoint(model_file), decoder, incremental=incremental,
-                                        threads=threads, step=step, build_step=build_step,
+                                        threads=threads, step=step, build_step=build_step, log=log,
                                         source=runner.source, **options)
         reach = _export_reach(path, runner.family, doc.get("training_config"))
         step = None
@@ -383,12 +260,11 @@ class StreamingDecoder:
 
     @classmethod
     def _from_checkpoint(cls, path, model, decoder, *, incremental: bool, threads, step: str,
-                         build_step=None, source: str | None = None, **options) -> "StreamingDecoder":
-        """:meth:`from_model` of a ``.keras`` file, through its cached TFLite step where it has one
+                         build_step=None, log: Log | None = None, source: str | None = None,
+                         **options) -> "StreamingDecoder":
+        """``from_model`` of a ``.keras`` file, through its cached TFLite step where it has one
         and ``step`` is "auto" (a model the step cannot convert streams through its Keras step,
         which says why)."""
-        import sys
-
         from emgtf.models.streaming import state_layout
 
         if step not in ("auto", "keras"):
@@ -403,7 +279,7 @@ class StreamingDecoder:
             return streamer
         try:
             fast = build_step(path, model, threads=threads,
-                                      log=lambda line: print(f"emgtf: {line}", file=sys.stderr, flush=True))
+                              log=None if log is None else (lambda line: log(line, warning=True)))
         except EmgtfError as e:
             streamer.step.why_not_tflite = f"no TFLite step: {str(e)[:200]}"
             return streamer
@@ -463,7 +339,7 @@ class StreamingDecoder:
 
     @property
     def buffered_samples(self) -> int:
-        """Samples kept for the next emissions (bounded by :attr:`max_buffer_samples`); on the
+        """Samples kept for the next emissions (bounded by ``max_buffer_samples``); on the
         incremental path, those waiting for a whole hop plus the span the step's fixed-size
         state stands for."""
         span = self.step.layout.span_samples if self.step is not None else 0

@@ -1,5 +1,5 @@
-"""Transcribing one session file with any runnable model (see :mod:`emgtf.inference.runners`);
-``python -m emgtf.transcribe`` prints a :class:`Transcript`:
+"""Transcribing one session file with any runnable model (see ``emgtf.inference.runners``);
+``python -m emgtf.transcribe`` prints a ``Transcript``:
 
     typed: the keys, as decoded: ⇧ shift, ⌫ backspace, ⏎ enter (a line break follows it)
     text:  the text those keys leave: backspaces applied, shift applied, enter as a new line
@@ -14,13 +14,13 @@ emissions are cut into runs of ``--chunk-seconds``; each chunk of signal is that
 ``--context-seconds`` of emissions on both sides (clipped at the ends of the session), and only
 the chunk's own run is kept. Chunks start at multiples of the emission stride (hop x subsampling
 samples), so emission ``e`` of a chunk starting at sample ``s`` is emission ``s / stride + e`` of
-the session (:class:`emgtf.models.EmissionRule`, read off the model); each chunk ends where its
+the session (``emgtf.models.EmissionRule``, read off the model); each chunk ends where its
 last context emission is complete, which for unpadded convolutions (TDS: ``frames - 124``) is 124
 frames after that emission's first frame. The stitched emissions are decoded together, so the
 decoder never sees a chunk boundary. A session no longer than one chunk plus its context is run
 whole, exactly as ``emgtf.evaluate`` runs it.
 
-A ``.keras`` checkpoint is chunked by :class:`emgtf.inference.chunked.SessionForward`, as
+A ``.keras`` checkpoint is chunked by ``emgtf.inference.chunked.SessionForward``, as
 ``emgtf.evaluate`` is: where its layers' declared reach is finite (TDS, TCN, ConvResNet) the chunks
 carry exactly the context that reach needs (``--context-seconds`` does not apply) and SplashNet's
 rolling norm goes through the incremental step, so the emissions equal the whole-session pass;
@@ -85,7 +85,7 @@ def session_log_probs(
 ) -> tuple[np.ndarray, list[Chunk]]:
     """The whole session's log-probabilities (emissions, 99), stitched from chunks, and the chunks.
 
-    ``session`` is an open :class:`emgtf.data.EMGSession`.
+    ``session`` is an open ``emgtf.data.EMGSession``.
     """
     rule = runner.rule
     num_samples = len(session)
@@ -151,7 +151,7 @@ def _shown_keys(keys: str) -> str:
 
 @dataclass
 class Transcript:
-    """What :func:`transcribe` found. ``target`` is None when the file has no keystrokes."""
+    """What ``transcribe`` found. ``target`` is None when the file has no keystrokes."""
 
     session: str
     prediction: str  # decoded keys

@@ -3,18 +3,18 @@ measured (the text, its CER against a replay's ground truth, key latencies, CPU 
 
 Each pull takes what has arrived (waiting at most 0.1 s for a first sample); samples are
 gathered to ``chunk_samples`` (40 ms) before a push, as the file replay's chunks. Gaps restart
-the decoder (:mod:`emgtf.live.gaps`); the keys before a gap stay, and the text runs on.
+the decoder (``emgtf.live.gaps``); the keys before a gap stay, and the text runs on.
 
 Ends: at the ground truth's end marker once every sample up to it has been decoded; when the
 outlet stays away (or sends nothing) for ``timeout`` seconds; or at Ctrl-C (the caller stops
-:meth:`LiveDecoder.run` through ``should_stop``). :meth:`LiveDecoder.finish` then decodes what
+``LiveDecoder.run`` through ``should_stop``). ``LiveDecoder.finish`` then decodes what
 was held back.
 
 Pipeline delay: from the LSL time of a chunk's last sample to the publication of the key events
 it produced (transport, waiting for a whole chunk, the model step and the search); it holds for
 any weights, where key latencies need a trained model's keys.
 
-Latency of a key: the alignment of :func:`emgtf.inference.replay.key_latencies` (decoded keys
+Latency of a key: the alignment of ``emgtf.inference.replay.key_latencies`` (decoded keys
 matched to the ground truth), from the key's press (the replay's marker time) to the local LSL
 clock when its ``key`` event was published (``shown``).
 """
@@ -112,14 +112,14 @@ def warm_up(streamer, chunk_samples: int) -> None:
 
 
 class LiveDecoder:
-    """Decodes an :class:`~emgtf.live.inlet.EMGInlet` with ``streamer``.
+    """Decodes an ``EMGInlet`` with ``streamer``.
 
     Args:
-        channel_map: the inlet's :class:`~emgtf.live.channels.ChannelMap`.
+        channel_map: the inlet's ``ChannelMap``.
         chunk_samples: samples gathered per push.
         sinks: callables ``(events, lsl_time, shown_time)`` of the key events
-            (:class:`~emgtf.live.keys.KeyOutlet`, :class:`~emgtf.live.keys.JsonLines`).
-        truth: a :class:`~emgtf.live.truth.TruthInlet`, or None.
+            (``KeyOutlet``, ``JsonLines``).
+        truth: a ``TruthInlet``, or None.
         timeout: seconds a lost or silent outlet is waited for (None: until stopped).
         find_again: ``(info, seconds) -> info or None``: the outlet back after a loss (the EMG's,
             and the truth's of a restarted replay).

@@ -51,7 +51,7 @@ class Run:
 
 
 class GapDetector:
-    """``split(samples (n, channels), timestamps (n,))`` -> the :class:`Run` s, in order; remembers
+    """``split(samples (n, channels), timestamps (n,))`` -> the ``Run`` s, in order; remembers
     the last timestamp across calls."""
 
     def __init__(self, rate: float, gap_seconds: float = DEFAULT_GAP_SECONDS):

@@ -3,9 +3,9 @@ channels or a channel map), then pulled in chunks with clock-corrected LSL times
 
 Timestamps: liblsl's ``proc_clocksync`` adds the inlet's running clock-offset estimate
 (``time_correction``) to each sample's timestamp, so a remote outlet's times are on this
-machine's :func:`pylsl.local_clock`, the clock the decoded-key markers and the latency figures
-use. No dejittering: it would smooth over the missing samples that :mod:`emgtf.live.gaps` looks
-for. A lost outlet (its process ended, its host went away) raises :class:`StreamLost` rather than
+machine's ``pylsl.local_clock``, the clock the decoded-key markers and the latency figures
+use. No dejittering: it would smooth over the missing samples that ``emgtf.live.gaps`` looks
+for. A lost outlet (its process ended, its host went away) raises ``StreamLost`` rather than
 being recovered silently, so the gap it leaves restarts the decoder and is reported.
 """
 
@@ -25,7 +25,7 @@ class StreamLost(Exception):
 
 
 def check_emg_stream(info, *, channels: str | None = None, resample: bool = False) -> ChannelMap:
-    """Refuses (one line) a stream that cannot be decoded; returns its :class:`ChannelMap`."""
+    """Refuses (one line) a stream that cannot be decoded; returns its ``ChannelMap``."""
     lsl = pylsl()
     what = f"LSL stream {describe(info)}"
     if info.channel_format() == lsl.cf_string:
@@ -51,7 +51,7 @@ def full_info(info, timeout: float = 5.0):
 
 class EMGInlet:
     """Pulls a checked stream: ``pull(timeout)`` -> (samples (n, channels) float32, timestamps
-    (n,) float64 on the local clock); raises :class:`StreamLost` when its outlet goes away."""
+    (n,) float64 on the local clock); raises ``StreamLost`` when its outlet goes away."""
 
     def __init__(self, info, *, buffer_seconds: float = 10.0, open_timeout: float = 5.0):
         self.buffer_seconds = buffer_seconds

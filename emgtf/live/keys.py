@@ -11,8 +11,8 @@ what was shown before, in order:
 
 So every committed key gets one marker that says so (a ``key`` with ``final`` or a ``commit``).
 Keys are the charset's characters (``⏎`` Enter, ``⌫`` Backspace...). The LSL marker stream
-(:class:`KeyOutlet`) sends each event as a JSON string stamped with the LSL time of the last
-sample of the chunk that completed it; the JSON lines (:class:`JsonLines`) add that ``time`` and
+(``KeyOutlet``) sends each event as a JSON string stamped with the LSL time of the last
+sample of the chunk that completed it; the JSON lines (``JsonLines``) add that ``time`` and
 ``shown``, the local LSL clock when the event was published.
 """
 

@@ -2,7 +2,7 @@
 
 An EMG stream has 32 float32 channels at 2 kHz, labelled ``left_1 .. left_16, right_1 ..
 right_16`` in its description (``<channels><channel><label>``), left band first as
-:meth:`emgtf.data.EMGSession.read` gives them. Marker streams (ground-truth keystrokes, decoded
+``emgtf.data.EMGSession.read`` gives them. Marker streams (ground-truth keystrokes, decoded
 keys) are irregular-rate streams of one string channel, each marker a JSON object.
 """
 

@@ -1,7 +1,7 @@
 """A stream at another nominal rate, resampled to 2 kHz chunk by chunk (``resample=true``).
 
-The polyphase resampler of :func:`scipy.signal.resample_poly` (its Kaiser-windowed FIR
-anti-aliasing filter, designed by :func:`scipy.signal.firwin`, for the rational ratio ``up /
+The polyphase resampler of ``scipy.signal.resample_poly`` (its Kaiser-windowed FIR
+anti-aliasing filter, designed by ``scipy.signal.firwin``, for the rational ratio ``up /
 down``), computed incrementally: output sample ``n`` is the filter's centred output at input
 position ``n * down / up``, emitted once the input it reads has arrived. So a stream resamples
 the same whatever its chunking, and costs a fixed delay of the filter's half length (about 10

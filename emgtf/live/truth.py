@@ -1,7 +1,7 @@
-"""The ground truth of a replay (:mod:`emgtf.live.wristband`): its keystroke marker stream.
+"""The ground truth of a replay (``emgtf.live.wristband``): its keystroke marker stream.
 
 Markers: ``{"event": "press", "index": i, "key": k}`` stamped with the key's press time, one per
-key of the session's ground truth (:meth:`emgtf.data.EMGSession.ground_truth`), and last
+key of the session's ground truth (``emgtf.data.EMGSession.ground_truth``), and last
 ``{"event": "end", "samples": n}`` stamped with the time of the session's last sample. Their
 times are clock-corrected like the EMG's, so a press and the decoded key's marker are on one
 clock.

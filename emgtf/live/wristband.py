@@ -1,10 +1,10 @@
 """A virtual wristband: a session file published as LSL streams, at the recording's pace.
 
-- the EMG: 32 float32 channels at 2 kHz (:func:`emgtf.live.lsl.emg_info`, labelled
+- the EMG: 32 float32 channels at 2 kHz (``emgtf.live.lsl.emg_info``, labelled
   ``left_1 .. right_16``), pushed a chunk at a time, each sample stamped with its recorded time
   moved onto the LSL clock (so jitter and gaps of the recording are kept), each chunk when the
   clock reaches its last sample;
-- the ground truth (:mod:`emgtf.live.truth`): one marker per key of the session's keystrokes at
+- the ground truth (``emgtf.live.truth``): one marker per key of the session's keystrokes at
   its press time, and an end marker at the last sample.
 
 After the end the outlets stay up until their consumers leave (at most ``linger`` seconds).
@@ -27,7 +27,7 @@ TRUTH_SUFFIX = "-keystrokes"
 
 @dataclass
 class Published:
-    """What :func:`publish_session` sent."""
+    """What ``publish_session`` sent."""
 
     samples: int
     keys: int

@@ -7,7 +7,7 @@ so a saved ``.keras`` file transcribes raw signal. ``model.name`` is the family 
 
     model = build("tds_conv_ctc")                       # Meta's baseline, 5,293,315 parameters
     model = build("rnn", cell="gru", hidden_size=128)   # any hyperparameter of the family
-    initialise_from(model, source)                      # fine-tuning: weights of a trained model
+    initialize_from(model, source)                      # fine-tuning: weights of a trained model
     frames = emission_lengths(model, emg_lengths)       # frames of output per input length
 """
 
@@ -15,17 +15,26 @@ from __future__ import annotations
 
 import math
 
-from types import ModuleType
-
 import keras
 
 from emgtf.errors import EmgtfError
-from emgtf.models import conformer, conv_resnet, hybrid, rnn, splashnet, tcn, tds, transformer
-from emgtf.models.hyperparameters import family_defaults, resolve
+from emgtf.models import (
+    conformer,
+    conv_resnet,
+    rnn,
+    splashnet,
+    tcn,
+    tds_conv_ctc,
+    tds_rnn,
+    transformer,
+)
+from emgtf.models.family import Family
+from emgtf.models.hyperparameters import resolve
 from emgtf.models.emission import EmissionRule, emission_lengths, emitted_frames
 
 __all__ = [
     "EmissionRule",
+    "Family",
     "available",
     "build",
     "default_hyperparameters",
@@ -33,16 +42,16 @@ __all__ = [
     "emission_lengths",
     "emission_rule",
     "emitted_frames",
-    "initialise_from",
+    "initialize_from",
     "trainable_parameters",
 ]
 
-# A family: NAME, DESCRIPTION, build(hp), emission_rule(hp) (a module, or a variant); its
-# defaults are configs/model/<NAME>.yaml (hyperparameters.family_defaults).
-_FAMILIES: dict[str, ModuleType] = {
-    m.NAME: m
-    for m in (tds, rnn, tcn, hybrid, conv_resnet, transformer, conformer, splashnet.SPLASHNET,
-              splashnet.SPLASHNET_MINI)
+# The registry, the baseline first (the order of available() and the families table); each
+# family's defaults are configs/model/<name>.yaml (Family.defaults).
+_FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (tds_conv_ctc.FAMILY, rnn.FAMILY, tcn.FAMILY, tds_rnn.FAMILY, conv_resnet.FAMILY,
+              transformer.FAMILY, conformer.FAMILY, splashnet.SPLASHNET, splashnet.SPLASHNET_MINI)
 }
 
 
@@ -51,7 +60,8 @@ def available() -> list[str]:
     return list(_FAMILIES)
 
 
-def _family(name: str) -> ModuleType:
+def _family(name: str) -> Family:
+    """The registered family ``name``; an unknown name raises EmgtfError listing the known ones."""
     if name not in _FAMILIES:
         raise EmgtfError(f"unknown model {name!r} (available: {', '.join(_FAMILIES)})")
     return _FAMILIES[name]
@@ -59,20 +69,18 @@ def _family(name: str) -> ModuleType:
 
 def description(name: str) -> str:
     """One line on what family ``name`` is."""
-    return _family(name).DESCRIPTION
+    return _family(name).description
 
 
 def default_hyperparameters(name: str) -> dict:
     """All hyperparameters of family ``name`` with their defaults (a fresh dict)."""
-    family = _family(name)
-    return resolve(name, family_defaults(family.NAME), {})
+    return resolve(name, _family(name).defaults, {})
 
 
 def build(name: str, **hyperparameters) -> keras.Model:
     """A new model of family ``name``; unknown or invalid hyperparameters raise EmgtfError."""
-    family = _family(name)
-    hp = resolve(name, family_defaults(family.NAME), hyperparameters)
-    return family.build(hp)
+    chosen = _family(name)
+    return chosen.build(resolve(name, chosen.defaults, hyperparameters))
 
 
 def trainable_parameters(model: keras.Model) -> int:
@@ -82,12 +90,11 @@ def trainable_parameters(model: keras.Model) -> int:
 
 def emission_rule(name: str, **hyperparameters) -> str:
     """Human-readable output length, e.g. ``frames - 124``, frames = 1 + (samples - 64) // 16."""
-    family = _family(name)
-    hp = resolve(name, family_defaults(family.NAME), hyperparameters)
-    return family.emission_rule(hp)
+    chosen = _family(name)
+    return chosen.emission_rule(resolve(name, chosen.defaults, hyperparameters))
 
 
-def initialise_from(model: keras.Model, source: keras.Model) -> None:
+def initialize_from(model: keras.Model, source: keras.Model) -> None:
     """Sets ``model``'s weights from ``source``, a model of the same family (fine-tuning).
 
     The same architecture: copied as they are (a mismatch raises Keras's ValueError). A source
@@ -95,7 +102,7 @@ def initialise_from(model: keras.Model, source: keras.Model) -> None:
     own (``share_hands=false`` with ``split_hands``): each hand starts from the shared weights, so
     the outputs are the same until training moves the hands apart.
     """
-    if tds.can_unshare(source, model):
-        tds.unshare_hands(source, model)
+    if tds_conv_ctc.can_unshare(source, model):
+        tds_conv_ctc.unshare_hands(source, model)
     else:
         model.set_weights(source.get_weights())

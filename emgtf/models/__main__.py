@@ -1,4 +1,4 @@
-"""``python -m emgtf.models``: see :mod:`emgtf.cli.models`."""
+"""``python -m emgtf.models``: see ``emgtf.cli.models``."""
 
 import sys
 

@@ -16,11 +16,11 @@ import keras
 
 from emgtf.models import frontend, transformer
 from emgtf.models import hyperparameters as H
+from emgtf.models.family import Family
 from emgtf.models.layers import ConformerBlock
 from emgtf.models.regularizers import Regularization
 
 NAME = "conformer"
-DESCRIPTION = "Conformer (rotary positions; causal option)"
 
 
 def build(hp: dict) -> keras.Model:
@@ -57,3 +57,6 @@ def build(hp: dict) -> keras.Model:
 
 
 emission_rule = transformer.emission_rule
+
+
+FAMILY = Family(NAME, "Conformer (rotary positions; causal option)", build, emission_rule)

@@ -11,12 +11,12 @@ import keras
 
 from emgtf.models import frontend
 from emgtf.models import hyperparameters as H
+from emgtf.models.family import Family
 from emgtf.models.layers import ConvBlock1D
 from emgtf.models.regularizers import Regularization
 from emgtf.models.rnn import recurrent_stack
 
 NAME = "conv_resnet"
-DESCRIPTION = "1-D residual conv net (+ optional BiGRU)"
 
 
 def build(hp: dict) -> keras.Model:
@@ -55,3 +55,6 @@ def build(hp: dict) -> keras.Model:
 
 def emission_rule(hp: dict) -> str:
     return "frames"
+
+
+FAMILY = Family(NAME, "1-D residual conv net (+ optional BiGRU)", build, emission_rule)

@@ -2,7 +2,7 @@
 emission lengths packed into ``y_true``, and the packing itself (training and validation both use it).
 
 Keras losses see only ``(y_true, y_pred)``, so the emission length of each example travels as
-column 0 of ``y_true``, in front of its labels (see :func:`pack_targets`). The normalisation is
+column 0 of ``y_true``, in front of its labels (see ``pack_targets``). The normalisation is
 PyTorch's ``CTCLoss(reduction="mean")``, which Meta's learning rate was tuned with: each example's
 negative log-likelihood divided by its label length, averaged over the batch.
 """
@@ -78,7 +78,7 @@ class CTCLoss(keras.losses.Loss):
 
 
 def pack_targets(emission_lengths, labels, label_lengths) -> np.ndarray:
-    """``y_true`` for :class:`CTCLoss`: int32 ``(batch, 1 + L)``, lengths then labels padded -1.
+    """``y_true`` for ``CTCLoss``: int32 ``(batch, 1 + L)``, lengths then labels padded -1.
 
     ``labels`` ``(batch, L)`` may be padded with anything beyond ``label_lengths``.
     """
@@ -99,7 +99,7 @@ def pack_targets(emission_lengths, labels, label_lengths) -> np.ndarray:
 
 
 def pack_targets_tensor(emission_lengths, labels, label_lengths):
-    """:func:`pack_targets` in keras.ops, for use inside a data pipeline or a train step."""
+    """``pack_targets`` in keras.ops, for use inside a data pipeline or a train step."""
     labels = ops.cast(labels, "int32")
     positions = ops.arange(ops.shape(labels)[1])[None, :]
     inside = ops.less(positions, ops.cast(label_lengths, "int32")[:, None])

@@ -1,8 +1,8 @@
 """How many log-probability frames a model emits for an input of ``n`` samples.
 
-:func:`emission_lengths` follows the lengths through a model's layers; :func:`emitted_frames`
+``emission_lengths`` follows the lengths through a model's layers; ``emitted_frames``
 clamps them to the frames a padded batch actually has (the one place that rule is written);
-:class:`EmissionRule` is the same arithmetic as a closed formula, which export files record and
+``EmissionRule`` is the same arithmetic as a closed formula, which export files record and
 chunked or streamed decoding aligns on.
 """
 
@@ -50,7 +50,7 @@ def _lengths_after(model, input_lengths, last: str):
 def _sample_geometry(model, spectrogram) -> tuple[int, int]:
     """(input samples a spectrogram frame reads, input samples between frames) of ``model``:
     the spectrogram's own ``n_fft`` and ``hop_length`` unless unpadded filters or a lower sample
-    rate come before it (:mod:`emgtf.models.layers.preprocessing`), read off the frame counts."""
+    rate come before it (``emgtf.models.layers.preprocessing``), read off the frame counts."""
     n_fft, hop = spectrogram.n_fft, spectrogram.hop_length
     if spectrogram.input is model.inputs[0]:
         return n_fft, hop
@@ -67,7 +67,7 @@ def _sample_geometry(model, spectrogram) -> tuple[int, int]:
 
 
 def emitted_frames(model, input_lengths, available_frames):
-    """:func:`emission_lengths`, at most ``available_frames`` (the frames of the batch's output): a
+    """``emission_lengths``, at most ``available_frames`` (the frames of the batch's output): a
     length beyond the padded batch cannot emit frames the batch lacks. Numpy lengths give int64
     numpy; tensors (a traced export signature) give a tensor."""
     if isinstance(input_lengths, (list, tuple, np.ndarray, np.generic, int)):
@@ -89,7 +89,7 @@ class EmissionRule:
     frames ``e .. e + lost_frames``, so it sits ``lost_frames / 2`` frames later than frame ``e``.
     ``subsampling`` is the frame decimation of the model (the transformer's strided convolutions).
 
-    Emission ``e`` of a chunk that starts at sample ``s`` (a multiple of :attr:`stride`) is
+    Emission ``e`` of a chunk that starts at sample ``s`` (a multiple of ``stride``) is
     emission ``s // stride + e`` of the whole recording; the transcriber stitches chunks with that.
     """
 

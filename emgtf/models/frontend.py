@@ -75,7 +75,7 @@ def _downsample(hp: dict, **kwargs) -> Downsample:
 def sample_geometry(hp: dict) -> tuple[int, int]:
     """(samples a spectrogram frame reads, samples between frames) in input samples (2 kHz):
     ``n_fft`` and ``hop_length`` when the signal reaches the spectrogram unfiltered, more after
-    the low-pass filter and the downsampling (see :mod:`emgtf.models.layers.preprocessing`)."""
+    the low-pass filter and the downsampling (see ``emgtf.models.layers.preprocessing``)."""
     window, stride = 1, 1
     if hp["lowpass_hz"] is not None:
         window += hp["lowpass_taps"] - 1
@@ -101,8 +101,8 @@ def preprocess(inputs, hp: dict):
 def spectrogram(inputs, hp: dict):
     """Normalised log spectrogram ``(batch, frames, 2, 16, bins)`` of raw EMG: ``n_fft // 2 + 1``
     bins, or 6 with ``spectrum="6band"`` (summed before SpecAugment, so its frequency masks cover
-    bands, as in SplashNet). The preprocessing of :func:`preprocess` first; the electrodes outside
-    :func:`electrodes` zeroed last (after the normalisation, so they are exactly 0 whatever its
+    bands, as in SplashNet). The preprocessing of ``preprocess`` first; the electrodes outside
+    ``electrodes`` zeroed last (after the normalisation, so they are exactly 0 whatever its
     statistics, in training and inference alike)."""
     x = LogSpectrogram(n_fft=hp["n_fft"], hop_length=hp["hop_length"], name="log_spectrogram")(
         preprocess(inputs, hp)
@@ -135,12 +135,12 @@ def spectrogram(inputs, hp: dict):
 
 
 def bins(hp: dict) -> int:
-    """Frequency bins per electrode of :func:`spectrogram`."""
+    """Frequency bins per electrode of ``spectrogram``."""
     return 6 if hp["spectrum"] == "6band" else hp["n_fft"] // 2 + 1
 
 
 def front_width(hp: dict) -> int:
-    """Features per frame out of :func:`features` (both fronts give the same width)."""
+    """Features per frame out of ``features`` (both fronts give the same width)."""
     return NUM_BANDS * hp["mlp_features"][-1]
 
 
@@ -178,7 +178,7 @@ def check_preprocessing_fits(model, rule, samples: int) -> None:
     samples (padding included): a downsampling that leaves fewer samples than the model's
     receptive field, or a random crop of at least the window's frames (nothing to crop) or of no
     more frames than the model's convolutions drop (no emission), is one line naming the key.
-    ``rule``: the model's :class:`~emgtf.models.EmissionRule`."""
+    ``rule``: the model's ``EmissionRule``."""
     from emgtf.errors import EmgtfError
 
     layers = {type(layer).__name__: layer for layer in model.layers}

@@ -2,9 +2,9 @@
 
 Every family's hyperparameters are the common ones (front end, front, regularisers) plus its own,
 and their defaults are written once, in the shipped YAML: ``configs/model/_frontend.yaml`` and
-``configs/model/<family>.yaml`` (:func:`family_defaults`), which the commands compose with Hydra
-and :func:`emgtf.models.build` reads from code.
-Mistakes surface as one-line :class:`EmgtfError` messages that name the model and the key, since
+``configs/model/<family>.yaml`` (``family_defaults``), which the commands compose with Hydra
+and ``emgtf.models.build`` reads from code.
+Mistakes surface as one-line ``EmgtfError`` messages that name the model and the key, since
 they usually come from a config file or a command line.
 """
 

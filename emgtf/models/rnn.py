@@ -14,11 +14,11 @@ import keras
 
 from emgtf.models import frontend
 from emgtf.models import hyperparameters as H
+from emgtf.models.family import Family
 from emgtf.models.layers import ConvSubsampling
 from emgtf.models.regularizers import Regularization
 
 NAME = "rnn"
-DESCRIPTION = "stacked (Bi)LSTM / (Bi)GRU"
 CELLS = ("lstm", "gru")
 SUBSAMPLING = (1, 2, 4)
 
@@ -81,3 +81,6 @@ def build(hp: dict) -> keras.Model:
 
 def emission_rule(hp: dict) -> str:
     return "frames" if hp["subsampling"] == 1 else f"ceil(frames / {hp['subsampling']})"
+
+
+FAMILY = Family(NAME, "stacked (Bi)LSTM / (Bi)GRU", build, emission_rule)

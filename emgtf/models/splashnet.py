@@ -14,30 +14,18 @@ the baseline's parameters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
 
-from emgtf.models import tds
-from emgtf.models.hyperparameters import family_defaults
+from emgtf.models import tds_conv_ctc
+from emgtf.models.family import Family
 
 
-@dataclass(frozen=True)
-class _Variant:
+def _variant(name: str, description: str) -> Family:
     """A setting of the TDS family under its own name; its defaults (the SplashNet changes above
-    and its sizes) are ``configs/model/<NAME>.yaml``."""
-
-    NAME: str
-    DESCRIPTION: str
-
-    @property
-    def DEFAULTS(self) -> dict:  # noqa: N802  (the name a family's defaults had)
-        return family_defaults(self.NAME)
-
-    def build(self, hp):
-        return tds.build(hp, name=self.NAME)
-
-    def emission_rule(self, hp):
-        return tds.emission_rule(hp)
+    and its sizes) are ``configs/model/<name>.yaml``."""
+    return Family(name, description, functools.partial(tds_conv_ctc.build, name=name),
+                  tds_conv_ctc.emission_rule)
 
 
-SPLASHNET = _Variant("splashnet", "SplashNet: split-and-share TDS, rolling norm, 6 bands")
-SPLASHNET_MINI = _Variant("splashnet_mini", "SplashNet-mini (1/4 of the baseline)")
+SPLASHNET = _variant("splashnet", "SplashNet: split-and-share TDS, rolling norm, 6 bands")
+SPLASHNET_MINI = _variant("splashnet_mini", "SplashNet-mini (1/4 of the baseline)")

@@ -6,8 +6,8 @@ The state is one float32 vector holding what the next emissions need and nothing
 after any low-pass filter or downsampling before the spectrogram), for each
 time-depth separable convolution block the last ``kernel_width - 1`` frames of its input (its
 receptive field; one per hand where the hands are folded into the batch), and, for a model with
-a :class:`~emgtf.models.layers.RollingTimeNorm`, its running statistics and warm-up buffer
-(:meth:`~emgtf.models.layers.RollingTimeNorm.step`) with a count of the spectrogram frames before
+a ``RollingTimeNorm``, its running statistics and warm-up buffer
+(``step``) with a count of the spectrogram frames before
 the first one of the signal. A step takes any whole number ``k`` of hops of new samples, so its
 cost is that of ``k`` frames, whatever the receptive field.
 
@@ -30,9 +30,9 @@ Only models whose every layer works frame by frame (the hands folded into the ba
 joined included), is an unpadded TDS convolution block, is one rolling norm before them or is an
 unpadded filter of the raw samples before the spectrogram (``Reach.raw_samples``: the course
 reports' low-pass and downsampling, run on the raw overlap and the new samples) have such a step: the TDS baseline and SplashNet (shared or un-shared hands). Others are refused with
-one line. The step is keras.ops only; :mod:`emgtf.export.stream_step` traces it into an export's
+one line. The step is keras.ops only; ``emgtf.export.stream_step`` traces it into an export's
 ``stream_step`` signature (fixed shapes: not for a rolling norm) and
-:class:`emgtf.inference.streaming.StreamingDecoder` runs it on a live stream.
+``emgtf.inference.streaming.StreamingDecoder`` runs it on a live stream.
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class _Node:
 
 
 def graph(model) -> list:
-    """The model's layers after its input as :class:`_Node` s in topological order, or a one-line
+    """The model's layers after its input as ``_Node`` s in topological order, or a one-line
     error for a layer used more than once; the first reads the model's input."""
     nodes = []
     for layer in model.layers:
@@ -141,7 +141,7 @@ def graph(model) -> list:
 
 
 def layer_reach(layer) -> Reach | None:
-    """What one output frame of ``layer`` reads in time (:class:`Reach`): its own
+    """What one output frame of ``layer`` reads in time (``Reach``): its own
     ``temporal_reach()``, else the Keras built-ins' table; None for a layer that declares none."""
     declared = getattr(layer, "temporal_reach", None)
     if declared is not None:
@@ -173,7 +173,7 @@ def _walk(model) -> tuple[Reach, list, list]:
 
 
 def model_reach(model, *, streaming: bool = True) -> Reach:
-    """The :class:`Reach` of a Keras model's emissions in spectrogram frames, from its layers'
+    """The ``Reach`` of a Keras model's emissions in spectrogram frames, from its layers'
     declarations (the frames of its unpadded windows in ``window``: the emission rule's
     ``lost_frames``).
 

@@ -10,11 +10,11 @@ import keras
 
 from emgtf.models import frontend
 from emgtf.models import hyperparameters as H
+from emgtf.models.family import Family
 from emgtf.models.layers import ConvBlock1D
 from emgtf.models.regularizers import Regularization
 
 NAME = "tcn"
-DESCRIPTION = "dilated causal residual convolutions"
 
 
 def build(hp: dict) -> keras.Model:
@@ -42,3 +42,6 @@ def build(hp: dict) -> keras.Model:
 
 def emission_rule(hp: dict) -> str:
     return "frames"
+
+
+FAMILY = Family(NAME, "dilated causal residual convolutions", build, emission_rule)

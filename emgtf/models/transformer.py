@@ -15,6 +15,7 @@ import keras
 
 from emgtf.models import frontend
 from emgtf.models import hyperparameters as H
+from emgtf.models.family import Family
 from emgtf.models.layers import (
     ConvSubsampling,
     FramePaddingMask,
@@ -24,7 +25,6 @@ from emgtf.models.layers import (
 from emgtf.models.regularizers import Regularization
 
 NAME = "transformer"
-DESCRIPTION = "pre-LN transformer (+ conv subsampling)"
 SUBSAMPLING = (1, 2, 4)
 
 
@@ -98,3 +98,6 @@ def emission_rule(hp: dict) -> str:
     if hp["subsampling"] == 1:
         return "frames"
     return f"ceil(frames / {hp['subsampling']})"
+
+
+FAMILY = Family(NAME, "pre-LN transformer (+ conv subsampling)", build, emission_rule)

@@ -24,7 +24,7 @@ BANDS = ("left band", "right band")
 
 
 def greedy_path(log_probs: np.ndarray) -> tuple[np.ndarray, str]:
-    """(onset frame, key) of each key greedy CTC decoding emits (:mod:`emgtf.decoding.onsets`:
+    """(onset frame, key) of each key greedy CTC decoding emits (``emgtf.decoding.onsets``:
     the frames where the argmax is a key other than blank and differs from the previous frame's
     argmax). Returns (frames, keys)."""
     cs = charset()
@@ -145,7 +145,7 @@ def alignment_figure(
 
 @dataclass
 class AlignmentView:
-    """What :func:`alignment_figure` draws for one session (see its arguments), on one clock:
+    """What ``alignment_figure`` draws for one session (see its arguments), on one clock:
     seconds from the session's first sample."""
 
     session: str

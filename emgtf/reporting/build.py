@@ -81,10 +81,11 @@ def load_evaluation(path: Path, *, prefix: str = "", title: str | None = None) -
     return Evaluation(path, report, analysis, prefix, title or f"error analysis of {path}")
 
 
-def read_inputs(paths: Sequence) -> Inputs:
+def read_inputs(paths: Sequence, *, warn=None) -> Inputs:
     """Reads every path: a run folder, a tune folder (its trials) or an evaluation JSON file.
 
-    A single run with a test report gets that report's error analysis too.
+    A single run with a test report gets that report's error analysis too. ``warn`` (one
+    argument) hears the trials of a tune folder that are skipped (see ``load_runs``).
     """
     if not paths:
         raise EmgtfError("no run folder or evaluation report given")
@@ -98,7 +99,7 @@ def read_inputs(paths: Sequence) -> Inputs:
         else:
             raise EmgtfError(f"{path}: no such run folder or evaluation report")
     if run_paths:
-        inputs.runs = load_runs(run_paths)
+        inputs.runs = load_runs(run_paths, warn=warn)
         label_runs(inputs.runs)
         inputs.sweeps = load_sweeps(run_paths)
     many = len(eval_paths) > 1

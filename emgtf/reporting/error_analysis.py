@@ -97,7 +97,7 @@ def _labels(text: str, what: str, index: int) -> np.ndarray:
 
 
 def analyze_edits(predictions: Iterable[str], targets: Iterable[str]) -> EditAnalysis:
-    """The :class:`EditAnalysis` of decoded key strings against their ground-truth key strings
+    """The ``EditAnalysis`` of decoded key strings against their ground-truth key strings
     (one pair per session or window, both in charset characters)."""
     if isinstance(predictions, str) or isinstance(targets, str):
         raise EmgtfError("an error analysis takes lists of strings, got a single string")

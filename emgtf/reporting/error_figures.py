@@ -1,7 +1,7 @@
-"""Figures of an :class:`~emgtf.reporting.error_analysis.EditAnalysis`: the substitution
+"""Figures of an ``EditAnalysis``: the substitution
 confusion matrix, the most frequent substitutions, and per-key insertion and deletion rates.
 
-Keys are laid out by hand and finger (:mod:`emgtf.reporting.keyboard_groups`), so confusions
+Keys are laid out by hand and finger (``emgtf.reporting.keyboard_groups``), so confusions
 inside one finger's keys sit in the blocks on the diagonal.
 """
 

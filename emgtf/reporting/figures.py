@@ -2,7 +2,7 @@
 
 Figures are ``matplotlib.figure.Figure`` objects on an Agg canvas, made without pyplot: no GUI
 backend is ever chosen, whatever ``MPLBACKEND`` says, so they draw on machines without a display
-and leave the pyplot state of a notebook alone. :func:`save` writes PNG and SVG.
+and leave the pyplot state of a notebook alone. ``save`` writes PNG and SVG.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def curves_figure(histories: Mapping[str, Sequence[Mapping]], *, title: str | No
 
 def figures_for_history(history: Sequence[Mapping], *, label: str | None = None) -> dict[str, Figure]:
     """Figures of one run's history so far, by name, for a TensorBoard or W&B callback to log
-    (``{"curves": Figure}``; see :func:`curves_figure`). ``history``: rows as in history.csv."""
+    (``{"curves": Figure}``; see ``curves_figure``). ``history``: rows as in history.csv."""
     return {"curves": curves_figure({label or "run": list(history)}, title=label)}
 
 

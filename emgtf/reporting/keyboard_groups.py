@@ -57,5 +57,5 @@ def key_groups() -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 @functools.cache
 def key_order() -> tuple[str, ...]:
-    """All 98 keys in the order of :func:`key_groups`."""
+    """All 98 keys in the order of ``key_groups``."""
     return tuple(c for _, keys in key_groups() for c in keys)

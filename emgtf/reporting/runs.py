@@ -7,14 +7,13 @@ A run folder is what ``python -m emgtf.fit`` (or one trial of ``python -m emgtf.
 ``best.test.<decoder>.eval.json``. A tune folder holds one run folder per trial under
 ``trials/trial_<id>/``.
 
-The history is read by :func:`emgtf.run_folder.read_history`, configs with PyYAML rather
+The history is read by ``emgtf.run_folder.read_history``, configs with PyYAML rather
 than Hydra: a report must not wait for TensorFlow or Hydra to load.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ class Run:
     """One run folder. ``history``: rows of history.csv (``epoch`` int, the rest float, empty
     cells left out); ``config``: config.yaml as a dict ({} when the folder has none);
     ``test_report``: the parsed test evaluation JSON or None; ``label``: set by
-    :func:`label_runs`."""
+    ``label_runs``."""
 
     path: Path
     config: dict
@@ -127,7 +126,7 @@ def find_test_report(run_dir: Path) -> Path | None:
 
 
 def load_run(path) -> Run:
-    """The :class:`Run` of one run folder; EmgtfError if it is missing or has no history.csv."""
+    """The ``Run`` of one run folder; EmgtfError if it is missing or has no history.csv."""
     folder = RunFolder(path)
     path = folder.path
     if not path.is_dir():
@@ -154,9 +153,10 @@ def load_runs(paths: Iterable, *, warn=None) -> list[Run]:
     """Runs of run folders and tune folders (a tune folder stands for its trials).
 
     A trial without history.csv (failed before its first epoch) is skipped with a note through
-    ``warn`` (default: stderr); a run folder named explicitly must have one.
+    ``warn`` (one argument; None: nothing is said, the report command passes its stderr); a run
+    folder named explicitly must have one.
     """
-    warn = warn or (lambda message: print(message, file=sys.stderr))
+    warn = warn or (lambda message: None)
     runs = []
     for raw in paths:
         path = Path(raw)

@@ -1,4 +1,4 @@
-"""``python -m emgtf.synth``: see :mod:`emgtf.cli.synth`."""
+"""``python -m emgtf.synth``: see ``emgtf.cli.synth``."""
 
 import sys
 

@@ -101,7 +101,7 @@ class Anatomy:
 
     ``position``/``spread``/``gain`` are (2, 16): per band (left, right) and muscle, in the band's
     own electrode coordinates before re-donning. ``press``/``release`` are (num_keys, 2, 16):
-    activation of each band's muscles for each physical key of :func:`keyboard.layout`.
+    activation of each band's muscles for each physical key of ``keyboard.layout``.
     ``sos`` (2, 16, 2, 6) holds each muscle's band-pass filter; ``tonic`` (2, 16) the background
     activation; ``channel_noise`` (2, 16) each electrode's relative noise level (it stays with
     the device); ``rise_s``/``decay_s`` the user's burst envelope.

@@ -1,13 +1,13 @@
 """Synthetic sessions and data sets on disk, laid out like Meta's release.
 
-A data set folder holds ``<session name>.hdf5`` files (written by :func:`emgtf.data.write_session`
+A data set folder holds ``<session name>.hdf5`` files (written by ``emgtf.data.write_session``
 in the real field order), ``metadata.csv`` and ``split.yaml``; with ``format="bids"`` it is a BIDS
-root laid out as the NM000104 release instead (:mod:`emgtf.data.bids`), the same two files beside
-its subjects. :func:`generate_from_events` replays a real session's keystroke timeline. Everything is a deterministic
+root laid out as the NM000104 release instead (``emgtf.data.bids``), the same two files beside
+its subjects. ``generate_from_events`` replays a real session's keystroke timeline. Everything is a deterministic
 function of the seed: user ``u``'s identity, anatomy and typing habits come from random streams
 keyed by ``(seed, u)``, and session ``s`` from streams keyed by ``(seed, u, s)`` (one per aspect:
 schedule, donning, typing, signal). So adding users or sessions leaves the others unchanged, and
-changing a signal knob of :class:`SynthConfig` leaves every name and keystroke unchanged.
+changing a signal knob of ``SynthConfig`` leaves every name and keystroke unchanged.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import csv
 import datetime as dt
 import os
 import shutil
-import sys
 import tempfile
 import time as _time
 import uuid
@@ -28,6 +27,7 @@ import numpy as np
 from emgtf import SAMPLE_RATE
 from emgtf.data import bids, write_session
 from emgtf.data.splits import write_split_file
+from emgtf.console import Log, console_log
 from emgtf.errors import EmgtfError
 from emgtf.paths import cache_dir
 from emgtf.synth.anatomy import Anatomy, Donning
@@ -70,7 +70,7 @@ def _rng(seed: int, user: int, session: int, what: int) -> np.random.Generator:
 
 @dataclass(frozen=True)
 class SessionInfo:
-    """What :func:`generate_session` wrote: one row of ``metadata.csv``."""
+    """What ``generate_session`` wrote: one row of ``metadata.csv``."""
 
     path: Path
     session: str
@@ -160,7 +160,7 @@ def generate_session(
 ) -> SessionInfo:
     """Writes session ``session`` of synthetic user ``user`` (both numbered from 0) of data set
     ``seed`` as ``out/<session name>.hdf5`` (``format="bids"``: as a session of the BIDS root
-    ``out``, see :mod:`emgtf.data.bids`), ``minutes`` long; returns what it wrote."""
+    ``out``, see ``emgtf.data.bids``), ``minutes`` long; returns what it wrote."""
     cfg = config or SynthConfig()
     _check_positive(minutes=minutes)
     _check_format(format)
@@ -258,8 +258,8 @@ def generate_from_events(
 
 def typist_statistics(*, users: int = 8, sessions: int = 4, minutes: float = DEFAULT_TRAIN_MINUTES,
                       seed: int = 0, config: SynthConfig | None = None) -> TypingStatistics:
-    """The timing statistics (:mod:`emgtf.synth.timing`) of the keystrokes that
-    :func:`generate_session` writes for ``users`` x ``sessions`` sessions of data set ``seed``
+    """The timing statistics (``emgtf.synth.timing``) of the keystrokes that
+    ``generate_session`` writes for ``users`` x ``sessions`` sessions of data set ``seed``
     (the same random streams; typed only, no EMG rendered)."""
     cfg = config or SynthConfig()
 
@@ -312,7 +312,7 @@ def split_contents(
     name: str = DEFAULT_SPLIT_NAME,
 ) -> dict:
     """The split file of a data set, as keyword arguments of
-    :func:`emgtf.data.splits.write_split_file`, computed without generating anything (session
+    ``emgtf.data.splits.write_split_file``, computed without generating anything (session
     names and roles depend on the seed alone)."""
     user_ids = [user_identity(seed, u)[0] for u in range(users)]
     if len(set(user_ids)) != len(user_ids):  # 1 in ~10^7 per pair; never silently merge users
@@ -346,7 +346,7 @@ def generate_dataset(
     """Writes a synthetic data set into folder ``out``; returns its split file.
 
     ``users`` users with ``sessions`` sessions each: the train sessions ``minutes`` long, the val
-    and test session of each user (see :func:`split_roles`) ``eval_minutes`` long (default:
+    and test session of each user (see ``split_roles``) ``eval_minutes`` long (default:
     ``minutes``). A folder that already holds session files, ``metadata.csv`` or ``split.yaml`` is
     an error unless ``overwrite`` (which replaces the files of the same names and leaves other
     files alone). ``log`` (e.g. ``print``) receives one line per session written. ``format="bids"``
@@ -399,12 +399,13 @@ def generate_dataset(
     return write_split_file(out / SPLIT_FILE, **split)
 
 
-def default_dataset() -> tuple[Path, Path]:
+def default_dataset(*, log: Log | None = None) -> tuple[Path, Path]:
     """The embedded default data set: ``(root, split file)``, generated on first use into
     ``cache_dir() / DEFAULT_NAME`` and reused after.
 
     It is generated into a temporary folder beside it and renamed into place when complete, so an
     interrupted first run never leaves a half data set behind (and two processes racing keep one).
+    ``log`` (``emgtf.console``) hears that generation starts, as a warning.
     """
     root = cache_dir() / DEFAULT_NAME
     split = root / SPLIT_FILE
@@ -413,12 +414,11 @@ def default_dataset() -> tuple[Path, Path]:
     root.parent.mkdir(parents=True, exist_ok=True)
     minutes = DEFAULT_TRAIN_SESSIONS * DEFAULT_TRAIN_MINUTES + 2 * DEFAULT_EVAL_MINUTES
     megabytes = minutes * 60 * SAMPLE_RATE * (8 + 2 * 16 * 4) / 1e6  # float64 time + 32 float32
-    print(
-        f"emgtf.synth: generating the default synthetic data set ({DEFAULT_TRAIN_SESSIONS + 2} sessions, "
-        f"{minutes:g} min of sEMG, ~{megabytes:.0f} MB) in {root}",
-        file=sys.stderr,
-        flush=True,
-    )
+    # None: emgtf.synth's console (stderr), since the minutes-long wait must be announced to the
+    # person whichever command reached this (every one that reads a null data.root).
+    log = log if log is not None else console_log("emgtf.synth")
+    log(f"generating the default synthetic data set ({DEFAULT_TRAIN_SESSIONS + 2} sessions, "
+        f"{minutes:g} min of sEMG, ~{megabytes:.0f} MB) in {root}", warning=True)
     # Leftovers of runs killed outright (no clean-up ran); a live run touches its folder every
     # few seconds.
     for stale in root.parent.glob(f".{DEFAULT_NAME}.partial-*"):
@@ -448,7 +448,7 @@ def default_split_contents() -> dict:
 
 
 def generate_default_into(out: str | os.PathLike, *, overwrite: bool = False, log=None) -> Path:
-    """Writes the default data set (see :func:`default_dataset`) into ``out``; returns its split."""
+    """Writes the default data set (see ``default_dataset``) into ``out``; returns its split."""
     return generate_dataset(
         out,
         users=1,

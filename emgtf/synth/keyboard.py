@@ -82,7 +82,7 @@ def layout(space_hand: int = RIGHT) -> tuple[PhysicalKey, ...]:
 
 @functools.cache
 def key_index(space_hand: int = RIGHT) -> dict[str, int]:
-    """Index into :func:`layout` of every physical key name."""
+    """Index into ``layout`` of every physical key name."""
     return {k.name: i for i, k in enumerate(layout(space_hand))}
 
 
@@ -119,7 +119,7 @@ FALLBACK_KEY = "Key.cmd"
 
 
 def physical_key(logged: str) -> str:
-    """The physical key (a :func:`layout` name) whose finger presses a key logged as ``logged``
+    """The physical key (a ``layout`` name) whose finger presses a key logged as ``logged``
     (a character or a pynput name), for replaying a real keystroke timeline."""
     names = key_index()
     if logged in names:

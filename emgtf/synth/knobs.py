@@ -1,6 +1,6 @@
 """The difficulty knobs of the synthetic sEMG generator, in one place.
 
-Every number that makes the synthetic task easier or harder lives in :class:`SynthConfig`, so the
+Every number that makes the synthetic task easier or harder lives in ``SynthConfig``, so the
 difficulty can be tuned without reading the generator. Amplitudes are in the device units of the
 real release, where the reference log10 spectrogram has a mean of about 0.5 (the defaults give
 that).

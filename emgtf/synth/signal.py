@@ -17,7 +17,7 @@ Why each part is there:
   electrode), a little 60 Hz mains pick-up and occasional motion artefacts (electrode-skin potential
   steps), and the device high-pass filters everything.
 
-Rendering works in chunks of :data:`CHUNK` samples, carrying filter states across chunks, so that
+Rendering works in chunks of ``CHUNK`` samples, carrying filter states across chunks, so that
 memory stays bounded however long the session.
 """
 

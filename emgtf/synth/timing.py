@@ -89,8 +89,8 @@ def typing_statistics(sessions: Iterable[tuple[list[dict], float]]) -> TypingSta
 
 
 def session_statistics(paths) -> TypingStatistics:
-    """:func:`typing_statistics` of session files (HDF5, or BIDS sessions: see
-    :class:`emgtf.data.EMGSession`), each over its recording's length."""
+    """``typing_statistics`` of session files (HDF5, or BIDS sessions: see
+    ``emgtf.data.EMGSession``), each over its recording's length."""
     from emgtf import SAMPLE_RATE
     from emgtf.data import EMGSession
 

@@ -32,7 +32,7 @@ def _stamp(t: float, start: float) -> float:
 @dataclass(frozen=True)
 class Typing:
     """A session's typing: ``keystrokes`` and ``prompts`` exactly as stored in a session file,
-    plus, per keystroke, the physical key index ``keys`` (into :func:`keyboard.layout`) and the
+    plus, per keystroke, the physical key index ``keys`` (into ``keyboard.layout``) and the
     ``press``/``release`` times (float64 unix seconds)."""
 
     keystrokes: list[dict]
@@ -180,9 +180,9 @@ class Typist:
 
 
 def typing_of(keystrokes: list[dict], prompts: list[dict], start: float, space_hand: int) -> Typing:
-    """The :class:`Typing` of a recorded keystroke timeline (times in seconds from the recording's
+    """The ``Typing`` of a recorded keystroke timeline (times in seconds from the recording's
     first sample, as a BIDS ``events.tsv`` has them), in a recording that starts at unix time
-    ``start``; each key is pressed by the finger of :func:`keyboard.physical_key`."""
+    ``start``; each key is pressed by the finger of ``keyboard.physical_key``."""
     index = kb.key_index(space_hand)
     strokes = sorted(keystrokes, key=lambda k: k["start"])
     press = np.array([start + k["start"] for k in strokes], dtype=np.float64)

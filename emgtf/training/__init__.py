@@ -1,14 +1,14 @@
 """Training: one Keras ``fit`` of a config, used by ``python -m emgtf.fit`` and by the tuner.
 
-- :mod:`~emgtf.training.loop`: :func:`train`, the loop itself (resume, checkpoints, validation);
-- :mod:`~emgtf.training.targets`: each window's emission length and labels as CTCLoss's ``y_true``;
-- :mod:`~emgtf.models.ctc`: :class:`CTCLoss` (the CTC contract, below inference);
-- :mod:`~emgtf.training.callbacks`: validation, divergence guard, history, checkpoints;
-- :mod:`~emgtf.training.optimizers`, :mod:`~emgtf.training.schedules`: Adam(W) and warm-up + cosine;
-- :mod:`~emgtf.training.history`: the end-of-run table (``history.csv``: :mod:`emgtf.run_folder`);
-- :mod:`~emgtf.training.run_dir`: run folders; :mod:`~emgtf.training.runtime`: seed, determinism,
-  precision; :mod:`~emgtf.training.distribute`: several devices and hosts;
-- :mod:`~emgtf.training.wandb_logging`: Weights & Biases.
+- ``loop``: ``train``, the loop itself (resume, checkpoints, validation);
+- ``targets``: each window's emission length and labels as CTCLoss's ``y_true``;
+- ``ctc``: ``CTCLoss`` (the CTC contract, below inference);
+- ``callbacks``: validation, divergence guard, history, checkpoints;
+- ``optimizers``, ``schedules``: Adam(W) and warm-up + cosine;
+- ``history``: the end-of-run table (``history.csv``: ``emgtf.run_folder``);
+- ``run_dir``: run folders; ``runtime``: seed, determinism,
+  precision; ``distribute``: several devices and hosts;
+- ``wandb_logging``: Weights & Biases.
 """
 
 __all__ = ["TrainResult", "TrainingDiverged", "train"]

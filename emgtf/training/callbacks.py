@@ -1,6 +1,6 @@
 """Keras callbacks of the training loop: validation CER, divergence guard, checkpoints, history.
 
-They share one :class:`RunState` so that, e.g., no checkpoint is written for an epoch whose loss
+They share one ``RunState`` so that, e.g., no checkpoint is written for an epoch whose loss
 went NaN. They must come first in the callback list (before TensorBoard, KerasTuner's callbacks
 and the progress bar, which Keras appends last), because Keras hands the same ``logs`` dict to
 each callback in order and the validation callback adds ``val_loss`` and ``val_CER`` to it.
@@ -77,7 +77,7 @@ class Validation(keras.callbacks.Callback):
 
 class StopOnInterrupt(keras.callbacks.Callback):
     """Raises ``KeyboardInterrupt`` at the first batch boundary after Ctrl-C (see
-    :mod:`emgtf.interrupts`), outside any graph tracing. (Validation checks between its own
+    ``emgtf.interrupts``), outside any graph tracing. (Validation checks between its own
     batches: it runs its own loop, so Keras's test and predict hooks never fire in a fit.)"""
 
     def on_train_batch_end(self, batch, logs=None):

@@ -3,7 +3,7 @@
 A wrong value (``optimizer.learning_rate=abc``, ``trainer.padding=[1]``) would otherwise surface
 minutes later as a TensorFlow traceback, or not at all (a negative learning rate trains
 "fine", upwards). Each failure is one line naming the key, what it holds and what it must be.
-:func:`check_window_fits` needs the built model, and runs before the run folder is claimed.
+``check_window_fits`` needs the built model, and runs before the run folder is claimed.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import math
 from omegaconf import OmegaConf
 
 from emgtf.checks import is_int, is_number
-from emgtf.config import GROUPS
+from emgtf.config import GROUPS, required
 from emgtf.errors import EmgtfError
 from emgtf.training.distribute import check_config
 from emgtf.training.runtime import jit_compile_value
@@ -64,16 +64,22 @@ def check_training_config(cfg) -> None:
     if cfg.trainer.get("verbose", "auto") not in ("auto", 0, 1, 2):
         raise EmgtfError(f"trainer.verbose must be auto, 0, 1 or 2, got {cfg.trainer.verbose!r}")
 
+    # The optimizer and schedule keys have no defaults here: their YAML sets every one (a missing
+    # key is an error naming it, from config.required).
+    for key in ("learning_rate", "beta_1", "beta_2", "epsilon", "clipnorm", "weight_decay"):
+        required(cfg.optimizer, key, "optimizer")
     _number(cfg, "optimizer.learning_rate", 0, math.inf, low_open=True)
-    _number(cfg, "optimizer.beta_1", 0, 1, high_open=True, default=0.9)
-    _number(cfg, "optimizer.beta_2", 0, 1, high_open=True, default=0.999)
-    _number(cfg, "optimizer.epsilon", 0, math.inf, low_open=True, default=1e-8)
+    _number(cfg, "optimizer.beta_1", 0, 1, high_open=True)
+    _number(cfg, "optimizer.beta_2", 0, 1, high_open=True)
+    _number(cfg, "optimizer.epsilon", 0, math.inf, low_open=True)
     _number(cfg, "optimizer.clipnorm", 0, math.inf, low_open=True, null=True)
     _number(cfg, "optimizer.weight_decay", 0, math.inf, null=True)
-    if cfg.schedule.get("name") == "warmup_cosine":
-        _number(cfg, "schedule.warmup_fraction", 0, 1, default=0.0)
-        _number(cfg, "schedule.initial_learning_rate", 0, math.inf, default=1e-8)
-        _number(cfg, "schedule.final_learning_rate", 0, math.inf, default=1e-6)
+    if required(cfg.schedule, "name", "schedule") == "warmup_cosine":
+        for key in ("warmup_fraction", "initial_learning_rate", "final_learning_rate", "per_epoch"):
+            required(cfg.schedule, key, "schedule")
+        _number(cfg, "schedule.warmup_fraction", 0, 1)
+        _number(cfg, "schedule.initial_learning_rate", 0, math.inf)
+        _number(cfg, "schedule.final_learning_rate", 0, math.inf)
 
 
 def check_window_fits(model, cfg) -> None:

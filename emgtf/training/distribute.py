@@ -24,7 +24,7 @@ The engines are TensorFlow's and Keras' own (``trainer.strategy``):
 learning rate is that of one device's run with the global batch. With more than one replica
 every step is full: the windows of an epoch that do not fill the last global batch (fewer than
 one global batch, different ones every epoch as the order is reshuffled) are left out, and each
-host reads only its own share of the windows (:func:`emgtf.data.make_dataset`'s ``shard``).
+host reads only its own share of the windows (``emgtf.data.make_dataset``'s ``shard``).
 
 Batch statistics (SpectrogramNorm) are per replica, as in PyTorch DDP without SyncBatchNorm:
 each device normalises with the statistics of its own ``batch_size`` windows; the running
@@ -37,8 +37,8 @@ multi-worker guide recommends).
 A JAX cluster (on CPU its collectives are Gloo's, JAX's default) lives for one training: every
 host leaves it together at the end of ``fit`` (``jax.distributed.shutdown``), so that the chief's
 test evaluation afterwards runs alone. A host whose peer stops (killed, crashed, its own error)
-sees the next collective fail at once and stops with :class:`HostLost`; a process that stops with
-an error in a cluster leaves at once (:attr:`EmgtfError.hard_exit`), because JAX's exit barrier
+sees the next collective fail at once and stops with ``HostLost``; a process that stops with
+an error in a cluster leaves at once (``EmgtfError.hard_exit``), because JAX's exit barrier
 would wait for the lost host (up to its 100 s heartbeat timeout) and then abort the process. When
 the coordinator (process 0) dies, JAX itself terminates the other hosts within a second with its
 own message ("the JAX distributed service detected fatal errors"); no Python code runs there.
@@ -252,7 +252,7 @@ class Distribution:
 
     def forward(self, model):
         """The validation forward pass (emg -> log-probabilities, numpy) for this engine, or None
-        for the usual :func:`emgtf.inference.runners.forward`.
+        for the usual ``emgtf.inference.runners.forward``.
 
         Under tf.distribute ``predict_on_batch`` runs the whole batch on every replica and
         concatenates the copies; a compiled call of the model in the cross-replica context reads
@@ -316,7 +316,7 @@ class Distribution:
     @contextlib.contextmanager
     def hosts_guard(self):
         """Around a training on a JAX cluster: a failed collective (a peer stopped) becomes
-        :class:`HostLost`, and any one-line error makes this process leave at once (see the module
+        ``HostLost``, and any one-line error makes this process leave at once (see the module
         docstring), so that the other hosts stop too instead of waiting for it."""
         if not self.jax_hosts:
             yield
@@ -463,7 +463,7 @@ def _jax_mesh_devices(n: int) -> list:
 
 
 def setup(cfg) -> Distribution:
-    """The run's :class:`Distribution`; call it before anything else starts TensorFlow."""
+    """The run's ``Distribution``; call it before anything else starts TensorFlow."""
     kind = check_config(cfg.trainer)
     if kind == "one_device":
         return Distribution()

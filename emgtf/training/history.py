@@ -1,5 +1,5 @@
 """The summary table of a run's per-epoch history, printed at the end of a run (``history.csv``
-itself: :mod:`emgtf.run_folder`)."""
+itself: ``emgtf.run_folder``)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ What one run does (``train(cfg)``):
   context, random jitter inside the stride, raw-EMG ``augment``) go through ``make_dataset``;
   a numpy step in the pipeline adds each window's emission length (``emgtf.models.emission_lengths``
   of the model being trained, so any family works) in front of its labels, the ``y_true`` of
-  :class:`emgtf.models.ctc.CTCLoss`. A window whose labels cannot be aligned to its frames gets emission
+  ``emgtf.models.ctc.CTCLoss``. A window whose labels cannot be aligned to its frames gets emission
   length 0 (left out of the loss) and one warning naming it;
 - Adam (``optimizer``) with the warm-up + cosine ``schedule`` of the reference, scaled to
   ``trainer.epochs``; the schedule is a function of the optimizer's step, which is checkpointed;
@@ -19,15 +19,15 @@ What one run does (``train(cfg)``):
   rate curve and the same data order: the pipeline redraws its shuffle, jitter and augmentation
   seeds from the run's seed at every pass over the data (one per epoch), so the seeds of epoch e
   depend only on the seed and e; resuming replays the passes of the finished epochs (one batch
-  each, see :func:`_replay_epochs`). Same seed, same machine: the same history, resumed or not.
+  each, see ``_replay_epochs``). Same seed, same machine: the same history, resumed or not.
 
-Files in the run folder (:class:`emgtf.run_folder.RunFolder` names them): ``config.yaml``
+Files in the run folder (``emgtf.run_folder.RunFolder`` names them): ``config.yaml``
 (resolved), ``history.csv``, ``best.keras``, ``last.keras``, ``last.json``, ``tensorboard/``
 (scalars; the validation confusion matrix as an image with ``logger.tensorboard_images``).
 
-The steps, in :func:`train`: check the config and the data (before TensorFlow is set up), settle a
-:class:`RunPlan`, build the model, claim the run folder, then :func:`_train_in`: datasets, compile,
-resume, callbacks, fit, result. Messages go to the plan's ``log`` (:mod:`emgtf.console`).
+The steps, in ``train``: check the config and the data (before TensorFlow is set up), settle a
+``RunPlan``, build the model, claim the run folder, then ``_train_in``: datasets, compile,
+resume, callbacks, fit, result. Messages go to the plan's ``log`` (``emgtf.console``).
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from emgtf import config as config_lib
 from emgtf import interrupts, models
-from emgtf.console import Log, console_log
+from emgtf.console import Log, discard
 from emgtf.data import data_errors, make_dataset
 from emgtf.data.session import check_scored_sessions
-from emgtf.data.splits import Split, load_split
+from emgtf.data.splits import TEST, VAL, Split, load_split
 from emgtf.errors import EmgtfError
 from emgtf.files import atomic_write_text, read_json
 from emgtf.inference.checkpoints import check_family, load_checkpoint
@@ -110,7 +110,7 @@ class TrainResult:
 
 @dataclass(frozen=True)
 class RunPlan:
-    """What :func:`train` settles before the model is built: the checked config and what was read
+    """What ``train`` settles before the model is built: the checked config and what was read
     from it, the devices, and who hears about the run. Every step of the run reads it."""
 
     cfg: DictConfig
@@ -123,7 +123,7 @@ class RunPlan:
     jit_compile: bool = False  # XLA-compiled steps (trainer.jit_compile, resolved for the backend)
     extra_callbacks: tuple = ()
     wandb_session: object = None  # a WandbSession shared by a search's trials, or None
-    log: Log = field(default_factory=lambda: console_log("emgtf.fit"))
+    log: Log = discard
 
     @property
     def trainer(self):
@@ -187,10 +187,10 @@ def train(
 
     ``run_dir`` overrides ``cfg.run_dir``; ``extra_callbacks`` run after emgtf's own (so they see
     ``val_CER`` in the logs); ``hp_overrides`` sets config values for this run (see
-    :func:`emgtf.config.apply_hp_overrides`); ``wandb_session`` is the process's
-    :class:`~emgtf.training.wandb_logging.WandbSession` (a search shares one across its trials);
-    ``log`` hears the run's progress, warnings and end-of-run table (default: fit's console, see
-    :mod:`emgtf.console`). Raises :class:`TrainingDiverged` on a NaN loss.
+    ``emgtf.config.apply_hp_overrides``); ``wandb_session`` is the process's
+    ``WandbSession`` (a search shares one across its trials);
+    ``log`` hears the run's progress, warnings and end-of-run table (None: nothing is said; the fit
+    command passes its console, see ``emgtf.console``). Raises ``TrainingDiverged`` on a NaN loss.
     """
     cfg = config_lib.apply_hp_overrides(cfg, hp_overrides)
     if run_dir is not None:
@@ -205,13 +205,13 @@ def train(
     split = load_split(split_spec, root)
     if not split.train or not split.val:
         raise EmgtfError(f"split '{split.name}' needs train and val sessions to train")
-    check_scored_sessions(split.val, "val")
-    check_scored_sessions(split.test, "test")  # checked now, not after training, at the test evaluation
+    check_scored_sessions(split.val, VAL)
+    check_scored_sessions(split.test, TEST)  # checked now, not after training, at the test evaluation
 
     # Config and file mistakes are reported above, before TensorFlow is set up (seconds).
     distribution = setup_runtime(cfg)
     plan = RunPlan(cfg, family, hp, root, split, split_spec, distribution, jit_compile(cfg.trainer),
-                   tuple(extra_callbacks), wandb_session, log or console_log("emgtf.fit"))
+                   tuple(extra_callbacks), wandb_session, log or discard)
     with interrupts.deferred(), distribution.hosts_guard():
         result = _train_on(plan)
     distribution.leave()
@@ -219,7 +219,7 @@ def train(
 
 
 def _train_on(plan: RunPlan) -> TrainResult:
-    """:func:`train` once the devices are set up: the model, the run folder, the run."""
+    """``train`` once the devices are set up: the model, the run folder, the run."""
     cfg, distribution = plan.cfg, plan.distribution
     resume = bool(cfg.resume)
     distribution.check_same_on_all_hosts(cfg)
@@ -259,7 +259,7 @@ def _load_start_weights(model, checkpoint, family: str) -> None:
     shared-hands checkpoint); one line if they do not fit."""
     source = load_checkpoint(checkpoint, family)
     try:
-        models.initialise_from(model, source)
+        models.initialize_from(model, source)
     except ValueError as e:
         raise EmgtfError(
             f"checkpoint {checkpoint} does not fit the model.* hyperparameters "
@@ -351,7 +351,7 @@ def _resume(model, source: RunFolder, state, train_ds, packer: TargetPacker, ste
 
 
 def _callbacks(plan: RunPlan, model, path: Path, state, val_ds, loss, steps: int, *, resume: bool):
-    """emgtf's callbacks in the order they must run (see :mod:`emgtf.training.callbacks`), then the
+    """emgtf's callbacks in the order they must run (see ``emgtf.training.callbacks``), then the
     loggers and the caller's; returns them and the W&B logger (None without W&B)."""
     import keras
 
@@ -372,7 +372,9 @@ def _callbacks(plan: RunPlan, model, path: Path, state, val_ds, loss, steps: int
 
             callbacks.append(TensorBoardFigures(logs, state))
     # W&B (logger=wandb) must never stop a run: wandb_logging warns and goes on without it.
-    wandb_run = (wandb_logging.start_run(cfg, path, resume=resume, session=plan.wandb_session)
+    # A fit's W&B notices speak through its log; a search's session was made by the search.
+    session = plan.wandb_session or wandb_logging.WandbSession(None if plan.log is discard else plan.log)
+    wandb_run = (wandb_logging.start_run(cfg, path, resume=resume, session=session)
                  if distribution.chief else None)
     wandb_logger = wandb_logging.WandbLogger(wandb_run, state) if wandb_run is not None else None
     if wandb_logger is not None:
@@ -426,8 +428,8 @@ def _fit(plan: RunPlan, model, path: Path, train_ds, steps: int, callbacks, init
 
 
 def _result(plan: RunPlan, model, path: Path, state, packer: TargetPacker, initial_epoch: int) -> TrainResult:
-    """The :class:`TrainResult` of the finished fit (the chief logs its table); raises
-    :class:`TrainingDiverged` if the loss went NaN."""
+    """The ``TrainResult`` of the finished fit (the chief logs its table); raises
+    ``TrainingDiverged`` if the loss went NaN."""
     if packer.skipped:
         plan.log(f"{packer.skipped} training windows were left out of the loss "
                  "(more labels than emitted frames)", warning=True)

@@ -1,4 +1,4 @@
-"""The CTC loss and target packing, which live in :mod:`emgtf.models.ctc` (below inference, which
+"""The CTC loss and target packing, which live in ``emgtf.models.ctc`` (below inference, which
 packs validation targets too). These names stay importable from here for scripts written against
 them."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 
+from emgtf.config import required
 from emgtf.errors import EmgtfError
 
 
@@ -46,23 +47,29 @@ def _clipping_the_sum(base):
 
 
 def make_optimizer(opt_cfg, learning_rate):
+    """The Keras optimizer that ``opt_cfg`` (the ``optimizer`` group, every key of its YAML) names,
+    with ``learning_rate`` (a float or a schedule). A missing key is a one-line error naming it."""
     import keras
 
-    name = opt_cfg.get("name", "adam")
+    def get(key):
+        return required(opt_cfg, key, "optimizer")
+
+    name = get("name")
     kwargs = dict(
         learning_rate=learning_rate,
-        beta_1=float(opt_cfg.get("beta_1", 0.9)),
-        beta_2=float(opt_cfg.get("beta_2", 0.999)),
-        epsilon=float(opt_cfg.get("epsilon", 1e-8)),
+        beta_1=float(get("beta_1")),
+        beta_2=float(get("beta_2")),
+        epsilon=float(get("epsilon")),
     )
-    if opt_cfg.get("clipnorm") is not None:
-        kwargs["clipnorm"] = float(opt_cfg.clipnorm)
+    if get("clipnorm") is not None:
+        kwargs["clipnorm"] = float(get("clipnorm"))
+    weight_decay = get("weight_decay")
     if name == "adam":
-        if opt_cfg.get("weight_decay") is not None:
-            kwargs["weight_decay"] = float(opt_cfg.weight_decay)
+        if weight_decay is not None:
+            kwargs["weight_decay"] = float(weight_decay)
         cls = keras.optimizers.Adam
     elif name == "adamw":
-        kwargs["weight_decay"] = float(opt_cfg.get("weight_decay") or 0.0)
+        kwargs["weight_decay"] = float(weight_decay or 0.0)  # null: AdamW without decay
         cls = keras.optimizers.AdamW
     else:
         raise EmgtfError(f"optimizer.name: unknown optimizer '{name}' (choose adam or adamw)")

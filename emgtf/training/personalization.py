@@ -4,7 +4,7 @@ The emg2qwerty paper's protocol: each held-out user's model is trained on that u
 split with the base recipe, either starting from the generic model's weights with a fresh
 optimizer (``init=finetune``) or from scratch (``init=random``); the best epoch by val CER is
 tested on the user's test sessions, and the table gives mean +/- std over users
-(:mod:`emgtf.inference.benchmark`).
+(``emgtf.inference.benchmark``).
 
 Layout: ``<run_dir>/<user>/`` is an ordinary fit run folder of user ``<user>``, trained on the split
 file ``<split_dir>/<user>.yaml`` (Meta's ``config/user/`` folder, or emgtf split files);
@@ -23,6 +23,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from emgtf import config as config_lib
 from emgtf.config import override_key
+from emgtf.data.splits import TEST
+from emgtf.console import plain_log
 from emgtf.errors import EmgtfError
 from emgtf.files import read_json
 from emgtf.inference.benchmark import decoder_configs, run_benchmark
@@ -139,12 +141,13 @@ def _write_or_check_started(run_dir: Path, cfg: DictConfig) -> None:
     OmegaConf.save(cfg, path, resolve=True)
 
 
-def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None = print) -> dict:
+def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None = None) -> dict:
     """Trains (or resumes, or skips) each user's run, then writes the per-user test table.
 
     ``overrides``: the command line (see ``configs/personalize.yaml``). Returns the table document
-    of :func:`emgtf.inference.benchmark.run_benchmark` with ``"runs"``: ``[{user, run_dir,
-    action}]`` added.
+    of ``emgtf.inference.benchmark.run_benchmark`` with ``"runs"``: ``[{user, run_dir,
+    action}]`` added. ``log`` (one argument) hears each user's progress, their runs' messages and
+    the table (None: nothing is said; the command passes ``print``).
     """
     from emgtf.training.loop import train  # imports TensorFlow
 
@@ -169,7 +172,7 @@ def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None =
         if log is not None:
             log(f"emgtf.personalize: {run.user}: {'resuming' if user_cfg.resume else 'training'} "
                 f"({cfg.init}) on {run.split_file} in {run.run_dir}")
-        result = train(user_cfg)
+        result = train(user_cfg, log=plain_log(log))
         if result.best_checkpoint is None:
             raise EmgtfError(f"user '{run.user}': the run in {run.run_dir} left no {BEST_FILE}")
 
@@ -177,7 +180,7 @@ def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None =
         [(RunFolder(run.run_dir).best, run.split_file) for run in runs],
         decoders,
         root=cfg.data.root,
-        part="test",
+        part=TEST,
         output=run_dir / "personalize.test.json",
         overwrite=True,  # the command's own table, rebuilt from the runs at every invocation
         log=log,

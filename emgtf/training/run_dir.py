@@ -1,6 +1,6 @@
 """The run folder of a training run or a search: a fresh one per run, never written over.
 
-A folder is claimed with :func:`claim_run_dir`, which takes its lock (:mod:`emgtf.training.run_lock`)
+A folder is claimed with ``claim_run_dir``, which takes its lock (``emgtf.training.run_lock``)
 before looking inside, so that two processes cannot both find it free.
 
 A run that died before its first checkpoint (killed in epoch 1, a full disk) leaves only its
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from emgtf.console import console_log
+from emgtf.console import discard
 from emgtf.errors import EmgtfError
 from emgtf.files import fresh_path
 from emgtf.run_folder import LAST_FILE, RunFolder
@@ -50,10 +50,9 @@ class RunClaim:
 def claim_run_dir(run_dir, *, resume: bool, family: str, log: Callable[[str], None] | None = None) -> RunClaim:
     """Locks the run folder, then checks it may be used: a fresh or empty folder, a dead run's
     folder (see the module docstring), or with ``resume`` one that holds ``last.keras``. ``log``
-    takes the notes on a dead run's folder (default: fit's console, as warnings)."""
+    takes the notes on a dead run's folder (None: nothing is said; train passes its log's warnings)."""
     if log is None:
-        fit_log = console_log("emgtf.fit")
-        log = lambda message: fit_log(message, warning=True)  # noqa: E731
+        log = discard
     if run_dir is None:
         if resume:
             raise EmgtfError("resume=true needs run_dir=<the folder of the run to continue>")

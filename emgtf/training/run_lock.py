@@ -46,7 +46,7 @@ def read_holder(path: Path) -> dict:
 
 
 def check_free(folder) -> None:
-    """Raises :class:`RunLocked` naming the holder if a live process holds ``folder``'s lock; what
+    """Raises ``RunLocked`` naming the holder if a live process holds ``folder``'s lock; what
     a command checks before it looks at the folder's contents (whose report would be misleading)."""
     path = Path(folder) / LOCK_FILE
     if path.is_file():
@@ -58,9 +58,9 @@ def check_free(folder) -> None:
 
 
 class RunLock:
-    """The lock of one run folder, held from :meth:`acquire` until :meth:`release`.
+    """The lock of one run folder, held from ``acquire`` until ``release``.
 
-    Use as ``with RunLock.acquire(folder): ...`` or call :meth:`release` in a ``finally``.
+    Use as ``with RunLock.acquire(folder): ...`` or call ``release`` in a ``finally``.
     """
 
     def __init__(self, folder: Path):
@@ -70,7 +70,7 @@ class RunLock:
 
     @classmethod
     def acquire(cls, folder) -> "RunLock":
-        """Takes the lock of ``folder`` (created if missing); raises :class:`RunLocked` naming the
+        """Takes the lock of ``folder`` (created if missing); raises ``RunLocked`` naming the
         holder if a live process has it."""
         lock = cls(folder)
         lock.folder.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """Process-wide settings a run needs before its model is built: devices and their engine
-(:mod:`emgtf.training.distribute`), seed, determinism, precision."""
+(``emgtf.training.distribute``), seed, determinism, precision."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def jit_compile(trainer, backend: str | None = None, key: str = "trainer.jit_com
 
 def setup_runtime(cfg):
     """Applies the run's process-wide settings; returns its
-    :class:`~emgtf.training.distribute.Distribution`."""
+    ``Distribution``."""
     # First: logical devices and multi-worker collectives can only be set up before TensorFlow
     # starts, and the calls below start it.
     distribution = setup(cfg)

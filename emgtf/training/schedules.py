@@ -12,6 +12,7 @@ import math
 import keras
 from keras import ops
 
+from emgtf.config import required
 from emgtf.errors import EmgtfError
 
 
@@ -65,16 +66,21 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
 
 def make_schedule(schedule_cfg, *, peak: float, epochs: int, steps_per_epoch: int):
     """The learning rate (float or schedule) that ``schedule_cfg`` (the ``schedule`` group) describes
-    for a run of ``epochs`` epochs of ``steps_per_epoch`` steps."""
-    name = schedule_cfg.get("name")
+    for a run of ``epochs`` epochs of ``steps_per_epoch`` steps. Every key of the group's YAML is
+    read, with no fallback; a missing one is a one-line error naming it."""
+
+    def get(key):
+        return required(schedule_cfg, key, "schedule")
+
+    name = get("name")
     if name == "constant":
         return float(peak)
     if name != "warmup_cosine":
         raise EmgtfError(f"schedule.name: unknown schedule '{name}' (choose warmup_cosine or constant)")
     # In [0, 1] (1: warm up over the whole run, no annealing): checked with the rest of the config
     # (emgtf.training.config_checks) before anything is built.
-    fraction = float(schedule_cfg.get("warmup_fraction", 0.0))
-    per_epoch = bool(schedule_cfg.get("per_epoch", False))
+    fraction = float(get("warmup_fraction"))
+    per_epoch = bool(get("per_epoch"))
     total = epochs * steps_per_epoch
     if per_epoch:
         # Whole warm-up epochs, as in the reference (10 of 150).
@@ -86,7 +92,7 @@ def make_schedule(schedule_cfg, *, peak: float, epochs: int, steps_per_epoch: in
         peak=peak,
         total_steps=total,
         warmup_steps=warmup,
-        initial=min(float(schedule_cfg.get("initial_learning_rate", 1e-8)), peak),
-        final=min(float(schedule_cfg.get("final_learning_rate", 1e-6)), peak),
+        initial=min(float(get("initial_learning_rate")), peak),
+        final=min(float(get("final_learning_rate")), peak),
         quantum=steps_per_epoch if per_epoch else 1,
     )

@@ -7,6 +7,8 @@ import warnings
 
 import numpy as np
 
+from emgtf.charset import PAD
+
 
 class InfeasibleWindowWarning(UserWarning):
     """A training window with more labels than the model emits frames for it."""
@@ -52,7 +54,7 @@ class TargetPacker:
         # Label columns rounded up to a multiple of label_bucket: a few distinct batch shapes
         # instead of one per longest label, so XLA (jit_compile) compiles a few programs, not dozens.
         width = -(-labels.shape[1] // self.label_bucket) * self.label_bucket
-        labels = np.pad(labels, ((0, 0), (0, width - labels.shape[1])), constant_values=-1)
+        labels = np.pad(labels, ((0, 0), (0, width - labels.shape[1])), constant_values=PAD)
         return pack_targets(np.where(feasible, emitted, 0), labels, label_lengths)
 
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import warnings
 from pathlib import Path
 
 import keras
 
 from emgtf import config as config_lib
+from emgtf.console import Log, console_log
 from emgtf.errors import EmgtfError, first_line
 from emgtf.files import read_json
 from emgtf.run_folder import BEST_FILE, RunFolder
@@ -129,16 +129,22 @@ def _from_environment() -> dict:
 
 class WandbSession:
     """What one process (a fit, or a search's many trials) knows about W&B: what it has told the
-    user already, and whether W&B failed to start online (later runs then go offline at once)."""
+    user already, and whether W&B failed to start online (later runs then go offline at once).
 
-    def __init__(self):
+    ``log`` (``emgtf.console``) takes its notices, as warnings. None: emgtf's console
+    (``emgtf: ...`` on stderr), because a notice that runs are kept offline must reach the person
+    whichever library code started the run; the fit command passes its own log.
+    """
+
+    def __init__(self, log: Log | None = None):
+        self.log = log if log is not None else console_log("emgtf")
         self.said: set[str] = set()
         self.online_failed = False
 
     def say_once(self, key: str, message: str) -> None:
         if key not in self.said:
             self.said.add(key)
-            print(message, file=sys.stderr, flush=True)
+            self.log(message, warning=True)
 
     def start_run(self, cfg, run_dir, *, resume: bool = False):
         """A started ``wandb`` run for this fit run or trial, or None (off, or W&B failed: warned).
@@ -152,7 +158,7 @@ def start_run(cfg, run_dir, *, resume: bool = False, session: WandbSession | Non
     """A started ``wandb`` run for this fit run or trial, or None (off, or W&B failed: warned).
 
     ``resume``: continue the W&B run recorded in ``run_dir/wandb.json`` (same id, same steps).
-    ``session``: the process's :class:`WandbSession` (a fresh one if None).
+    ``session``: the process's ``WandbSession`` (a fresh one if None).
     """
     session = session if session is not None else WandbSession()
     run_dir = Path(run_dir)
@@ -167,11 +173,11 @@ def start_run(cfg, run_dir, *, resume: bool = False, session: WandbSession | Non
     if settings["mode"] == "online" and (session.online_failed or not has_credentials()):
         settings["mode"] = "offline"
         if not session.online_failed:
-            session.say_once("no-key", "emgtf: W&B: no API key (run `wandb login` or set WANDB_API_KEY), so runs are "
+            session.say_once("no-key", "W&B: no API key (run `wandb login` or set WANDB_API_KEY), so runs are "
                                 "logged offline; upload them later with `wandb sync <run folder>/wandb/offline-run-*`")
     if settings["mode"] == "offline":
         where = os.environ.get("WANDB_DIR") or run_dir
-        session.say_once("offline", f"emgtf: W&B: logging offline under {where}/wandb (and the other run folders); "
+        session.say_once("offline", f"W&B: logging offline under {where}/wandb (and the other run folders); "
                              "upload with `wandb sync <run folder>/wandb/offline-run-*`")
     folder = RunFolder(run_dir)
     previous = read_json(folder.wandb) if resume else {}
@@ -213,7 +219,7 @@ class WandbLogger(keras.callbacks.Callback):
     It must come after emgtf's own callbacks (it reads ``val_CER`` etc. from the logs). The sample
     decodings come from ``state.samples`` (``[(prediction, target), ...]``, set by the validation
     callback), the checkpoint from ``state.best_checkpoint``. Any W&B error is warned about once
-    and ends the logging, never the training. Call :meth:`close` when the run ends, however it ends.
+    and ends the logging, never the training. Call ``close`` when the run ends, however it ends.
     """
 
     def __init__(self, run, state, *, max_samples: int = 8):

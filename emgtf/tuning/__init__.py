@@ -1,9 +1,10 @@
 """Hyperparameter search with KerasTuner, over the same training loop as ``emgtf.fit``.
 
-- :mod:`~emgtf.tuning.search`: :class:`Search` and :func:`run_search`, trials as fit runs;
-- :mod:`~emgtf.tuning.tables`: the trials' table (``best_trials.csv`` / ``.json``, the printed one);
-- :mod:`~emgtf.tuning.space`: the YAML search spaces of ``tuner/``;
-- :mod:`~emgtf.tuning.distributed`: KerasTuner's chief/worker mode.
+- ``search``: ``Search`` and ``run_search``, the search loop;
+- ``trials``: one trial as a fit run, its metrics and its table row;
+- ``tables``: the trials' table (``best_trials.csv`` / ``.json``, the printed one);
+- ``space``: the YAML search spaces of ``tuner/``;
+- ``distributed``: KerasTuner's chief/worker mode.
 """
 
 from emgtf.tuning.search import SearchResult, run_search

@@ -32,10 +32,11 @@ def distributed_role() -> str:
     return "chief" if "chief" in os.environ[ENV_ID] else "worker"
 
 
-def serve(oracle, *, log=print, poll_s: float = 0.5) -> None:
+def serve(oracle, *, log=None, poll_s: float = 0.5) -> None:
     """The chief: serves ``oracle`` to the workers over gRPC until every trial has ended and every
     worker has been told to stop (KerasTuner's servicer; polled more often than KerasTuner's own
-    loop, which waits 20 s between checks)."""
+    loop, which waits 20 s between checks). ``log`` (one argument) hears where it serves."""
+    log = log if log is not None else (lambda message: None)
     import grpc
     from concurrent import futures
     from keras_tuner.src import protos

@@ -2,7 +2,7 @@
 
 Each trial takes the fit config (``configs/fit.yaml`` + the command line's overrides, composed by
 ``configs/tune.yaml``), sets the trial's hyperparameters (a search space from ``tuner/``) and trains
-it with :func:`emgtf.training.train`, the one training loop; the objective is the ``val_CER`` its
+it with ``emgtf.training.train``, the one training loop; the objective is the ``val_CER`` its
 validation callback computes, minimised. KerasTuner's own oracles choose the values (random search,
 Bayesian optimisation, Hyperband) and keep the state of the search in the run folder:
 
@@ -27,18 +27,14 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
-import math
 import os
-import shutil
-import socket
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from emgtf import config as config_lib
-from emgtf import interrupts, training
+from emgtf import interrupts
 from emgtf.checks import is_int
 from emgtf.config import override_key, parse_value, resolve_data
 from emgtf.data.splits import load_split
@@ -50,9 +46,9 @@ from emgtf.training.run_dir import default_run_dir
 from emgtf.training.run_lock import RunLock, check_free
 from emgtf.tuning import space as search_space
 from emgtf.tuning.distributed import ENV_ID, distributed_role, serve
-from emgtf.tuning.tables import COSTS, REPORTED, TrialRow, last_line, trials_table, write_tables
+from emgtf.tuning.tables import TrialRow, last_line, trials_table, write_tables
+from emgtf.tuning.trials import OBJECTIVE, active_values, run_trial, trial_row  # noqa: F401 (active_values: read here too)
 
-OBJECTIVE = "val_CER"
 PROJECT = "keras_tuner"  # KerasTuner's project folder inside the run folder
 TUNE_KEYS = ("space", "tuner")  # keys of configs/tune.yaml that are not part of a trial's fit config
 SEARCH_KEYS = ("resume", "run_dir")  # top-level keys that mean the search, not its trials
@@ -177,10 +173,10 @@ def _make_oracle(settings: dict, seed: int, epochs: int):
 class Search:
     """One search: its config, space, run folder and KerasTuner tuner. See the module docstring."""
 
-    def __init__(self, overrides: Sequence[str], *, callbacks: Sequence = (), log=print):
+    def __init__(self, overrides: Sequence[str], *, callbacks: Sequence = (), log=None):
         from emgtf.training.wandb_logging import WandbSession
 
-        self.log = log
+        self.log = log if log is not None else (lambda message: None)
         self.callbacks = list(callbacks)
         self.wandb = WandbSession()  # one for all trials: W&B notices are said once per search
         self.role = distributed_role()
@@ -380,91 +376,13 @@ class Search:
         return self.finish(tuner.oracle)
 
     def run_trial(self, trial) -> dict:
-        """Trains one trial through ``emgtf.training.train``; returns its metrics at its best epoch."""
-        import keras
-        import keras_tuner
-        from omegaconf import OmegaConf
-
-
-        values = active_values(trial.hyperparameters)
-        option, hp_overrides = self.space.to_overrides(values)
-        cfg = self.trial_base_config(option).copy()
-        trial_dir = self.trial_dir(trial.trial_id)
-        resume = RunFolder(trial_dir).can_resume()
-
-        epochs = values.get("tuner/epochs")
-        if epochs is not None:  # Hyperband: this round's epochs, continuing an earlier trial's run
-            hp_overrides["trainer.epochs"] = int(epochs)
-            previous = values.get("tuner/trial_id")
-            if previous and not resume:
-                resume = self._continue_from(str(previous), trial_dir)
-        if trial_dir.exists() and not resume and any(trial_dir.iterdir()):
-            self.log(f"emgtf.tune: trial {trial.trial_id}: no epoch had finished; starting it again")
-            shutil.rmtree(trial_dir)
-
-        OmegaConf.set_struct(cfg, False)
-        cfg.resume = resume
-        # The trial's identity travels in its config: into its config.yaml, and into W&B (group).
-        cfg.trial = {
-            "search": self.name,
-            "id": str(trial.trial_id),
-            "hyperparameters": {k: v for k, v in values.items() if not k.startswith("tuner/")},
-        }
-        OmegaConf.set_struct(cfg, True)
-        shown = search_space.summarize_values(values)
-        self.log(f"emgtf.tune: trial {trial.trial_id}{' (continued)' if resume else ''} -> {trial_dir}: {shown}")
-        self.ran_here.append(str(trial.trial_id))
-        keras.backend.clear_session()  # a long search must not pile up every trial's graphs
-        try:
-            result = training.train(cfg, run_dir=trial_dir, hp_overrides=hp_overrides,
-                                    extra_callbacks=self.callbacks, wandb_session=self.wandb)
-        except EmgtfError as e:
-            # A configuration this trial cannot train (or a diverged run): failed, not retried.
-            raise keras_tuner.errors.FailedTrialError(str(e)) from None
-        finally:
-            if trial_dir.is_dir():
-                worker = {"tuner_id": os.environ.get(ENV_ID, "tuner0"), "host": socket.gethostname(), "pid": os.getpid()}
-                atomic_write_text(trial_dir / "worker.json", json.dumps(worker) + "\n")
-        if result.best_epoch is None or not math.isfinite(result.best_val_cer):
-            raise keras_tuner.errors.FailedTrialError("no epoch finished validation")
-        best = next(r for r in result.history if r["epoch"] == result.best_epoch)
-        metrics = {OBJECTIVE: float(result.best_val_cer), "best_epoch": float(result.best_epoch),
-                   "epochs": float(result.epochs_completed)}
-        for name in REPORTED[1:]:
-            column = name.replace("val_", "val/") if name.startswith("val_") else "train/loss"
-            if column in best:
-                metrics[name] = float(best[column])
-        metrics["params"] = float(result.parameters)
-        metrics["train_s"] = float(sum(r.get("seconds") or 0.0 for r in result.history))
-        if self.settings["test"] and result.best_checkpoint is not None:
-            metrics["test_CER"] = self._test_cer(result.best_checkpoint, cfg)
-        return metrics
-
-    def _test_cer(self, checkpoint: Path, cfg) -> float:
-        from emgtf.inference.evaluation import evaluate_checkpoint
-
-        report, _ = evaluate_checkpoint(checkpoint, part="test", decoder_cfg=cfg.decoder, overwrite=True)
-        return float(report["overall"]["CER"])
-
-    def _continue_from(self, previous: str, trial_dir: Path) -> bool:
-        """Hyperband: start a trial from an earlier trial's last epoch (its files copied over)."""
-        source = RunFolder(self.trial_dir(previous))
-        if not source.can_resume():
-            self.log(f"emgtf.tune: warning: trial {previous}'s run folder {source.path} is not here; training from scratch")
-            return False
-        if trial_dir.exists():
-            shutil.rmtree(trial_dir)
-        trial_dir.mkdir(parents=True)
-        target = RunFolder(trial_dir)
-        for name in ("last", "status", "best", "history"):
-            if getattr(source, name).is_file():
-                shutil.copyfile(getattr(source, name), getattr(target, name))
-        return True
+        """Trains one trial (``emgtf.tuning.trials.run_trial``); returns its metrics."""
+        return run_trial(self, trial)
 
     # -- the end of a search
 
     def finish(self, oracle) -> SearchResult:
-        rows = [self._row(t) for t in oracle.trials.values()]
+        rows = [trial_row(t, self.trial_dir(t.trial_id)) for t in oracle.trials.values()]
         done = sorted((r for r in rows if r.status == "COMPLETED"), key=lambda r: (r.val_cer, r.trial_id))
         rest = sorted((r for r in rows if r.status != "COMPLETED"), key=lambda r: r.trial_id)
         ranked = done + rest
@@ -496,43 +414,6 @@ class Search:
             self.log(f"best: trial {best.trial_id}, val CER {best.val_cer:.2f} %; its checkpoint {checkpoint} "
                      "is on the worker that ran it (no shared run folder)")
         return result
-
-    def _row(self, trial) -> TrialRow:
-        status = str(getattr(trial.status, "value", trial.status))
-        metrics = {}
-        for name in (*REPORTED, *COSTS, "best_epoch", "epochs"):
-            if trial.metrics.exists(name):
-                metrics[name] = trial.metrics.get_last_value(name)
-        completed = status == "COMPLETED" and OBJECTIVE in metrics
-        run_dir = self.trial_dir(trial.trial_id)
-        worker = read_json(run_dir / "worker.json").get("tuner_id") if (run_dir / "worker.json").is_file() else None
-        values = active_values(trial.hyperparameters)
-        return TrialRow(
-            trial_id=str(trial.trial_id),
-            status=status if completed or status != "COMPLETED" else "INVALID",
-            val_cer=float(metrics[OBJECTIVE]) if completed else None,
-            metrics=metrics,
-            best_epoch=int(metrics["best_epoch"]) if "best_epoch" in metrics else None,
-            epochs=int(metrics["epochs"]) if "epochs" in metrics else None,
-            hyperparameters=values,
-            run_dir=run_dir,
-            worker=worker,
-            message=None if completed else last_line(trial.message),
-        )
-
-def active_values(hyperparameters) -> dict:
-    """The values of a trial's active hyperparameters (Hyperband's ``tuner/...`` included)."""
-    values = {}
-    for hp in hyperparameters.space:
-        if hp.name in hyperparameters.values and hyperparameters.is_active(hp):
-            value = hyperparameters.values[hp.name]
-            # A float step leaves binary noise (0.30000000000000004) that no one chose.
-            values[hp.name] = float(f"{value:.12g}") if isinstance(value, float) else value
-    for name, value in hyperparameters.values.items():
-        if name.startswith("tuner/"):
-            values[name] = value
-    return values
-
 
 def _default_run_dir(space: str) -> Path:
     label = Path(space).stem if ("/" in space or space.endswith((".yaml", ".yml"))) else space
@@ -587,7 +468,7 @@ def _make_tuner_class():
 
 
 def check_folder_free(overrides: Sequence[str]) -> None:
-    """Raises :class:`~emgtf.training.run_lock.RunLocked` naming the holder if the ``run_dir=`` of
+    """Raises ``RunLocked`` naming the holder if the ``run_dir=`` of
     ``overrides`` is held by a live single-machine search or fit; needs no TensorFlow, so the
     command makes it before loading it. (A distributed search shares its folder by design.)"""
 
@@ -596,10 +477,12 @@ def check_folder_free(overrides: Sequence[str]) -> None:
         check_free(Path(str(run_dir)).expanduser())
 
 
-def run_search(overrides: Sequence[str] = (), *, callbacks: Sequence = (), log=print) -> SearchResult:
+def run_search(overrides: Sequence[str] = (), *, callbacks: Sequence = (), log=None) -> SearchResult:
     """Python entry point: the search ``python -m emgtf.tune *overrides`` would run.
 
-    ``callbacks``: extra Keras callbacks for every trial (after emgtf's own).
+    ``callbacks``: extra Keras callbacks for every trial (after emgtf's own). ``log`` (one
+    argument) hears the search's progress, its trials' training and the tables (None: nothing is
+    said; the tune command passes ``print``).
     """
     search = Search(overrides, callbacks=callbacks, log=log)
     # One process per search folder; a distributed search shares its folder between the chief and
@@ -610,8 +493,8 @@ def run_search(overrides: Sequence[str] = (), *, callbacks: Sequence = (), log=p
             return search.run()
     except KeyboardInterrupt:
         if search.role != "worker":
-            print(f"\nemgtf.tune: interrupted; continue with: python -m emgtf.tune resume=true run_dir={search.run_dir}",
-                  file=sys.stderr)
+            search.log(f"\nemgtf.tune: interrupted; continue with: python -m emgtf.tune resume=true "
+                       f"run_dir={search.run_dir}")
         raise
     finally:
         if lock is not None:

@@ -193,7 +193,7 @@ def load(spec: str | os.PathLike, *, name: str | None = None) -> SearchSpace:
     """Reads and checks a space file (structure, types, ranges, conditions).
 
     Whether each key exists in the configs is checked against a composed config by
-    :func:`check_keys`. Every mistake is an :class:`EmgtfError` naming the file and the key.
+    ``check_keys``. Every mistake is an ``EmgtfError`` naming the file and the key.
     """
     path = space_path(spec)
     text = path.read_text()

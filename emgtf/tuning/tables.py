@@ -1,4 +1,4 @@
-"""The tables of a search: one row per trial (:class:`TrialRow`), written as ``best_trials.json``
+"""The tables of a search: one row per trial (``TrialRow``), written as ``best_trials.json``
 and ``best_trials.csv`` and printed as a fixed-width table at the end of the search."""
 
 from __future__ import annotations

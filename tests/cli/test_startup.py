@@ -5,6 +5,7 @@ deprecation warning."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import keras
 import pytest
 
 from emgtf import models
+from tests.helpers import make_tiny_split, tiny_tcn_overrides
 from tests.reporting.tiny import subprocess_env
 
 # The lines TensorFlow and absl write at import and at the CUDA probe: "WARNING: All log messages
@@ -61,6 +63,37 @@ def test_an_error_is_the_only_line_of_a_command_that_loads_tensorflow(tmp_path):
     done = command("emgtf.transcribe", f"model={tmp_path / 'none.keras'}", f"session={tmp_path / 'none.hdf5'}")
     assert done.returncode == 2
     assert done.stdout.strip().splitlines() == [f"emgtf.transcribe: error: {tmp_path / 'none.hdf5'}: no such file"]
+
+
+# What TensorFlow's C++ writes during a healthy fit at TF_CPP_MIN_LOG_LEVEL=2 (ERROR lines):
+# "E0000 ... node_def_util.cc:682] NodeDef mentions attribute use_unbounded_threadpool ..." and
+# "E0000 ... util.cc:131] oneDNN supports DT_BOOL only on platforms with AVX-512 ...".
+RUN_TIME_LINE = re.compile(r"^[IWE]\d{4} |node_def_util|use_unbounded_threadpool|DT_BOOL", re.MULTILINE)
+
+
+def test_a_quiet_command_runs_tensorflow_at_level_3_unless_the_user_chose(monkeypatch):
+    from emgtf import startup
+
+    monkeypatch.setattr(startup._QuietTensorFlowFinder, "install", classmethod(lambda cls: None))
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1"))  # restored after
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    startup.configure_process(tensorflow=False)
+    assert startup.QUIET_LOG_LEVEL == "3" and os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")  # the user's level wins
+    startup.configure_process(tensorflow=False)
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+
+
+@pytest.mark.slow  # a tiny fit in a TensorFlow process, 20-40 s on 2 cores
+def test_a_fit_prints_no_tensorflow_line_while_it_runs(tmp_path):
+    """Not only start-up: tf.data and oneDNN write ERROR lines from C++ during a healthy run."""
+    data = make_tiny_split(tmp_path / "data")
+    done = subprocess.run([sys.executable, "-m", "emgtf.fit", *tiny_tcn_overrides(data, tmp_path / "run")],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env=subprocess_env(TF_CPP_MIN_LOG_LEVEL=None))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "emgtf.fit: tcn" in done.stdout and "report: " in done.stdout
+    assert RUN_TIME_LINE.findall(done.stdout + done.stderr) == [], done.stderr[:2000]
 
 
 def test_the_tflite_streaming_path_runs_on_litert_without_a_deprecation_warning(tmp_path, capsys):

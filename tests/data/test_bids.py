@@ -48,7 +48,7 @@ def test_same_session_as_hdf5_and_bids_gives_the_same_windows_and_labels(twin, m
     want, got = _batches(hdf5, **kwargs), _batches(bdf, **kwargs)
     assert len(want) == len(got) > 0
     with EMGSession(hdf5) as s:
-        step = bids.quantisation_step(bids.physical_range(s.read()))
+        step = bids.quantization_step(bids.physical_range(s.read()))
     labelled = 0
     for a, b in zip(want, got):
         for key in ("emg_lengths", "labels", "label_lengths", "start"):

@@ -265,7 +265,7 @@ def load_build_lm():
     return module
 
 
-def test_build_lm_writes_a_normalised_arpa_that_kenlm_loads(tmp_path, capsys):
+def test_build_lm_writes_a_normalized_arpa_that_kenlm_loads(tmp_path, capsys):
     words = tmp_path / "words.tsv"
     words.write_text(
         "the\t500\nthey\t80\nthere\t120\nthen\t90\nhello\t10\nworld\t12\nword\t30\n"

@@ -87,7 +87,7 @@ def test_chunks_of_a_model_that_filters_and_downsamples_equal_the_one_shot_pass(
             assert np.abs(log_probs - one_shot).max() <= 1e-4, (seconds, batch)
 
 
-def test_a_model_with_minmax_normalisation_runs_whole(session):
+def test_a_model_with_minmax_normalization_runs_whole(session):
     """Min-max normalisation scales by the whole input's extremes: no chunk can give its result."""
     keras.utils.set_random_seed(7)
     path, emg = session

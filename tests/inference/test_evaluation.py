@@ -112,7 +112,7 @@ def test_evaluate_cli_errors_are_one_line(run, tmp_path, capsys):
     for args, message in [
         ([f"checkpoint={tmp_path / 'none.keras'}"], f"checkpoint {tmp_path / 'none.keras'} does not exist"),
         ([f"checkpoint={run_dir / 'config.yaml'}"], f"checkpoint {run_dir / 'config.yaml'} is not a Keras .keras file"),
-        ([f"checkpoint={run_dir / 'best.keras'}", "split=dev"], "split must be test, val or train, got 'dev'"),
+        ([f"checkpoint={run_dir / 'best.keras'}", "split=dev"], "split must be train, val, test, got 'dev'"),
         ([f"checkpoint={run_dir / 'best.keras'}", "metrics=wer"],
          "metrics must be one of emg2qwerty, track4, got 'wer'"),
     ]:

@@ -19,7 +19,8 @@ from emgtf.decoding import BeamSearchDecoder, ctc_greedy, make_decoder
 from emgtf.errors import EmgtfError
 from emgtf.inference.replay import replay
 from emgtf.inference.runners import keras_runner, load_runner
-from emgtf.inference.streaming import MAX_STEP_HOPS, StreamingDecoder
+from emgtf.inference.steps import MAX_STEP_HOPS
+from emgtf.inference.streaming import StreamingDecoder
 from emgtf.models.streaming import model_reach
 from emgtf.inference.transcription import transcribe
 from emgtf.synth import generate_session
@@ -109,7 +110,7 @@ def test_a_tflite_export_streams_through_its_step(setup, capsys):
     """The export's float32 step (its fixed 80-sample chunks) gives the Keras checkpoint's
     emissions, whatever the push size; a partial last chunk is zero-padded at finish()."""
     from emgtf.export import export_model
-    from emgtf.inference.streaming import TFLiteStep
+    from emgtf.inference.steps import TFLiteStep
 
     folder = setup["root"] / "tflite"
     export_model(setup["model"], folder, "tflite", tflite_int8="none", verify=False)
@@ -233,7 +234,7 @@ def assert_emitted_once_warmed_up(updates, rule, chunk, total, warmup=125):
 
 def test_a_checkpoint_streams_through_its_tflite_step_built_once(setup, tmp_path):
     from emgtf.export.step_cache import load_streamer
-    from emgtf.inference.streaming import CompiledStep, TFLiteStep
+    from emgtf.inference.steps import CompiledStep, TFLiteStep
 
     checkpoint = tmp_path / "tds.keras"
     shutil.copy(setup["ckpt"], checkpoint)
@@ -492,7 +493,7 @@ def test_stream_command_bad_input_is_one_line(setup, small_lm, capsys):
 
 
 def test_threads_are_set_before_tensorflow_runs_or_refused(setup):
-    from emgtf.inference.streaming import limit_threads
+    from emgtf.inference.steps import limit_threads
 
     limit_threads(None)  # TensorFlow's default: nothing to set
     with pytest.raises(EmgtfError, match="threads must be >= 1, got 0"):

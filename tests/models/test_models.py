@@ -53,6 +53,24 @@ def test_available_lists_the_families():
     assert models.available() == FAMILIES
 
 
+def test_each_family_is_a_family_object_in_the_module_named_after_it():
+    import importlib
+    from pathlib import Path
+
+    from emgtf.models.splashnet import SPLASHNET, SPLASHNET_MINI
+
+    modules = {p.stem for p in Path(models.__file__).parent.glob("*.py")}
+    variants = {SPLASHNET.name: SPLASHNET, SPLASHNET_MINI.name: SPLASHNET_MINI}
+    for name in models.available():
+        if name in variants:  # settings of tds_conv_ctc, declared together in splashnet.py
+            assert models._family(name) is variants[name]
+            continue
+        assert name in modules, f"family {name!r} has no module emgtf/models/{name}.py"
+        family = importlib.import_module(f"emgtf.models.{name}").FAMILY
+        assert isinstance(family, models.Family) and family.name == name
+        assert models._family(name) is family
+
+
 def test_baseline_has_meta_parameter_count_and_structure():
     model = models.build("tds_conv_ctc")
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
@@ -320,7 +338,7 @@ def test_unsharing_the_hands_keeps_the_outputs_then_trains_each_hand_apart():
     names = {layer.name for layer in unshared.layers}
     assert {"split_hands", "hand0_tds_conv_1", "hand1_tds_fc_2", "join_hands"} <= names
     assert "fold_hands" not in names
-    models.initialise_from(unshared, shared)
+    models.initialize_from(unshared, shared)
     x = emg(2, 1200)
     np.testing.assert_allclose(ops.convert_to_numpy(unshared(x)), ops.convert_to_numpy(shared(x)), atol=1e-6)
     # Every weight of the shared MLP and TDS stack now exists once per hand; the classifier once.
@@ -348,9 +366,9 @@ def test_unsharing_the_hands_keeps_the_outputs_then_trains_each_hand_apart():
 def test_unsharing_refuses_a_model_that_differs_otherwise():
     shared = tiny("splashnet_mini")
     with pytest.raises(EmgtfError, match="hand0_tds_conv_1"):
-        models.initialise_from(tiny("splashnet_mini", share_hands=False, block_channels=[8, 8]), shared)
+        models.initialize_from(tiny("splashnet_mini", share_hands=False, block_channels=[8, 8]), shared)
     with pytest.raises(ValueError):  # joint hands (the baseline): nothing to un-share into
-        models.initialise_from(tiny("splashnet_mini", share_hands=False, split_hands=False), shared)
+        models.initialize_from(tiny("splashnet_mini", share_hands=False, split_hands=False), shared)
 
 
 def test_conformer_is_sized_like_the_baseline_and_its_causal_option_never_reads_ahead():

@@ -74,7 +74,7 @@ def test_same_synthetic_session_in_both_forms(tmp_path):
     assert (h.session, h.num_keystrokes) == (b.session, b.num_keystrokes)
     with EMGSession(h.path) as x, EMGSession(b.path) as y:
         emg = x.read()
-        step = bids.quantisation_step(bids.physical_range(emg))
+        step = bids.quantization_step(bids.physical_range(emg))
         assert np.max(np.abs(y.read() - emg)) <= step / 2 + 1e-6 * np.max(np.abs(emg))
         assert y.ground_truth().text == x.ground_truth().text
         t0 = x.timestamps[0]

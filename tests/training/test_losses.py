@@ -65,7 +65,7 @@ def test_hand_checked_repeat_needs_a_blank_between():
     assert float(CTCLoss()(y, np.log(p).astype("float32"))) == pytest.approx(expected, rel=1e-5)
 
 
-def test_matches_numpy_forward_algorithm_with_padding_and_normalisation():
+def test_matches_numpy_forward_algorithm_with_padding_and_normalization():
     lp = log_probs(4, 12, seed=1)
     labels = [[3, 3, 7, 1], [0], [50, 51, 50], []]  # repeats, single, alternation, empty
     emission = [12, 9, 10, 5]
@@ -132,7 +132,7 @@ def test_pack_targets_layout_and_tensor_version():
         pack_targets([1], [[1, 2]], [3])
 
 
-def test_serialisation_round_trip():
+def test_serialization_round_trip():
     loss = CTCLoss(reduction="sum", name="ctc")
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     assert isinstance(restored, CTCLoss)

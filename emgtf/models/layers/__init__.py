@@ -5,18 +5,18 @@ The raw EMG window goes into the model; the feature layers are its first layers:
     [MinMaxNormalization] -> [LowPassFilter] -> [Downsample] -> LogSpectrogram -> [RandomTimeCrop]
     -> [SpecAugment] -> [TemporalCropResize] -> SpectrogramNorm -> [ElectrodeSubset] -> family layers
 
-- :mod:`~emgtf.models.layers.spectrogram`: ``LogSpectrogram``, ``frames_for_samples``, ``SpectrumBands``;
-- :mod:`~emgtf.models.layers.augmentation`: ``SpecAugment``, ``TemporalCropResize``;
-- :mod:`~emgtf.models.layers.preprocessing`: ``MinMaxNormalization``, ``LowPassFilter``,
+- ``spectrogram``: ``LogSpectrogram``, ``frames_for_samples``, ``SpectrumBands``;
+- ``augmentation``: ``SpecAugment``, ``TemporalCropResize``;
+- ``preprocessing``: ``MinMaxNormalization``, ``LowPassFilter``,
   ``Downsample``, ``ElectrodeSubset``, ``RandomTimeCrop`` (the course reports' preprocessing);
-- :mod:`~emgtf.models.layers.normalization`: ``SpectrogramNorm``, ``RollingTimeNorm``;
-- :mod:`~emgtf.models.layers.rotation_mlp`: ``RotationInvariantMLP``;
-- :mod:`~emgtf.models.layers.tds`: ``TDSConvBlock``, ``TDSFullyConnectedBlock``;
-- :mod:`~emgtf.models.layers.bands`: ``FoldBands``, ``UnfoldBands`` (one encoder per hand, shared),
+- ``normalization``: ``SpectrogramNorm``, ``RollingTimeNorm``;
+- ``rotation_mlp``: ``RotationInvariantMLP``;
+- ``tds``: ``TDSConvBlock``, ``TDSFullyConnectedBlock``;
+- ``bands``: ``FoldBands``, ``UnfoldBands`` (one encoder per hand, shared),
   ``SplitBands`` (one encoder per hand, each its own);
-- :mod:`~emgtf.models.layers.conv`: ``ConvBlock1D``, ``ConvSubsampling``;
-- :mod:`~emgtf.models.layers.conformer`: ``ConformerBlock`` (rotary positions, causal option);
-- :mod:`~emgtf.models.layers.transformer`: ``SinusoidalPositionEncoding``, ``FramePaddingMask``,
+- ``conv``: ``ConvBlock1D``, ``ConvSubsampling``;
+- ``conformer``: ``ConformerBlock`` (rotary positions, causal option);
+- ``transformer``: ``SinusoidalPositionEncoding``, ``FramePaddingMask``,
   ``TransformerBlock``.
 """
 

@@ -41,7 +41,7 @@ class FoldBands(keras.layers.Layer):
 
 @register
 class UnfoldBands(keras.layers.Layer):
-    """``(B * bands, F, f)`` -> ``(B, F, bands * f)``: the inverse of :class:`FoldBands`."""
+    """``(B * bands, F, f)`` -> ``(B, F, bands * f)``: the inverse of ``FoldBands``."""
 
     def __init__(self, bands: int = 2, **kwargs):
         super().__init__(**kwargs)

@@ -3,12 +3,12 @@ the length and shape checks.
 
 Protocol: every layer that changes the number of frames has ``compute_output_length(lengths)``,
 taking and returning a python int, a numpy array or a tensor, so that
-:func:`emgtf.models.emission_lengths` can follow a window's length through any model. Layers on side
+``emgtf.models.emission_lengths`` can follow a window's length through any model. Layers on side
 branches (the padding mask) deliberately do not have it.
 
 Every emgtf layer also declares how far in time one of its output frames reads,
 ``temporal_reach() -> Reach`` (at inference: augmentation is the identity then), so that
-:func:`emgtf.models.streaming.model_reach` can tell, from the layers alone, whether a model streams,
+``emgtf.models.streaming.model_reach`` can tell, from the layers alone, whether a model streams,
 and how much overlap chunks of a whole session need to give the one-shot result.
 """
 
@@ -61,7 +61,7 @@ class Reach:
     whole input does and nothing is to be added in frames; the incremental step runs such layers
     on its new samples and raw overlap, before the spectrogram. ``Reach()`` is a per-frame layer.
 
-    For a whole model (:func:`emgtf.models.streaming.model_reach`) the frames are spectrogram
+    For a whole model (``emgtf.models.streaming.model_reach``) the frames are spectrogram
     frames and ``window`` is the emission rule's ``lost_frames``.
     """
 

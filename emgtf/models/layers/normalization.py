@@ -103,9 +103,9 @@ class RollingTimeNorm(keras.layers.Layer):
     statistics are causal, so zero padding after an example's end never reaches its real frames.
     No parameters; computed in float32.
 
-    Frame by frame (streaming): :meth:`step` takes a fixed-size state (:meth:`state_size`; zeros
+    Frame by frame (streaming): ``step`` takes a fixed-size state (``state_size``; zeros
     to start) and the next frames of one stream, and returns the next state and the normalised
-    frames it can release, equal to :meth:`call` on the whole stream (to float rounding) however
+    frames it can release, equal to ``call`` on the whole stream (to float rounding) however
     the stream is chunked. The first ``warmup`` frames need the statistics of all of them, so they
     are held back (in the state) and released together with the frame that completes the warm-up;
     after that each frame is released as it arrives. A stream shorter than the warm-up releases
@@ -151,7 +151,7 @@ class RollingTimeNorm(keras.layers.Layer):
         return tuple(inputs_shape)
 
     def temporal_reach(self) -> Reach:
-        """Statistics of every frame since the input's start: exact only through :meth:`step`."""
+        """Statistics of every frame since the input's start: exact only through ``step``."""
         return Reach(running_statistics=True)
 
     def get_config(self):
@@ -213,15 +213,15 @@ class RollingTimeNorm(keras.layers.Layer):
         count_t = ops.cast(index + 1, "float32")[:, None]
         mean = running1 / count_t
         var = running2 / count_t - mean * mean
-        normalised = (centred - mean) / ops.sqrt(ops.maximum(var, 0.0) + self.epsilon)
+        normalized = (centred - mean) / ops.sqrt(ops.maximum(var, 0.0) + self.epsilon)
         warm_var = warm_sum2 / count
-        normalised_warm = centred_warm / ops.sqrt(warm_var + self.epsilon)
+        normalized_warm = centred_warm / ops.sqrt(warm_var + self.epsilon)
         # Released: the buffered frames when the warm-up completes (or the stream ends short of
         # it), then the new frames the buffer did not take.
         release = ops.logical_and(ops.logical_not(warmed), ops.logical_or(n + k >= warmup, final))
         held = ops.where(release, warm, 0)
         first_after = ops.clip(warmup - n, 0, k)
-        released = ops.concatenate([normalised_warm[:held], normalised[first_after:]], axis=0)
+        released = ops.concatenate([normalized_warm[:held], normalized[first_after:]], axis=0)
         next_state = ops.concatenate([
             ops.reshape(ops.cast(n + k, "float32"), (1,)),
             shift,

@@ -5,11 +5,11 @@ export all apply them the same way.
 
 Shapes use B = batch, T = samples, F = spectrogram frames, C = frequency bins.
 
-The sample-domain layers (:class:`LowPassFilter`, :class:`Downsample`) filter without padding: an
+The sample-domain layers (``LowPassFilter``, ``Downsample``) filter without padding: an
 output sample reads only real input samples, so ``T`` input samples give
 ``max(0, (T - window) // stride + 1)`` outputs (``window`` input samples read per output, every
 ``stride`` samples). A chain of them before the spectrogram is again such a window and stride in
-the input's samples, so :class:`~emgtf.models.EmissionRule` keeps its closed form (its ``n_fft``
+the input's samples, so ``EmissionRule`` keeps its closed form (its ``n_fft``
 and ``hop_length`` are then in input samples at 2 kHz) and a chunk that starts at a multiple of
 the stride computes exactly the samples of the whole recording.
 """
@@ -102,7 +102,7 @@ class _SampleFilter(keras.layers.Layer):
 @register
 class LowPassFilter(_SampleFilter):
     """Low-pass smoothing of each channel's raw signal: a linear-phase FIR filter of ``num_taps``
-    taps (Hamming-windowed sinc, :func:`lowpass_taps`) with cutoff ``cutoff_hz`` at
+    taps (Hamming-windowed sinc, ``lowpass_taps``) with cutoff ``cutoff_hz`` at
     ``sample_rate``, no padding (Chen et al.'s "frequency smoothing", 30 Hz).
 
     Input ``(B, T, 2, 16)`` (any static channel dims), output ``(B, T - num_taps + 1, 2, 16)``:

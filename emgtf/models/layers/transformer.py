@@ -54,7 +54,7 @@ class FramePaddingMask(keras.layers.Layer):
     Input raw EMG ``(batch, samples, bands, channels)``; output float ``(batch, frames //
     subsampling rounded up)``: 1 where the frame's spectrogram window (``n_fft`` samples every
     ``hop_length``) ends before the trailing all-zero samples, else 0; then every
-    ``subsampling``-th frame, matching :class:`ConvSubsampling`. So an example of n samples gets
+    ``subsampling``-th frame, matching ``ConvSubsampling``. So an example of n samples gets
     exactly its emission length of ones. Only trailing zeros count as padding: an all-zero
     stretch inside a recording stays signal. A side branch: deliberately no
     ``compute_output_length``.

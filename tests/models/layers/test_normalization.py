@@ -20,7 +20,7 @@ def channel_data(batch=8, frames=50, bins=33, seed=0):
     return x.astype("float32")
 
 
-def test_spectrogram_norm_normalises_each_channel():
+def test_spectrogram_norm_normalizes_each_channel():
     x = channel_data()
     layer = SpectrogramNorm()
     out = ops.convert_to_numpy(layer(x, training=True))

@@ -16,6 +16,7 @@ from emgtf import NUM_BANDS
 from emgtf.errors import EmgtfError
 from emgtf.models import frontend
 from emgtf.models import hyperparameters as H
+from emgtf.models.family import Family
 from emgtf.models.layers import (
     FoldBands,
     RotationInvariantMLP,
@@ -27,8 +28,7 @@ from emgtf.models.layers import (
 from emgtf.models.regularizers import Regularization
 
 NAME = "tds_conv_ctc"
-DESCRIPTION = "Meta's TDS-Conv CTC baseline"
-# Layer names :func:`unshare_hands` reads: a shared stack sits between these two, and each hand's
+# Layer names ``unshare_hands`` reads: a shared stack sits between these two, and each hand's
 # own stack is the shared one's layers with this prefix.
 _FOLD, _SPLIT = "fold_hands", "split_hands"
 _HAND_PREFIX = re.compile(r"^hand(\d+)_")
@@ -140,3 +140,6 @@ def unshare_hands(source: keras.Model, model: keras.Model) -> None:
     left = sorted(layer.name for layer in source.layers if layer.weights and layer.name not in used)
     if left:
         raise EmgtfError(f"cannot un-share the hands: the model has no layer for the shared {left[0]!r}")
+
+
+FAMILY = Family(NAME, "Meta's TDS-Conv CTC baseline", build, emission_rule)

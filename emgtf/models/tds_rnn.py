@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import keras
 
-from emgtf.models import frontend, tds
+from emgtf.models import frontend, tds_conv_ctc
 from emgtf.models import hyperparameters as H
+from emgtf.models.family import Family
 from emgtf.models.regularizers import Regularization
 from emgtf.models.rnn import CELLS, recurrent_stack
 
 NAME = "tds_rnn"
-DESCRIPTION = "TDS front + BiLSTM / BiGRU"
 
 
 def build(hp: dict) -> keras.Model:
@@ -22,7 +22,7 @@ def build(hp: dict) -> keras.Model:
     inputs = frontend.emg_input()
     x = frontend.spectrogram(inputs, hp)
     x = frontend.features(x, hp, reg, NAME)
-    x = tds.tds_blocks(x, hp, reg, NAME)
+    x = tds_conv_ctc.tds_blocks(x, hp, reg, NAME)
     x = recurrent_stack(
         x,
         cell=H.choice(NAME, hp, "cell", CELLS),
@@ -36,4 +36,7 @@ def build(hp: dict) -> keras.Model:
 
 
 def emission_rule(hp: dict) -> str:
-    return tds.emission_rule(hp)
+    return tds_conv_ctc.emission_rule(hp)
+
+
+FAMILY = Family(NAME, "TDS front + BiLSTM / BiGRU", build, emission_rule)
