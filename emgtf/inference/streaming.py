@@ -104,7 +104,7 @@ class StreamUpdate:
     best guess at the keys after them; ``emissions`` the emissions decoded so far, ``log_probs``
     (new emissions, 99) those this push added: emissions ``[emissions - len(log_probs),
     emissions)`` of the session; ``onsets`` (int64, one per committed key) the emission where
-    each committed key starts (:mod:`emgtf.decoding.onsets`), counted from the stream's start, as
+    each committed key starts (``emgtf.decoding.onsets``), counted from the stream's start, as
     ``decode_batch(..., onsets=True)`` gives them offline (``streamer.rule.samples_for(e + 1)``:
     the samples emission ``e`` needed, a key's place in the signal)."""
 
