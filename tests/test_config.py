@@ -97,8 +97,8 @@ def test_every_model_config_holds_its_family_hyperparameters():
         assert hp.pop("family") == family
         # The family configs are the families' defaults, key for key (tds_conv_ctc: the reference).
         assert hp == models.default_hyperparameters(family), family
-    # The CPU presets (the default small_rnn, the streaming small_tds): a family's keys, every one.
-    for overrides in ([], ["model=small_tds"]):
+    # The CPU presets (the default small_tds, the offline small_rnn): a family's keys, every one.
+    for overrides in ([], ["model=small_rnn"]):
         preset = config.to_container(config.compose("fit", overrides).model)
         family = preset.pop("family")
         assert set(preset) == set(models.default_hyperparameters(family)), overrides
@@ -150,7 +150,7 @@ def test_cli_help_lists_groups_and_options(capsys):
     for group in config.GROUPS:
         line = next(ln for ln in out.stdout.splitlines() if ln.strip().startswith(f"{group}="))
         assert set(line.split("=", 1)[1].split()[0].split("|")) == set(config.group_options(group))
-    assert "(default: cpu)" in out.stdout and "(default: small_rnn)" in out.stdout
+    assert "(default: cpu)" in out.stdout and "(default: small_tds)" in out.stdout
     out = run_command(capsys, "evaluate", "--help")
     assert out.returncode == 0 and "decoder=beam|beam_lm|greedy" in out.stdout
 
