@@ -36,8 +36,10 @@ def tiny_dataset(root, dense_keys: bool = False):
 
 
 def tiny_overrides(root, split, run_dir, *extra):
+    """A tiny BiGRU (small_rnn) unless ``extra`` names another model."""
+    model = [] if any(a.startswith("model=") for a in extra) else ["model=small_rnn"]
     return [
-        f"data.root={root}", f"data.split={split}", f"run_dir={run_dir}",
+        f"data.root={root}", f"data.split={split}", f"run_dir={run_dir}", *model,
         "model.hidden_size=8", "model.mlp_features=[16]", "model.num_layers=1",
         "trainer.epochs=2", "trainer.batch_size=4", "trainer.window_length=2000",
         "trainer.padding=[200,100]", "trainer.val_batch_size=8", "trainer.verbose=0", *extra,
