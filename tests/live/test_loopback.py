@@ -203,6 +203,16 @@ def test_a_tflite_step_with_the_lm_beam_decodes_live_as_the_file_replay(capsys, 
     assert apply_events(events) == offline.prediction
 
 
+def kill_once_connected(replay, *, after: float):
+    """Kill a replay process ``after`` seconds after the stream connected to it (its stderr says so)."""
+    for line in replay.stderr:
+        if "a consumer connected" in line:
+            break
+    time.sleep(after)
+    replay.kill()
+    replay.wait()
+
+
 @pytest.mark.slow
 def test_a_killed_outlet_is_reported_and_a_restarted_one_resumes_with_its_truth(capsys, setup, unique):
     """The replay is killed 2 s in and started again: the stream says so, decodes the second
@@ -213,12 +223,7 @@ def test_a_killed_outlet_is_reported_and_a_restarted_one_resumes_with_its_truth(
     second = []
 
     def kill_then_restart():
-        for line in first.stderr:
-            if "a consumer connected" in line:
-                break
-        time.sleep(2.0)
-        first.kill()
-        first.wait()
+        kill_once_connected(first, after=2.0)
         time.sleep(1.0)
         second.append(start_replay(setup["session"], unique, f"source_id={source}", "speed=4"))
 
@@ -253,15 +258,7 @@ def test_an_outlet_that_does_not_return_is_reported(capsys, setup, unique):
     """Killed and not restarted: the stream waits timeout= seconds for it, then stops and reports."""
     first = start_replay(setup["session"], unique)
 
-    def kill():
-        for line in first.stderr:
-            if "a consumer connected" in line:
-                break
-        time.sleep(1.0)
-        first.kill()
-        first.wait()
-
-    killer = threading.Thread(target=kill, daemon=True)
+    killer = threading.Thread(target=kill_once_connected, args=(first,), kwargs={"after": 1.0}, daemon=True)
     killer.start()
     done, _, summary = stream(capsys, setup, unique, "markers=none", f"truth={unique}-keystrokes", "timeout=2")
     killer.join(30)
