@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from emgtf import config
+from emgtf.console import console_log
 from emgtf.errors import EmgtfError, SessionFileError
 from tests.helpers import (REPO, T0, make_session_file, make_tiny_split, run_command, sigint_as_default,
                            tiny_tcn_overrides)
@@ -189,7 +190,8 @@ def test_resume_of_a_run_that_died_before_its_first_checkpoint_starts_from_its_c
             first_epoch.extend(self.model.get_weights())
 
     capfd.readouterr()
-    training.train(fit.load_config(["resume=true", f"run_dir={run}"]), extra_callbacks=[Record()])
+    training.train(fit.load_config(["resume=true", f"run_dir={run}"]), extra_callbacks=[Record()],
+                   log=console_log("emgtf.fit"))
     err = capfd.readouterr().err
     assert "stopped before its first checkpoint; starting it afresh" in err
     assert f"starting from the weights of checkpoint {tmp_path / 'start.keras'}" in err

@@ -293,7 +293,7 @@ def test_fit_unshares_the_hands_of_a_shared_checkpoint(data, tmp_path):
     args = [a for a in tiny_overrides(root, split, tmp_path / "ft", "logger=none", "trainer.epochs=1",
                                       "schedule=constant", f"checkpoint={tmp_path / 'shared.keras'}",
                                       "model.share_hands=false", *sizes)
-            if not a.startswith(("model.hidden_size", "model.num_layers"))]
+            if not a.startswith(("model=", "model.hidden_size", "model.num_layers"))]  # the checkpoint's family
     cfg = fit.load_config(args)
     assert cfg.model.family == "splashnet_mini" and cfg.model.share_hands is False
     result = training.train(cfg, hp_overrides={"optimizer.learning_rate": 1e-12})
