@@ -51,8 +51,7 @@ def claim_run_dir(run_dir, *, resume: bool, family: str, log: Callable[[str], No
     """Locks the run folder, then checks it may be used: a fresh or empty folder, a dead run's
     folder (see the module docstring), or with ``resume`` one that holds ``last.keras``. ``log``
     takes the notes on a dead run's folder (None: nothing is said; train passes its log's warnings)."""
-    if log is None:
-        log = discard
+    log = log or discard
     if run_dir is None:
         if resume:
             raise EmgtfError("resume=true needs run_dir=<the folder of the run to continue>")
