@@ -34,6 +34,16 @@ def discard(message: str, *, warning: bool = False, prefix: bool = True) -> None
     """The log of library code called without one: it says nothing (only commands print)."""
 
 
+def unprefixed(log: Log) -> Log:
+    """``log`` with its messages as they are (``prefix=False``): for what a library passes on to
+    another, whose lines are not the command's own."""
+
+    def passed_on(message: str, *, warning: bool = False, prefix: bool = True) -> None:
+        log(message, warning=warning, prefix=False)
+
+    return passed_on
+
+
 def plain_log(write: Callable[[str], None] | None) -> Log:
     """A ``Log`` over a one-argument callable (``print``, a list's ``append``; None: discard):
     every message goes to it as it is, unprefixed, warnings included. For a library that takes

@@ -154,6 +154,6 @@ def _benchmark(cfg, overrides: list[str]) -> int:
         output=cfg.output,
         overwrite=bool(cfg.overwrite),
         metrics=cfg.metrics,
-        log=print,
+        log=console_log("emgtf.evaluate"),
     )
     return 0

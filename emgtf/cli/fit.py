@@ -133,19 +133,18 @@ def main(argv: list[str]) -> int:
     if result.best_checkpoint is None:
         print("emgtf.fit: no best checkpoint to evaluate", file=sys.stderr)
         return 0
-    saved = config_lib.load_saved(result.run_dir / "config.yaml")
-    from emgtf.data.splits import TEST, load_split
+    from emgtf.data.splits import TEST
 
-    if not load_split(saved.data.split, saved.data.root).test:
-        print(f"emgtf.fit: split {saved.data.split} has no test sessions; skipping the test evaluation")
+    if not result.test_sessions:
+        print(f"emgtf.fit: split {result.split} has no test sessions; skipping the test evaluation")
         return 0
     print()
     evaluate_checkpoint(
         result.best_checkpoint,
         part=TEST,
         decoder_cfg=cfg.decoder,
-        root=saved.data.root,
-        split=saved.data.split,
+        root=str(result.data_root),
+        split=result.split,
         overwrite=True,  # the run's own report: a resumed run re-evaluates its new best
         log=console_log("emgtf.evaluate"),  # the test evaluation speaks as the evaluate command would
     )

@@ -6,6 +6,7 @@ per user in ``RUN/<user>/``, then the per-user test table (see ``emgtf.training.
 from __future__ import annotations
 
 from emgtf.cli.parsing import CommandParser
+from emgtf.console import console_log
 
 PROG = "python -m emgtf.personalize"
 
@@ -49,5 +50,5 @@ def main(argv: list[str]) -> int:
         for user in personalization._names(cfg, "users"):
             print(f"# {user}: {personalization.split_file_of(Path(str(cfg.split_dir)).expanduser(), user)}")
         return 0
-    personalization.personalize(args.overrides, log=print)
+    personalization.personalize(args.overrides, log=console_log("emgtf.personalize"))
     return 0

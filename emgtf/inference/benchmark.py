@@ -20,13 +20,14 @@ import csv
 import io
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from emgtf import config as config_lib
 from emgtf.config import override_key
+from emgtf.console import Log, discard, unprefixed
 from emgtf.data.splits import load_split
 from emgtf.decoding import decoder_name, make_decoder
 from emgtf.errors import EmgtfError
@@ -101,7 +102,7 @@ def run_benchmark(
     output=None,
     overwrite: bool = False,
     metrics: str = "emg2qwerty",
-    log: Callable[[str], None] | None = None,
+    log: Log = discard,
 ) -> tuple[dict, Path, Path]:
     """Evaluates each (checkpoint, split) pair on the split's ``part`` with every decoder config.
 
@@ -162,10 +163,9 @@ def run_benchmark(
         row["sessions"] = [f.stem for f in files]
         row["results"], row["per_session"] = {}, {}
         for name, decoder in zip(names, decoders):
-            if log is not None:
-                log(f"emgtf.evaluate: {row['user']}: {row['checkpoint']} on {len(files)} {part} "
-                    f"session(s), {name} decoding")
-            report = evaluate_model(model, files, decoder, log=log)
+            log(f"{row['user']}: {row['checkpoint']} on {len(files)} {part} "
+                f"session(s), {name} decoding")
+            report = evaluate_model(model, files, decoder, log=unprefixed(log))
             row["per_session"][name] = report["sessions"]
             row["results"][name] = summed(report["sessions"])
         rows.append(row)
@@ -183,9 +183,8 @@ def run_benchmark(
     json_path.parent.mkdir(parents=True, exist_ok=True)
     write_json(json_path, doc)
     atomic_write_text(csv_path, benchmark_csv(doc))
-    if log is not None:
-        log(benchmark_table(doc))
-        log(f"report: {json_path} and {csv_path}")
+    log(benchmark_table(doc), prefix=False)
+    log(f"report: {json_path} and {csv_path}", prefix=False)
     return doc, json_path, csv_path
 
 

@@ -20,7 +20,7 @@ from emgtf.console import Log, discard
 from emgtf.data.splits import TEST
 from emgtf.errors import EmgtfError
 from emgtf.files import write_json
-from emgtf.inference.runners import check_finite, forward
+from emgtf.inference.runners import check_finite, compiled_loss, forward
 
 
 def validate(model, dataset, loss, decoder=None, *, samples: int = 0, source: str | None = None,
@@ -46,6 +46,7 @@ def validate(model, dataset, loss, decoder=None, *, samples: int = 0, source: st
     counter = ErrorCounter()
     total_loss, windows = 0.0, 0
     kept = []
+    loss_fn = compiled_loss(loss)
     for batch in dataset:
         interrupts.check()
         log_probs = forward(model, batch["emg"]) if forward_fn is None else forward_fn(batch["emg"])
@@ -54,7 +55,7 @@ def validate(model, dataset, loss, decoder=None, *, samples: int = 0, source: st
         labels, label_lengths = batch["labels"].numpy(), batch["label_lengths"].numpy()
         # CTCLoss scores an infeasible window 0, as in training.
         y = pack_targets(emitted, labels, label_lengths)
-        per_window = keras.ops.convert_to_numpy(loss.call(y, log_probs))
+        per_window = keras.ops.convert_to_numpy(loss_fn(y, log_probs))
         total_loss += float(np.sum(per_window))
         windows += len(per_window)
         texts = decoder.decode_batch(log_probs, emitted) if decoder else ctc_greedy(log_probs, emitted)

@@ -10,8 +10,8 @@ The model is an export folder of ``python -m emgtf.export`` (a SavedModel runs w
 alone; ``keras`` and ``onnx`` exports work too) or a ``.keras`` checkpoint.
 
 Long sessions are run in chunks, so memory stays bounded, and stitched without seams. The model's
-emissions are cut into runs of ``--chunk-seconds``; each chunk of signal is that run plus
-``--context-seconds`` of emissions on both sides (clipped at the ends of the session), and only
+emissions are cut into runs of ``chunk_seconds``; each chunk of signal is that run plus
+``context_seconds`` of emissions on both sides (clipped at the ends of the session), and only
 the chunk's own run is kept. Chunks start at multiples of the emission stride (hop x subsampling
 samples), so emission ``e`` of a chunk starting at sample ``s`` is emission ``s / stride + e`` of
 the session (``emgtf.models.EmissionRule``, read off the model); each chunk ends where its
@@ -22,7 +22,7 @@ whole, exactly as ``emgtf.evaluate`` runs it.
 
 A ``.keras`` checkpoint is chunked by ``emgtf.inference.chunked.SessionForward``, as
 ``emgtf.evaluate`` is: where its layers' declared reach is finite (TDS, TCN, ConvResNet) the chunks
-carry exactly the context that reach needs (``--context-seconds`` does not apply) and SplashNet's
+carry exactly the context that reach needs (``context_seconds`` does not apply) and SplashNet's
 rolling norm goes through the incremental step, so the emissions equal the whole-session pass;
 other models are chunked as below. An export has no layers to read: chunked as below.
 
@@ -37,7 +37,7 @@ How close the chunked emissions come to a whole-session pass depends on what an 
   without);
 - the whole chunk with absolute positions (the transformer): a different computation from the
   whole-session pass, which puts the model at positions far beyond its training windows; pass a
-  ``--chunk-seconds`` longer than the session to reproduce ``emgtf.evaluate`` exactly.
+  ``chunk_seconds`` longer than the session to reproduce ``emgtf.evaluate`` exactly.
 """
 
 from __future__ import annotations
@@ -64,9 +64,9 @@ DEFAULT_CONTEXT_SECONDS = 4.0
 
 def check_chunking(chunk_seconds: float, context_seconds: float) -> None:
     if not chunk_seconds > 0:
-        raise EmgtfError(f"--chunk-seconds must be > 0, got {chunk_seconds}")
+        raise EmgtfError(f"chunk_seconds must be > 0, got {chunk_seconds}")
     if not context_seconds >= 0:
-        raise EmgtfError(f"--context-seconds must be >= 0, got {context_seconds}")
+        raise EmgtfError(f"context_seconds must be >= 0, got {context_seconds}")
 
 
 def _chunk_sizes(rule: EmissionRule, chunk_seconds: float, context_seconds: float) -> tuple[int, int]:

@@ -106,6 +106,9 @@ class TrainResult:
     skipped_windows: int = 0
     parameters: int = 0  # trainable
     chief: bool = True  # False on the other hosts of a cluster: they write no run folder
+    data_root: Path | None = None  # the data root, resolved (as config.yaml saves it)
+    split: str | None = None  # the split as the config names it (as config.yaml saves it)
+    test_sessions: int = 0  # sessions in the split's test part
 
 
 @dataclass(frozen=True)
@@ -446,6 +449,9 @@ def _result(plan: RunPlan, model, path: Path, state, packer: TargetPacker, initi
         epochs_completed=completed,
         skipped_windows=packer.skipped,
         parameters=trainable_parameters(model),
+        data_root=plan.root,
+        split=plan.split_spec,
+        test_sessions=len(plan.split.test),
     )
     if plan.distribution.chief:
         plan.log(summary_table(result), prefix=False)

@@ -15,7 +15,7 @@ one that stopped part-way continues from its ``last.keras`` as ``resume=true`` d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from emgtf import config as config_lib
 from emgtf.config import override_key
 from emgtf.data.splits import TEST
-from emgtf.console import plain_log
+from emgtf.console import Log, discard, unprefixed
 from emgtf.errors import EmgtfError
 from emgtf.files import read_json
 from emgtf.inference.benchmark import decoder_configs, run_benchmark
@@ -141,13 +141,13 @@ def _write_or_check_started(run_dir: Path, cfg: DictConfig) -> None:
     OmegaConf.save(cfg, path, resolve=True)
 
 
-def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None = None) -> dict:
+def personalize(overrides: Sequence[str], *, log: Log = discard) -> dict:
     """Trains (or resumes, or skips) each user's run, then writes the per-user test table.
 
     ``overrides``: the command line (see ``configs/personalize.yaml``). Returns the table document
     of ``emgtf.inference.benchmark.run_benchmark`` with ``"runs"``: ``[{user, run_dir,
-    action}]`` added. ``log`` (one argument) hears each user's progress, their runs' messages and
-    the table (None: nothing is said; the command passes ``print``).
+    action}]`` added. ``log`` hears each user's progress, their runs' messages and the table
+    (the command passes its console log).
     """
     from emgtf.training.loop import train  # imports TensorFlow
 
@@ -164,15 +164,13 @@ def personalize(overrides: Sequence[str], *, log: Callable[[str], None] | None =
         done = _finished_epochs(run.run_dir)
         if done >= epochs and RunFolder(run.run_dir).best.is_file():
             run.action = "skipped"
-            if log is not None:
-                log(f"emgtf.personalize: {run.user}: finished ({done} epochs) in {run.run_dir}; skipped")
+            log(f"{run.user}: finished ({done} epochs) in {run.run_dir}; skipped")
             continue
         user_cfg = user_config(cfg, fit_overrides, run)
         run.action = "resumed" if user_cfg.resume else "trained"
-        if log is not None:
-            log(f"emgtf.personalize: {run.user}: {'resuming' if user_cfg.resume else 'training'} "
-                f"({cfg.init}) on {run.split_file} in {run.run_dir}")
-        result = train(user_cfg, log=plain_log(log))
+        log(f"{run.user}: {'resuming' if user_cfg.resume else 'training'} "
+            f"({cfg.init}) on {run.split_file} in {run.run_dir}")
+        result = train(user_cfg, log=unprefixed(log))
         if result.best_checkpoint is None:
             raise EmgtfError(f"user '{run.user}': the run in {run.run_dir} left no {BEST_FILE}")
 

@@ -120,3 +120,23 @@ def test_evaluate_cli_errors_are_one_line(run, tmp_path, capsys):
         assert result.returncode == 2
         assert result.stderr.strip().splitlines()[-1] == f"emgtf.evaluate: error: {message}"
         assert "Traceback" not in result.stderr
+
+
+def test_the_compiled_loss_is_the_loss_and_is_compiled_once():
+    """Validation's loss runs compiled (eager CTC was most of an epoch's validation): the same
+    per-window values as the eager call, one compiled function per loss object."""
+    from emgtf.inference.runners import compiled_loss
+    from emgtf.models.ctc import CTCLoss, pack_targets
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 40, charset().num_classes)).astype("float32")
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    labels = rng.integers(0, charset().blank, size=(4, 12))
+    # Lengths include an empty target and one that cannot fit (scored 0 by the loss).
+    y = pack_targets([40, 40, 30, 5], labels, [12, 0, 7, 12])
+    loss = CTCLoss()
+    compiled = compiled_loss(loss)
+    assert compiled is compiled_loss(loss) and compiled is not compiled_loss(CTCLoss())
+    np.testing.assert_allclose(np.asarray(compiled(y, log_probs)), np.asarray(loss.call(y, log_probs)),
+                               rtol=1e-5, atol=1e-5)
+    assert np.asarray(compiled(y, log_probs))[3] == 0.0

@@ -189,7 +189,7 @@ def test_bad_models_and_sessions_are_one_line_errors(setup, small_lm, tmp_path, 
         (["--model", setup["export"], narrow], "field 'emg_left' has shape (8,), expected (16,)"),
         (["--model", setup["tds"], short], "100 samples is too short for tds_conv_ctc"),
         (["--model", setup["tds"], session, "--decoder", "greedy", "--lm", small_lm], "lm= needs decoder=beam"),
-        (["--model", setup["tds"], session, "--chunk-seconds", "0"], "--chunk-seconds must be > 0"),
+        ([f"model={setup['tds']}", f"session={session}", "chunk_seconds=0"], "chunk_seconds must be > 0"),
     ]
     for argv, message in cases:
         code, out, err = cli(argv, capsys)
