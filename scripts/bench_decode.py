@@ -13,7 +13,6 @@ Prints one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -89,7 +88,10 @@ def chars_per_second(decoder, log_probs, num_chars: int, repeats: int) -> tuple[
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
+    from emgtf.cli.parsing import ArgumentParser
+
+    # The commands' parser: every option is also key=value (batch=32 is --batch 32).
+    parser = ArgumentParser(
         prog="benchmark.py decode", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--chars", type=int, default=400, help="keys of text (default 400)")

@@ -11,7 +11,6 @@ Prints one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -60,7 +59,10 @@ def write_sessions(folder: Path, count: int, minutes: float, seed: int) -> list[
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="benchmark.py pipeline", description=__doc__.splitlines()[0])
+    from emgtf.cli.parsing import ArgumentParser
+
+    # The commands' parser: every option is also key=value (batch=32 is --batch 32).
+    parser = ArgumentParser(prog="benchmark.py pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--window", type=int, default=8000)

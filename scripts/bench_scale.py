@@ -16,7 +16,6 @@ the process's open files after reading.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -67,7 +66,10 @@ def measure(paths: list[Path], batches: int = 5) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="benchmark.py scale")
+    from emgtf.cli.parsing import ArgumentParser
+
+    # The commands' parser: every option is also key=value (batch=32 is --batch 32).
+    parser = ArgumentParser(prog="benchmark.py scale")
     parser.add_argument("--counts", default="10,100,1000")
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--long-minutes", type=float, default=20.0)

@@ -19,7 +19,6 @@ Prints one JSON line.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -67,7 +66,10 @@ def alternate_steps(steps: dict, emg: np.ndarray, chunk: int, skip: int = 25) ->
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="benchmark.py stream", description=__doc__.split("\n\n")[0])
+    from emgtf.cli.parsing import ArgumentParser
+
+    # The commands' parser: every option is also key=value (batch=32 is --batch 32).
+    parser = ArgumentParser(prog="benchmark.py stream", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None, help="a .keras checkpoint or export")
     parser.add_argument("--seconds", type=float, default=60.0, help="session length (default 60)")
     parser.add_argument("--chunk-ms", type=float, default=40.0, help="chunk length (default 40)")
