@@ -31,14 +31,16 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] not in COMMANDS:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    # The process settings of the commands (oneDNN on, TensorFlow's start-up chatter off), so a
-    # benchmark measures what a user's run gets.
-    from emgtf.cli import configure_process
+    # As the commands run: their process settings (oneDNN on, TensorFlow's start-up chatter
+    # off), so a benchmark measures what a user's run gets, and a mistake is one line.
+    from emgtf.cli import run
 
-    configure_process(tensorflow=argv[0] != "decode")
-    module = importlib.import_module(COMMANDS[argv[0]])
+    def bench(rest: list[str]) -> int:
+        # Imported once the process is set up: a bench module may import TensorFlow.
+        return int(importlib.import_module(COMMANDS[argv[0]]).main(rest) or 0)
+
     rest = argv[1:] + (["vs_torch=true"] if argv[0] == "compare" else [])
-    return int(module.main(rest) or 0)
+    return run(bench, f"benchmark.py {argv[0]}", rest, tensorflow=argv[0] != "decode")
 
 
 if __name__ == "__main__":
