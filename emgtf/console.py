@@ -47,7 +47,7 @@ def unprefixed(log: Log) -> Log:
 def plain_log(write: Callable[[str], None] | None) -> Log:
     """A ``Log`` over a one-argument callable (``print``, a list's ``append``; None: discard):
     every message goes to it as it is, unprefixed, warnings included. For a library that takes
-    such a callable (the tuner, personalization) and hands its messages to one that takes a Log."""
+    such a callable (the tuner) and hands its messages to one that takes a Log."""
     if write is None:
         return discard
 

@@ -69,15 +69,6 @@ def run_pair(session: Path, model: Path, decoder_args: list[str], args, env: dic
 
 
 def main(argv: list[str]) -> int:
-    from emgtf.errors import EmgtfError
-
-    try:
-        return _main(argv)
-    except EmgtfError as e:  # a usage mistake: one line, as the commands say it
-        raise SystemExit(f"benchmark.py live: error: {e}") from None
-
-
-def _main(argv: list[str]) -> int:
     from emgtf.cli.parsing import ArgumentParser
 
     # The commands' parser: every option is also key=value (seconds=60 is --seconds 60).

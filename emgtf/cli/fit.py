@@ -143,7 +143,7 @@ def main(argv: list[str]) -> int:
         result.best_checkpoint,
         part=TEST,
         decoder_cfg=cfg.decoder,
-        root=str(result.data_root),
+        root=None if result.data_root is None else str(result.data_root),
         split=result.split,
         overwrite=True,  # the run's own report: a resumed run re-evaluates its new best
         log=console_log("emgtf.evaluate"),  # the test evaluation speaks as the evaluate command would

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from emgtf import interrupts
-from emgtf.console import Log, discard
+from emgtf.console import Log, discard, unprefixed
 from emgtf.data.splits import TEST
 from emgtf.errors import EmgtfError
 from emgtf.files import write_json
@@ -90,7 +90,7 @@ def evaluate_model(model, files, decoder, *, log=None, source: str | None = None
     decoder's incremental search chunk by chunk (its ``finish()`` is the offline decoding).
     A session too short for one emission (shorter than the model's receptive field) is skipped with
     a warning: it has nothing to decode, and a training run must not fail at its last step for it.
-    ``log`` (one argument) hears each session's CER as it is scored (None: nothing is said).
+    ``log`` hears each session's CER as it is scored (None: nothing is said).
     Non-finite log-probabilities are an EmgtfError naming ``source`` (the checkpoint) and session.
 
     Returns ``{"sessions": [{"session", "CER", "IER", "DER", "SER", "rendered_CER", counts...,
@@ -239,7 +239,7 @@ def evaluate_checkpoint(
     log(f"{checkpoint} ({model.name}) on {len(files)} {part} session(s), "
         f"{decoder_name(decoder_cfg)} decoding, {SessionForward(model, chunking).describe()}")
     report = evaluate_model(model, files, decoder, source=f"checkpoint {checkpoint}", chunking=chunking,
-                            log=lambda line: log(line, prefix=False))
+                            log=unprefixed(log))
     report = {
         "checkpoint": str(checkpoint),
         "model": model.name,

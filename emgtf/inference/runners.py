@@ -9,7 +9,6 @@ same numbers for the same model.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,30 +30,29 @@ def forward(model, emg) -> np.ndarray:
     return np.asarray(model.predict_on_batch(np.asarray(emg)), dtype=np.float32)
 
 
-# loss object -> its compiled call; weak, so a finished run's loss (and its graph) can go.
-_COMPILED_LOSSES = weakref.WeakKeyDictionary()
-
-
 def compiled_loss(loss) -> Callable:
-    """``loss.call`` (y_true, y_pred) -> per-example losses, compiled once per loss object
-    (TensorFlow: a ``tf.function``; JAX: ``jax.jit``; torch: eager). Called eagerly, TensorFlow's
-    CTC is about 5x slower than its graph (1.0 against 0.18 s for 32 windows of 156 frames), which
-    made the loss, not the forward pass, most of each epoch's validation."""
+    """``loss.call`` (y_true, y_pred) -> per-example losses, compiled once per loss object and kept
+    on it, so it lives as long as the loss (TensorFlow: a ``tf.function``; JAX: ``jax.jit``, one
+    compilation per batch shape, the same few each epoch; torch: eager). Called eagerly,
+    TensorFlow's CTC is about 5x slower than its graph (1.0 against 0.18 s for 32 windows of 156
+    frames), which made the loss, not the forward pass, most of each epoch's validation."""
     import keras
 
-    if loss not in _COMPILED_LOSSES:
+    compiled = getattr(loss, "_emgtf_compiled_call", None)
+    if compiled is None:
         backend = keras.backend.backend()
         if backend == "tensorflow":
             import tensorflow as tf
 
-            _COMPILED_LOSSES[loss] = tf.function(loss.call, reduce_retracing=True)
+            compiled = tf.function(loss.call, reduce_retracing=True)
         elif backend == "jax":
             import jax
 
-            _COMPILED_LOSSES[loss] = jax.jit(loss.call)
+            compiled = jax.jit(loss.call)
         else:
-            _COMPILED_LOSSES[loss] = loss.call
-    return _COMPILED_LOSSES[loss]
+            compiled = loss.call
+        loss._emgtf_compiled_call = compiled
+    return compiled
 
 
 def check_finite(log_probs: np.ndarray, source: str, sessions=None, emitted=None, frame_offset: int = 0) -> None:

@@ -15,8 +15,8 @@ Public API:
     generate_from_events(out, events_tsv, *, seed, user, format) -> SessionInfo (a real timeline)
     default_dataset() -> (root, split file): the embedded default of ``python -m emgtf.fit``
     SynthConfig: the difficulty knobs.
-Command line: ``python -m emgtf.synth --out DIR [--users N] [--sessions N] [--minutes M] [--seed S]
-[--format hdf5|bids] [--events EVENTS_TSV]``.
+Command line: ``python -m emgtf.synth out=DIR [users=N] [sessions=N] [minutes=M] [seed=S]
+[format=hdf5|bids] [events=EVENTS_TSV]``.
 """
 
 from emgtf.synth.dataset import (
