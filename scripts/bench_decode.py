@@ -90,7 +90,6 @@ def chars_per_second(decoder, log_probs, num_chars: int, repeats: int) -> tuple[
 def main(argv: list[str]) -> int:
     from emgtf.cli.parsing import ArgumentParser
 
-    # The commands' parser: key=value, as every command takes.
     parser = ArgumentParser(
         prog="benchmark.py decode", description=__doc__.split("\n\n")[0]
     )

@@ -61,7 +61,6 @@ def write_sessions(folder: Path, count: int, minutes: float, seed: int) -> list[
 def main(argv: list[str]) -> int:
     from emgtf.cli.parsing import ArgumentParser
 
-    # The commands' parser: key=value, as every command takes.
     parser = ArgumentParser(prog="benchmark.py pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--minutes", type=float, default=10.0)

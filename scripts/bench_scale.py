@@ -68,7 +68,6 @@ def measure(paths: list[Path], batches: int = 5) -> dict:
 def main(argv: list[str]) -> int:
     from emgtf.cli.parsing import ArgumentParser
 
-    # The commands' parser: key=value, as every command takes.
     parser = ArgumentParser(prog="benchmark.py scale")
     parser.add_argument("--counts", default="10,100,1000")
     parser.add_argument("--seconds", type=float, default=4.0)

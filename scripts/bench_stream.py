@@ -68,7 +68,6 @@ def alternate_steps(steps: dict, emg: np.ndarray, chunk: int, skip: int = 25) ->
 def main(argv: list[str]) -> int:
     from emgtf.cli.parsing import ArgumentParser
 
-    # The commands' parser: key=value, as every command takes.
     parser = ArgumentParser(prog="benchmark.py stream", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=None, help="a .keras checkpoint or export")
     parser.add_argument("--seconds", type=float, default=60.0, help="session length (default 60)")
