@@ -2,8 +2,8 @@
 """Window-length study: one fit run per training window length, then their comparison report.
 
     python scripts/study_window_length.py                          # 4000/6000/8000/12000, 6 epochs each
-    python scripts/study_window_length.py --epochs 12 --out runs/wl model=tds_conv_ctc
-    python scripts/study_window_length.py --smoke                  # 1 epoch of a tiny model, to try it out
+    python scripts/study_window_length.py epochs=12 out=runs/wl model=tds_conv_ctc
+    python scripts/study_window_length.py smoke=true               # 1 epoch of a tiny model, to try it out
 
 The emg2qwerty course reports compared training windows of 4000 to 12000 samples (2 to 6 s) and
 found 8000 best. This reproduces that comparison on emgtf's default (synthetic) data, or on any
@@ -14,7 +14,7 @@ in windows of the length being studied, so the test CER is the number to compare
 same command again continues: finished runs are kept, an interrupted one resumes from its
 ``last.keras``. The report (``python -m emgtf.report`` of the runs) goes to ``OUT/report/``.
 
-``--smoke`` trains a tiny TCN for one epoch per length: it checks the study end to end in a
+``smoke=true`` trains a tiny TCN for one epoch per length: it checks the study end to end in a
 minute or two; its error rates mean nothing.
 """
 
@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from emgtf.cli import run  # noqa: E402
+from emgtf.cli.parsing import ArgumentParser  # noqa: E402
 from emgtf.errors import EmgtfError  # noqa: E402
 
 LENGTHS = (4000, 6000, 8000, 12000)
@@ -37,11 +38,6 @@ SMOKE = (
     "model.spec_augment=false", "augment=none", "trainer.batch_size=4", "trainer.val_batch_size=8",
     "logger=none",
 )
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise EmgtfError(f"{message} (see --help)")
 
 
 def _lengths(text: str) -> list[int]:
@@ -88,17 +84,17 @@ def fresh(path: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
-    parser = _Parser(prog="scripts/study_window_length.py", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="scripts/study_window_length.py", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="fit overrides for every run")
     parser.add_argument("--out", type=Path, help="study folder (default: runs/study-window-length-<date>-<time>)")
     parser.add_argument("--lengths", type=_lengths, default=list(LENGTHS), metavar="N,N,...",
                         help=f"window lengths in samples (default: {','.join(map(str, LENGTHS))})")
-    parser.add_argument("--epochs", type=int, help=f"epochs per run (default {EPOCHS}; --smoke: 1)")
+    parser.add_argument("--epochs", type=int, help=f"epochs per run (default {EPOCHS}; smoke=true: 1)")
     parser.add_argument("--smoke", action="store_true", help="one epoch of a tiny model per length")
     args = parser.parse_args(argv)
     epochs = args.epochs if args.epochs is not None else (1 if args.smoke else EPOCHS)
     if epochs < 1:
-        raise EmgtfError(f"--epochs must be >= 1, got {epochs}")
+        raise EmgtfError(f"epochs must be >= 1, got {epochs}")
     for override in args.overrides:
         if override.split("=", 1)[0].lstrip("+~") in ("run_dir", "resume", "trainer.window_length"):
             raise EmgtfError(f"{override}: the study sets this key itself")

@@ -1,4 +1,4 @@
-"""``scripts/study_window_length.py --smoke``: one tiny run per window length and their report."""
+"""``scripts/study_window_length.py smoke=true``: one tiny run per window length and their report."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def test_smoke_study_trains_each_length_and_reports_them(tmp_path):
     root, split = make_tiny_split(tmp_path / "data", num_samples=16_000)
     out = tmp_path / "study"
     lengths = ["4000", "8000"]  # two of the four, to keep the test short; each is a separate run
-    command = [sys.executable, str(REPO / "scripts" / "study_window_length.py"), "--smoke", "--out", str(out),
-               "--lengths", ",".join(lengths), f"data.root={root}", f"data.split={split}", "trainer.verbose=0"]
+    command = [sys.executable, str(REPO / "scripts" / "study_window_length.py"), "smoke=true", f"out={out}",
+               f"lengths={','.join(lengths)}", f"data.root={root}", f"data.split={split}", "trainer.verbose=0"]
     done = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     for length in lengths:
@@ -37,3 +37,16 @@ def test_smoke_study_trains_each_length_and_reports_them(tmp_path):
     again = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "already has 1 epochs" in again.stdout and (out / "report-2" / "index.html").is_file()
+
+
+@pytest.mark.parametrize(("argument", "message"), [
+    ("epochs=0", "epochs must be >= 1, got 0"),
+    ("lengths=4000,x", "not comma-separated integers"),
+    ("trainer.window_length=8000", "trainer.window_length=8000: the study sets this key itself"),
+])
+def test_bad_arguments_are_one_line_and_exit_2(argument, message):
+    command = [sys.executable, str(REPO / "scripts" / "study_window_length.py"), argument]
+    done = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr

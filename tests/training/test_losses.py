@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from keras import ops
 
-from emgtf.models.ctc import CTCLoss, ctc_feasible, pack_targets, pack_targets_tensor
+from emgtf.models.ctc import CTCLoss, ctc_feasible, ctc_nll, pack_targets, pack_targets_tensor
 
 BLANK = 98
 
@@ -105,6 +105,50 @@ def test_unscorable_examples_contribute_zero_and_no_nan_gradient():
     grad = tape.gradient(loss, logits).numpy()
     assert np.isfinite(float(loss)) and np.all(np.isfinite(grad))
     assert np.all(grad[:3] == 0.0) and np.abs(grad[3]).max() > 0
+
+
+def _random_batch(seed):
+    """Labels with repeats, empty ones, emissions shorter than the frames: all feasible."""
+    rng = np.random.default_rng(seed)
+    batch, frames, width = 8, 40, 12
+    lengths = np.array([0, 1, 12, 5, 0, 9, 3, 7])
+    labels = rng.integers(0, 98, (batch, width))
+    labels[2, 3:6] = labels[2, 2]  # a run of repeats
+    emission = np.array([40, 3, 40, 20, 1, 33, 12, 40])
+    assert ctc_feasible(labels, lengths, emission).all()
+    logits = rng.normal(0.0, 2.0, (batch, frames, 99)).astype("float32")
+    return logits, labels.astype("int32"), lengths.astype("int32"), emission.astype("int32")
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's own kernel")
+def test_tensorflow_kernel_equals_the_dense_ctc_in_value_and_gradient():
+    logits, labels, lengths, emission = _random_batch(seed=4)
+    results = []
+    for ctc in (ctc_nll, lambda *a: ops.ctc_loss(*a[:4], mask_index=a[4])):
+        variable = tf.Variable(logits)
+        with tf.GradientTape() as tape:
+            nll = ctc(labels, tf.nn.log_softmax(variable), lengths, emission, BLANK)
+            total = tf.reduce_sum(nll)
+        results.append((nll.numpy(), tape.gradient(total, variable).numpy()))
+    (kernel, kernel_grad), (dense, dense_grad) = results
+    np.testing.assert_allclose(kernel, dense, rtol=1e-5)
+    np.testing.assert_allclose(kernel_grad, dense_grad, rtol=1e-4, atol=1e-5)
+    expected = [reference_nll(tf.nn.log_softmax(logits[i]).numpy()[: emission[i]], labels[i, : lengths[i]])
+                for i in (0, 1, 2)]  # empty, one label over 3 frames, repeats
+    np.testing.assert_allclose(kernel[:3], expected, rtol=1e-4)
+
+
+def test_under_xla_the_loss_is_the_dense_ctc_with_the_same_values():
+    # TensorFlow's CTC kernel has no XLA version: a jit-compiled train step takes the dense CTC.
+    logits, labels, lengths, emission = _random_batch(seed=5)
+    lp = tf.nn.log_softmax(logits).numpy()
+    y = pack_targets(emission, labels, lengths)
+    compiled = tf.function(lambda y, lp: CTCLoss(reduction=None)(y, lp), jit_compile=True)
+    from tensorflow.python.framework import config as tf_config
+
+    if tf_config.is_op_determinism_enabled():
+        pytest.skip("XLA refuses to run with op determinism on (enabled by an earlier test)")
+    np.testing.assert_allclose(compiled(y, lp).numpy(), per_example(y, lp), rtol=1e-5)
 
 
 def test_emission_longer_than_output_is_clipped():
