@@ -33,9 +33,10 @@ def forward(model, emg) -> np.ndarray:
 def compiled_loss(loss) -> Callable:
     """``loss.call`` (y_true, y_pred) -> per-example losses, compiled once per loss object and kept
     on it, so it lives as long as the loss (TensorFlow: a ``tf.function``; JAX: ``jax.jit``, one
-    compilation per batch shape, the same few each epoch; torch: eager). Called eagerly,
-    TensorFlow's CTC is about 5x slower than its graph (1.0 against 0.18 s for 32 windows of 156
-    frames), which made the loss, not the forward pass, most of each epoch's validation."""
+    compilation per batch shape, the same few each epoch; torch: eager). Called eagerly, the
+    loss's ops run one by one (TensorFlow's dense CTC, before ``ctc_nll`` took its C++ kernel, was
+    about 5x slower eagerly: 1.0 against 0.18 s for 32 windows of 156 frames), which made the
+    loss, not the forward pass, most of each epoch's validation."""
     import keras
 
     compiled = getattr(loss, "_emgtf_compiled_call", None)

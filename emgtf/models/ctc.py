@@ -83,12 +83,14 @@ def ctc_nll(labels, log_probs, label_length, emission_length, blank: int):
     C++ CTC kernel computes it instead: ``keras.ops.ctc_loss`` there is TensorFlow's dense-label
     CTC, a graph-level scan over the frames that took 123 ms against the kernel's 11 ms for a
     training batch (16 windows of 156 frames, forward and gradient, 2-core CPU): 40 % of the
-    default run's step. Both give the same values (tests/training/test_losses.py).
+    default run's step. Both give the same values (tests/training/test_losses.py). The kernel
+    runs on the CPU only: on a GPU TensorFlow places it there (soft placement; not measured).
     """
     if (
         keras.backend.backend() == "tensorflow"
         and log_probs.shape[-1] is not None
         and blank == log_probs.shape[-1] - 1
+        and log_probs.shape[1] != 0  # the kernel refuses zero frames
         and not _in_xla_compilation()
     ):
         return _tensorflow_ctc_kernel(labels, log_probs, label_length, emission_length)
@@ -113,7 +115,7 @@ def _tensorflow_ctc_kernel(labels, log_probs, label_length, emission_length):
 
     # The kernel refuses an empty label sequence: such an example gets a one-label stand-in
     # (in a column added for it) and its likelihood is the all-blank path's, computed here.
-    labels = tf.pad(tf.convert_to_tensor(labels, tf.int32), [[0, 0], [0, 1]])
+    labels = tf.pad(tf.cast(labels, tf.int32), [[0, 0], [0, 1]])
     label_length = tf.cast(label_length, tf.int32)
     emission_length = tf.cast(emission_length, tf.int32)
     empty = label_length <= 0
@@ -125,11 +127,12 @@ def _tensorflow_ctc_kernel(labels, log_probs, label_length, emission_length):
     # The kernel takes logits and normalises them, as the dense CTC does.
     nll = tf.compat.v1.nn.ctc_loss(
         sparse, log_probs, stand_in_emission, preprocess_collapse_repeated=False,
-        ctc_merge_repeated=True, ignore_longer_outputs_than_inputs=False, time_major=False,
+        # CTCLoss passes feasible examples only; an infeasible one would be inf, not an error.
+        ctc_merge_repeated=True, ignore_longer_outputs_than_inputs=True, time_major=False,
     )
     blank_log_probs = tf.nn.log_softmax(log_probs)[:, :, -1]
-    frames = tf.sequence_mask(emission_length, tf.shape(log_probs)[1], dtype=log_probs.dtype)
-    all_blank = -tf.reduce_sum(blank_log_probs * frames, axis=1)
+    frames = tf.sequence_mask(emission_length, tf.shape(log_probs)[1])
+    all_blank = -tf.reduce_sum(tf.where(frames, blank_log_probs, 0.0), axis=1)
     return tf.where(empty, all_blank, nll)
 
 

@@ -22,7 +22,7 @@ from tests.reporting.tiny import subprocess_env
 @pytest.mark.quickstart
 def test_the_default_fit_reaches_test_cer_8_percent(tmp_path):
     run_dir = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "emgtf.fit", f"run_dir={run_dir}"], env=subprocess_env(),
+    done = subprocess.run([sys.executable, "-m", "emgtf.fit", f"run_dir={run_dir}"], env=subprocess_env(KERAS_BACKEND="tensorflow"),
                           capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads((run_dir / "best.test.greedy.eval.json").read_text(encoding="utf-8"))

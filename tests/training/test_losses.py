@@ -131,6 +131,9 @@ def test_tensorflow_kernel_equals_the_dense_ctc_in_value_and_gradient():
             total = tf.reduce_sum(nll)
         results.append((nll.numpy(), tape.gradient(total, variable).numpy()))
     (kernel, kernel_grad), (dense, dense_grad) = results
+    graph = tf.function(ctc_nll).get_concrete_function(
+        tf.constant(labels), tf.constant(logits), tf.constant(lengths), tf.constant(emission), BLANK).graph
+    assert "CTCLoss" in {op.type for op in graph.get_operations()}  # the kernel, not the dense scan
     np.testing.assert_allclose(kernel, dense, rtol=1e-5)
     np.testing.assert_allclose(kernel_grad, dense_grad, rtol=1e-4, atol=1e-5)
     expected = [reference_nll(tf.nn.log_softmax(logits[i]).numpy()[: emission[i]], labels[i, : lengths[i]])
@@ -138,17 +141,26 @@ def test_tensorflow_kernel_equals_the_dense_ctc_in_value_and_gradient():
     np.testing.assert_allclose(kernel[:3], expected, rtol=1e-4)
 
 
+@pytest.fixture
+def without_op_determinism():
+    """XLA refuses to run while TensorFlow's op determinism is on, which a training test in the
+    same process may have left on."""
+    from tensorflow.python.framework import config as tf_config
+
+    was_on = tf_config.is_op_determinism_enabled()
+    tf_config.disable_op_determinism()
+    yield
+    if was_on:
+        tf_config.enable_op_determinism()
+
+
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's XLA")
-def test_under_xla_the_loss_is_the_dense_ctc_with_the_same_values():
+def test_under_xla_the_loss_is_the_dense_ctc_with_the_same_values(without_op_determinism):
     # TensorFlow's CTC kernel has no XLA version: a jit-compiled train step takes the dense CTC.
     logits, labels, lengths, emission = _random_batch(seed=5)
     lp = tf.nn.log_softmax(logits).numpy()
     y = pack_targets(emission, labels, lengths)
     compiled = tf.function(lambda y, lp: CTCLoss(reduction=None)(y, lp), jit_compile=True)
-    from tensorflow.python.framework import config as tf_config
-
-    if tf_config.is_op_determinism_enabled():
-        pytest.skip("XLA refuses to run with op determinism on (enabled by an earlier test)")
     np.testing.assert_allclose(compiled(y, lp).numpy(), per_example(y, lp), rtol=1e-5)
 
 
