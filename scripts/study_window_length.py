@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Window-length study: one fit run per training window length, then their comparison report.
 
-    python scripts/study_window_length.py                          # 4000/6000/8000/12000, 6 epochs each
+    python scripts/study_window_length.py                          # 4000/6000/8000/12000, the trainer's epochs
     python scripts/study_window_length.py epochs=12 out=runs/wl model=tds_conv_ctc
     python scripts/study_window_length.py smoke=true               # 1 epoch of a tiny model, to try it out
 
@@ -32,7 +32,6 @@ from emgtf.cli.parsing import ArgumentParser  # noqa: E402
 from emgtf.errors import EmgtfError  # noqa: E402
 
 LENGTHS = (4000, 6000, 8000, 12000)
-EPOCHS = 6
 SMOKE = (
     "model=tcn", "model.mlp_features=[16]", "model.hidden_size=8", "model.num_layers=1",
     "model.spec_augment=false", "augment=none", "trainer.batch_size=4", "trainer.val_batch_size=8",
@@ -89,11 +88,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, help="study folder (default: runs/study-window-length-<date>-<time>)")
     parser.add_argument("--lengths", type=_lengths, default=list(LENGTHS), metavar="N,N,...",
                         help=f"window lengths in samples (default: {','.join(map(str, LENGTHS))})")
-    parser.add_argument("--epochs", type=int, help=f"epochs per run (default {EPOCHS}; smoke=true: 1)")
+    parser.add_argument("--epochs", type=int, help="epochs per run (default: the trainer's trainer.epochs; smoke=true: 1)")
     parser.add_argument("--smoke", action="store_true", help="one epoch of a tiny model per length")
     args = parser.parse_args(argv)
-    epochs = args.epochs if args.epochs is not None else (1 if args.smoke else EPOCHS)
-    if epochs < 1:
+    epochs = args.epochs if args.epochs is not None else (1 if args.smoke else None)
+    if epochs is not None and epochs < 1:
         raise EmgtfError(f"epochs must be >= 1, got {epochs}")
     for override in args.overrides:
         if override.split("=", 1)[0].lstrip("+~") in ("run_dir", "resume", "trainer.window_length"):
@@ -101,7 +100,11 @@ def main(argv: list[str]) -> int:
     out = args.out or Path("runs") / f"study-window-length-{datetime.now():%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
 
-    base = [*(SMOKE if args.smoke else ()), f"trainer.epochs={epochs}", *args.overrides]
+    base = [*(SMOKE if args.smoke else ()), *([f"trainer.epochs={epochs}"] if epochs else []), *args.overrides]
+    if epochs is None:
+        from emgtf import config
+
+        epochs = int(config.compose("fit", base).trainer.epochs)
     runs = []
     for length in args.lengths:
         print(f"study: window length {length} samples ({length / 2000:g} s), {epochs} epoch(s)", flush=True)
